@@ -1,0 +1,129 @@
+# Makefile - vmrq: libvmrq + the vmrq CLI (frontend-api/), the tests (t/).
+#
+#   make               build everything under .build/ (installs missing Debian packages as root)
+#   make check         build and run every test against a throwaway PostgreSQL
+#   make check SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make install       PREFIX=/usr/local, DESTDIR supported
+#   make demo          see README.md
+#
+# Every compile uses -Wall -Wextra -Werror. Objects of a SANITIZE=1 build live apart (.build/san).
+
+VERSION    := 0.1.0
+SOVERSION  := 0
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR     ?= $(PREFIX)/bin
+
+ifeq ($(SANITIZE),1)
+B   := .build/san
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+B   := .build/default
+SAN :=
+endif
+
+# Debian packages needed to build and test; `deps` installs the missing ones (as root).
+DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev check postgresql
+
+PKG_CFLAGS  = $(shell pkg-config --cflags libpq json-c uuid)
+PKG_LIBS    = $(shell pkg-config --libs libpq json-c uuid)
+CHECK_LIBS  = $(shell pkg-config --libs check)
+
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SAN) $(PKG_CFLAGS) -D_GNU_SOURCE \
+             -DVMRQ_VERSION='"$(VERSION)"' -Ifrontend-api -I$(B)/gen
+ALL_LDFLAGS = $(LDFLAGS) $(SAN)
+
+LIB_SRC  := $(addprefix frontend-api/,catalog.c catalog_json.c error.c migrate.c queue.c request.c status.c validate.c)
+LIB_OBJ  := $(patsubst frontend-api/%.c,$(B)/lib/%.o,$(LIB_SRC)) $(B)/lib/migrations.o
+CLI_SRC  := $(wildcard frontend-api/cli/*.c)
+CLI_OBJ  := $(patsubst frontend-api/cli/%.c,$(B)/cli/%.o,$(CLI_SRC))
+TEST_SRC := $(wildcard t/*.c)
+TEST_OBJ := $(patsubst t/%.c,$(B)/t/%.o,$(TEST_SRC))
+SQL      := $(sort $(wildcard sql/*.sql))
+
+LIBA  := $(B)/libvmrq.a
+LIBSO := $(B)/libvmrq.so.$(VERSION)
+CLI   := $(B)/vmrq
+TESTS := $(B)/check_vmrq
+
+.PHONY: all build check run-check deps install clean demo
+.DEFAULT_GOAL := all
+
+all: deps
+	@$(MAKE) --no-print-directory build
+
+build: $(LIBA) $(LIBSO) $(CLI) $(B)/vmrq.pc
+
+# Installs what DEB_PKGS lists and dpkg lacks; without root it names them and fails.
+deps:
+	@command -v dpkg-query >/dev/null || exit 0; \
+	missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || missing="$$missing $$p"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then echo "make: missing Debian packages:$$missing (as root: apt-get install$$missing)" >&2; exit 1; fi; \
+	echo "make: installing$$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
+$(B)/gen/migrations.c: $(SQL) frontend-api/embed-sql.awk
+	@mkdir -p $(@D)
+	awk -f frontend-api/embed-sql.awk $(SQL) > $@.tmp && mv $@.tmp $@
+
+$(B)/lib/migrations.o: $(B)/gen/migrations.c frontend-api/migrations.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DVMRQ_BUILDING_LIBRARY -c -o $@ $<
+
+$(B)/lib/%.o: frontend-api/%.c $(wildcard frontend-api/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DVMRQ_BUILDING_LIBRARY -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBSO): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libvmrq.so.$(SOVERSION) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	ln -sf libvmrq.so.$(VERSION) $(B)/libvmrq.so.$(SOVERSION)
+	ln -sf libvmrq.so.$(VERSION) $(B)/libvmrq.so
+
+$(B)/cli/%.o: frontend-api/cli/%.c $(wildcard frontend-api/cli/*.h) frontend-api/vmrq.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(CLI): $(CLI_OBJ) $(LIBA)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(PKG_LIBS)
+
+$(B)/vmrq.pc: frontend-api/vmrq.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
+
+$(B)/t/%.o: t/%.c $(wildcard t/*.h) frontend-api/vmrq.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags check) -c -o $@ $<
+
+$(TESTS): $(TEST_OBJ) $(LIBA)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(TEST_OBJ) $(LIBA) $(PKG_LIBS) $(CHECK_LIBS)
+
+check: deps
+	@$(MAKE) --no-print-directory run-check
+
+# The suites need the CLI (they run it) and a private PostgreSQL (t/with-pg starts and removes it).
+run-check: build $(TESTS)
+	VMRQ_CLI=$(CURDIR)/$(CLI) t/with-pg $(TESTS)
+
+demo:
+	@echo "make demo: arrives with the backend daemon (issues 3 and 4); see README.md" >&2; exit 1
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/vmrq
+	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libvmrq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvmrq.so.$(SOVERSION)
+	ln -sf libvmrq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvmrq.so
+	install -m 644 frontend-api/vmrq.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(B)/vmrq.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+
+clean:
+	rm -rf .build

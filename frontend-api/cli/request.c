@@ -1,0 +1,268 @@
+/*
+ * request.c - `vmrq request`, `vmrq wait` and `vmrq cancel`: enqueueing through libvmrq (the
+ * catalog's validation first, then the database's), waiting for the outcome, withdrawing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+enum { OPT_AT = 256, OPT_AFTER, OPT_AFTER_OK, OPT_RETRY, OPT_PRIORITY, OPT_UUID, OPT_FORCE,
+       OPT_ARGS, OPT_WAIT, OPT_TIMEOUT, OPT_JSON };
+
+static const struct option request_options[] = {
+    { "at", required_argument, NULL, OPT_AT },
+    { "after", required_argument, NULL, OPT_AFTER },
+    { "after-ok", required_argument, NULL, OPT_AFTER_OK },
+    { "retry", required_argument, NULL, OPT_RETRY },
+    { "priority", required_argument, NULL, OPT_PRIORITY },
+    { "uuid", required_argument, NULL, OPT_UUID },
+    { "force", no_argument, NULL, OPT_FORCE },
+    { "args", required_argument, NULL, OPT_ARGS },
+    { "wait", no_argument, NULL, OPT_WAIT },
+    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "json", no_argument, NULL, OPT_JSON },
+    { NULL, 0, NULL, 0 },
+};
+
+static const struct cli_sub request_sub = {
+    "request",
+    "usage: vmrq request COMMAND [key=value...] [options]\n"
+    "\n"
+    "Enqueues COMMAND with its arguments, checked against the catalog ('vmrq commands'),\n"
+    "and prints the request's id. Values are converted by the argument's type (int, bool:\n"
+    "true/false/yes/no/on/off/1/0, ...).\n"
+    "\n"
+    "Options:\n"
+    "  --at TIME           run not before TIME: +SECONDS (or +Nm, +Nh, +Nd) from now,\n"
+    "                      seconds since the epoch, or a timestamp ('2026-12-01 20:00+01')\n"
+    "  --after ID          run once request ID has finished, whatever its outcome\n"
+    "  --after-ok ID       run once request ID has succeeded; fail if it fails\n"
+    "  --retry N           retry a retryable failure up to N times\n"
+    "  --priority N        higher runs first (default 0)\n"
+    "  --uuid UUID         idempotency key: enqueueing the same UUID again returns the same request\n"
+    "  --force             enqueue even if an identical request is pending\n"
+    "  --args JSON         arguments as a JSON object (key=value pairs override its members)\n"
+    "  --wait              wait until the request has finished; exit 1 unless it is done\n"
+    "  --timeout SECONDS   with --wait: give up after SECONDS (exit 1)\n"
+    "  --json              print {id, uuid, created, status} instead of the id\n"
+    "  -c, --conninfo STR  database to use (default: $VMRQ_DB, then libpq's PG* variables)\n"
+    "\n"
+    "An identical pending request of a no-duplicate command (see 'vmrq commands') is returned\n"
+    "instead of a new one. Exit status: 0 enqueued (with --wait: done), 1 failed, cancelled,\n"
+    "timed out or database error, 2 invalid request (nothing was enqueued).\n",
+    request_options,
+};
+
+static const struct option wait_options[] = {
+    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+    { NULL, 0, NULL, 0 },
+};
+
+static const struct cli_sub wait_sub = {
+    "wait",
+    "usage: vmrq wait ID [--timeout SECONDS]\n"
+    "\n"
+    "Waits until request ID is done, failed or cancelled (LISTEN, no polling).\n"
+    "Exit status: 0 done; 1 failed, cancelled or still pending after SECONDS; 2 no such request.\n",
+    wait_options,
+};
+
+static const struct cli_sub cancel_sub = {
+    "cancel",
+    "usage: vmrq cancel ID\n"
+    "\n"
+    "Cancels request ID if it has not started (status requested or waiting).\n"
+    "Exit status: 0 cancelled; 1 it is already working or finished; 2 no such request.\n",
+    NULL,
+};
+
+/* "+90", "+5m", "+2h", "+1d" -> epoch seconds from now; false if not of that form. */
+static bool
+parse_relative(const char *text, long long *epoch)
+{
+    long long n, unit = 1;
+    char num[32];
+    size_t len;
+
+    if (text[0] != '+' || (len = strlen(text + 1)) == 0 || len >= sizeof(num))
+        return false;
+    memcpy(num, text + 1, len + 1);
+    switch (num[len - 1]) {
+    case 's': unit = 1; num[--len] = '\0'; break;
+    case 'm': unit = 60; num[--len] = '\0'; break;
+    case 'h': unit = 3600; num[--len] = '\0'; break;
+    case 'd': unit = 86400; num[--len] = '\0'; break;
+    default: break;
+    }
+    if (!cli_parse_long(num, 0, 100LL * 365 * 86400, &n))
+        return false;
+    *epoch = (long long)time(NULL) + n * unit;
+    return true;
+}
+
+/* Waits for `id` and turns the outcome into an exit status, with one line on stderr unless done. */
+static int
+wait_and_report(PGconn *conn, long long id, long long timeout_s)
+{
+    vmrq_status st;
+    vmrq_request *req;
+    int code;
+
+    if (vmrq_request_wait(conn, id, timeout_s < 0 ? -1 : (int)(timeout_s * 1000), &st) < 0)
+        return vmrq_error_code() == VMRQ_ERR_TIMEOUT ? cli_fail("%s", vmrq_error_message())
+                                                      : cli_lib_error();
+    if (st == VMRQ_STATUS_DONE)
+        return CLI_OK;
+    if (!(req = vmrq_request_fetch(conn, id)))
+        return cli_lib_error();
+    code = cli_fail("request %lld (%s) %s: %s", id, vmrq_request_command(req),
+                    st == VMRQ_STATUS_CANCELLED ? "was cancelled" : "failed",
+                    vmrq_request_error(req) ? vmrq_request_error(req) : "no reason given");
+    vmrq_request_free(req);
+    return code;
+}
+
+int
+cli_cmd_request(int argc, char **argv)
+{
+    const char *at = NULL, *after = NULL, *after_ok = NULL, *retry = NULL, *priority = NULL;
+    const char *uuid = NULL, *json_args = NULL;
+    bool force = false, wait = false, json = false;
+    long long timeout = -1, epoch;
+    vmrq_request *req = NULL;
+    PGconn *conn = NULL;
+    int c, code = CLI_USAGE;
+
+    optind = 0;
+    while ((c = cli_getopt(argc, argv, &request_sub)) != -1) {
+        switch (c) {
+        case 'h': return CLI_OK;
+        case '?': return CLI_USAGE;
+        case OPT_AT: at = optarg; break;
+        case OPT_AFTER: after = optarg; break;
+        case OPT_AFTER_OK: after_ok = optarg; break;
+        case OPT_RETRY: retry = optarg; break;
+        case OPT_PRIORITY: priority = optarg; break;
+        case OPT_UUID: uuid = optarg; break;
+        case OPT_FORCE: force = true; break;
+        case OPT_ARGS: json_args = optarg; break;
+        case OPT_WAIT: wait = true; break;
+        case OPT_JSON: json = true; break;
+        case OPT_TIMEOUT:
+            if (!cli_parse_long(optarg, 0, 86400 * 365, &timeout))
+                return cli_usage(&request_sub, "--timeout must be a number of seconds, not '%s'", optarg);
+            break;
+        }
+    }
+    if (optind >= argc)
+        return cli_usage(&request_sub, "missing COMMAND");
+    if (!(req = vmrq_request_new(argv[optind])))
+        return cli_lib_error();
+
+    if (json_args && vmrq_request_set_json(req, json_args) < 0)
+        goto lib_error;
+    for (int i = optind + 1; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (!eq || eq == argv[i]) {
+            code = cli_usage(&request_sub, "expected key=value, got '%s'", argv[i]);
+            goto cleanup;
+        }
+        *eq = '\0';
+        if (vmrq_request_set_text(req, argv[i], eq + 1) < 0)
+            goto lib_error;
+    }
+    if (at) {
+        if (parse_relative(at, &epoch) ? vmrq_request_set_int(req, "at", epoch) < 0
+                                       : vmrq_request_set_text(req, "at", at) < 0)
+            goto lib_error;
+    }
+    if ((after && vmrq_request_set_text(req, "after_request", after) < 0) ||
+        (after_ok && vmrq_request_set_text(req, "after_request_ok", after_ok) < 0) ||
+        (retry && vmrq_request_set_text(req, "retry", retry) < 0) ||
+        (priority && vmrq_request_set_text(req, "priority", priority) < 0) ||
+        (force && vmrq_request_set_bool(req, "_force", true) < 0) ||
+        (uuid && vmrq_request_set_uuid(req, uuid) < 0))
+        goto lib_error;
+
+    /* refuse bad input before touching the database */
+    if (vmrq_request_validate(req) < 0)
+        goto lib_error;
+    if (!(conn = cli_connect())) {
+        code = CLI_FAIL;
+        goto cleanup;
+    }
+    if (vmrq_request_enqueue(conn, req) < 0)
+        goto lib_error;
+
+    if (json)
+        printf("{\"id\": %lld, \"uuid\": \"%s\", \"created\": %s, \"status\": \"%s\"}\n",
+               vmrq_request_id(req), vmrq_request_uuid(req),
+               vmrq_request_is_new(req) ? "true" : "false",
+               vmrq_status_name(vmrq_request_status(req)));
+    else
+        printf("%lld\n", vmrq_request_id(req));
+    fflush(stdout);
+    code = wait ? wait_and_report(conn, vmrq_request_id(req), timeout) : CLI_OK;
+    goto cleanup;
+
+lib_error:
+    code = cli_lib_error();
+cleanup:
+    vmrq_request_free(req);
+    PQfinish(conn);
+    return code;
+}
+
+int
+cli_cmd_wait(int argc, char **argv)
+{
+    long long id, timeout = -1;
+    PGconn *conn;
+    int c, code;
+
+    optind = 0;
+    while ((c = cli_getopt(argc, argv, &wait_sub)) != -1) {
+        switch (c) {
+        case 'h': return CLI_OK;
+        case '?': return CLI_USAGE;
+        case OPT_TIMEOUT:
+            if (!cli_parse_long(optarg, 0, 86400 * 365, &timeout))
+                return cli_usage(&wait_sub, "--timeout must be a number of seconds, not '%s'", optarg);
+            break;
+        }
+    }
+    if (optind != argc - 1)
+        return cli_usage(&wait_sub, "expected one request ID");
+    if (!cli_parse_id(argv[optind], &id))
+        return cli_usage(&wait_sub, "'%s' is not a request id", argv[optind]);
+    if (!(conn = cli_connect()))
+        return CLI_FAIL;
+    code = wait_and_report(conn, id, timeout);
+    PQfinish(conn);
+    return code;
+}
+
+int
+cli_cmd_cancel(int argc, char **argv)
+{
+    long long id;
+    PGconn *conn;
+    int c, code = CLI_OK;
+
+    optind = 0;
+    while ((c = cli_getopt(argc, argv, &cancel_sub)) != -1)
+        return c == 'h' ? CLI_OK : CLI_USAGE;
+    if (optind != argc - 1)
+        return cli_usage(&cancel_sub, "expected one request ID");
+    if (!cli_parse_id(argv[optind], &id))
+        return cli_usage(&cancel_sub, "'%s' is not a request id", argv[optind]);
+    if (!(conn = cli_connect()))
+        return CLI_FAIL;
+    if (vmrq_request_cancel(conn, id) < 0)
+        code = cli_lib_error();
+    PQfinish(conn);
+    return code;
+}

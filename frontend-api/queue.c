@@ -1,0 +1,222 @@
+/*
+ * queue.c - a client's operations on the queue: enqueue, fetch, wait, cancel.
+ * Each is one parameterized statement (plus LISTEN/UNLISTEN for wait); the rules live in the
+ * SQL functions vmrq_enqueue() and vmrq_cancel() so that every client shares them.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "request.h"
+
+/* Runs a statement; on failure records the error and returns NULL. The caller PQclear()s. */
+static PGresult *
+exec_params(PGconn *conn, const char *what, const char *sql, int n, const char *const *params,
+            ExecStatusType expect)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != expect) {
+        vmrq_error_from_pg(conn, res, what);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+int
+vmrq_request_enqueue(PGconn *conn, vmrq_request *req)
+{
+    const char *params[3];
+    PGresult *res;
+    int st;
+
+    if (vmrq_request_validate(req) < 0)
+        return -1;
+    params[0] = req->command;
+    params[1] = vmrq_request_args_json(req);
+    params[2] = req->uuid[0] ? req->uuid : NULL;
+    res = exec_params(conn, req->command,
+                      "SELECT id, uuid, created, status FROM vmrq_enqueue($1, $2::jsonb, $3::uuid)",
+                      3, params, PGRES_TUPLES_OK);
+    if (!res)
+        return -1;
+    req->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    snprintf(req->uuid, sizeof(req->uuid), "%s", PQgetvalue(res, 0, 1));
+    req->is_new = PQgetvalue(res, 0, 2)[0] == 't';
+    st = vmrq_status_from_name(PQgetvalue(res, 0, 3));
+    req->status = st < 0 ? VMRQ_STATUS_REQUESTED : (vmrq_status)st;
+    PQclear(res);
+    return 0;
+}
+
+vmrq_request *
+vmrq_request_fetch(PGconn *conn, long long id)
+{
+    char idbuf[24];
+    const char *params[1] = { idbuf };
+    struct json_object *args = NULL;
+    vmrq_request *req = NULL;
+    PGresult *res;
+    int st;
+
+    snprintf(idbuf, sizeof(idbuf), "%lld", id);
+    res = exec_params(conn, "fetch",
+                      "SELECT id, uuid, command, args::text, status, error, output::text"
+                      "  FROM requests WHERE id = $1",
+                      1, params, PGRES_TUPLES_OK);
+    if (!res)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        vmrq_error_set(VMRQ_ERR_NOT_FOUND, "no request %lld", id);
+        goto cleanup;
+    }
+    args = json_tokener_parse(PQgetvalue(res, 0, 3));
+    if (!(req = vmrq_request_alloc(PQgetvalue(res, 0, 2), args)))
+        goto cleanup;
+    req->id = id;
+    snprintf(req->uuid, sizeof(req->uuid), "%s", PQgetvalue(res, 0, 1));
+    st = vmrq_status_from_name(PQgetvalue(res, 0, 4));
+    req->status = st < 0 ? VMRQ_STATUS_REQUESTED : (vmrq_status)st;
+    if ((!PQgetisnull(res, 0, 5) && !(req->error = strdup(PQgetvalue(res, 0, 5)))) ||
+        (!PQgetisnull(res, 0, 6) && !(req->output = strdup(PQgetvalue(res, 0, 6))))) {
+        vmrq_error_set(VMRQ_ERR_SYSTEM, "fetch: out of memory");
+        vmrq_request_free(req);
+        req = NULL;
+    }
+
+cleanup:
+    json_object_put(args);
+    PQclear(res);
+    return req;
+}
+
+/* The status of request `id` into *status: 1 found, 0 not found, -1 error. */
+static int
+read_status(PGconn *conn, long long id, vmrq_status *status)
+{
+    char idbuf[24];
+    const char *params[1] = { idbuf };
+    PGresult *res;
+    int found, st;
+
+    snprintf(idbuf, sizeof(idbuf), "%lld", id);
+    res = exec_params(conn, "wait", "SELECT status FROM requests WHERE id = $1", 1, params,
+                      PGRES_TUPLES_OK);
+    if (!res)
+        return -1;
+    found = PQntuples(res) > 0;
+    if (found) {
+        st = vmrq_status_from_name(PQgetvalue(res, 0, 0));
+        *status = st < 0 ? VMRQ_STATUS_REQUESTED : (vmrq_status)st;
+    }
+    PQclear(res);
+    return found;
+}
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Consumes pending notifications; true if one names request `id`. */
+static bool
+notified(PGconn *conn, long long id)
+{
+    PGnotify *n;
+    bool hit = false;
+
+    while ((n = PQnotifies(conn))) {
+        if (strtoll(n->extra, NULL, 10) == id)
+            hit = true;
+        PQfreemem(n);
+    }
+    return hit;
+}
+
+/* Re-reads the status at least this often even without a notification: a cheap guard, since
+ * NOTIFY is not delivered to a session that was reconnected behind our back. */
+#define WAIT_RECHECK_MS 5000
+
+int
+vmrq_request_wait(PGconn *conn, long long id, int timeout_ms, vmrq_status *status)
+{
+    long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    vmrq_status st = VMRQ_STATUS_REQUESTED;
+    PGresult *res;
+    int found, ret = -1;
+
+    if (!(res = exec_params(conn, "wait", "LISTEN vmrq_done", 0, NULL, PGRES_COMMAND_OK)))
+        return -1;
+    PQclear(res);
+
+    for (;;) {
+        long long left, slice;
+        struct pollfd pfd;
+
+        if ((found = read_status(conn, id, &st)) < 0)
+            goto cleanup;
+        if (!found) {
+            vmrq_error_set(VMRQ_ERR_NOT_FOUND, "no request %lld", id);
+            goto cleanup;
+        }
+        if (vmrq_status_is_final(st))
+            break;
+        for (;;) {
+            if (notified(conn, id))
+                break;
+            left = deadline < 0 ? WAIT_RECHECK_MS : deadline - now_ms();
+            if (left <= 0) {
+                vmrq_error_set(VMRQ_ERR_TIMEOUT, "request %lld is still %s after %d ms", id,
+                               vmrq_status_name(st), timeout_ms);
+                goto cleanup;
+            }
+            slice = left < WAIT_RECHECK_MS ? left : WAIT_RECHECK_MS;
+            pfd.fd = PQsocket(conn);
+            pfd.events = POLLIN;
+            pfd.revents = 0;
+            if (poll(&pfd, 1, (int)slice) < 0) {
+                if (errno == EINTR)
+                    continue;
+                vmrq_error_set(VMRQ_ERR_SYSTEM, "wait: poll: %s", strerror(errno));
+                goto cleanup;
+            }
+            if (pfd.revents == 0)
+                break; /* slice over: re-read the status */
+            if (!PQconsumeInput(conn)) {
+                vmrq_error_from_pg(conn, NULL, "wait");
+                goto cleanup;
+            }
+        }
+    }
+    *status = st;
+    ret = 0;
+
+cleanup:
+    res = PQexecParams(conn, "UNLISTEN vmrq_done", 0, NULL, NULL, NULL, NULL, 0);
+    PQclear(res);
+    return ret;
+}
+
+int
+vmrq_request_cancel(PGconn *conn, long long id)
+{
+    char idbuf[24];
+    const char *params[1] = { idbuf };
+    PGresult *res;
+
+    snprintf(idbuf, sizeof(idbuf), "%lld", id);
+    res = exec_params(conn, "cancel", "SELECT vmrq_cancel($1)", 1, params, PGRES_TUPLES_OK);
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
+}
