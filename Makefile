@@ -18,6 +18,7 @@ BINDIR     ?= $(PREFIX)/bin
 ifeq ($(SANITIZE),1)
 B   := .build/san
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 else
 B   := .build/default
 SAN :=
@@ -103,14 +104,14 @@ $(B)/t/%.o: t/%.c $(wildcard t/*.h) frontend-api/vmrq.h
 	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags check) -c -o $@ $<
 
 $(TESTS): $(TEST_OBJ) $(LIBA)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(TEST_OBJ) $(LIBA) $(PKG_LIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(TEST_OBJ) $(LIBA) $(PKG_LIBS) $(CHECK_LIBS)
 
 check: deps
 	@$(MAKE) --no-print-directory run-check
 
 # The suites need the CLI (they run it) and a private PostgreSQL (t/with-pg starts and removes it).
 run-check: build $(TESTS)
-	VMRQ_CLI=$(CURDIR)/$(CLI) t/with-pg $(TESTS)
+	VMRQ_CLI=$(CURDIR)/$(CLI) $(SAN_ENV) t/with-pg $(TESTS)
 
 demo:
 	@echo "make demo: arrives with the backend daemon (issues 3 and 4); see README.md" >&2; exit 1

@@ -66,7 +66,7 @@ vmrq_request_free(vmrq_request *req)
     free(req);
 }
 
-/* Stores `value` (a new object, consumed even on failure) as argument `name`. */
+/* Stores `value` (a new reference, consumed even on failure; NULL is JSON null) as `name`. */
 static int
 set_value(vmrq_request *req, const char *name, struct json_object *value)
 {
@@ -75,21 +75,29 @@ set_value(vmrq_request *req, const char *name, struct json_object *value)
         vmrq_error_set(VMRQ_ERR_INVALID, "%s: missing argument name", req->command);
         return -1;
     }
-    if (!value) {
-        vmrq_error_set(VMRQ_ERR_SYSTEM, "%s: out of memory", req->command);
-        return -1;
-    }
     if (json_object_object_add(req->args, name, value) < 0) {
+        json_object_put(value);
         vmrq_error_set(VMRQ_ERR_SYSTEM, "%s: out of memory", req->command);
         return -1;
     }
     return 0;
 }
 
+/* set_value() for a value just made by a json_object_new_*() call, which may have failed. */
+static int
+set_new(vmrq_request *req, const char *name, struct json_object *value)
+{
+    if (!value) {
+        vmrq_error_set(VMRQ_ERR_SYSTEM, "%s: out of memory", req->command);
+        return -1;
+    }
+    return set_value(req, name, value);
+}
+
 int
 vmrq_request_set_int(vmrq_request *req, const char *name, long long value)
 {
-    return set_value(req, name, json_object_new_int64((int64_t)value));
+    return set_new(req, name, json_object_new_int64((int64_t)value));
 }
 
 int
@@ -100,13 +108,13 @@ vmrq_request_set_string(vmrq_request *req, const char *name, const char *value)
                        req->command, name ? name : "");
         return -1;
     }
-    return set_value(req, name, json_object_new_string(value));
+    return set_new(req, name, json_object_new_string(value));
 }
 
 int
 vmrq_request_set_bool(vmrq_request *req, const char *name, bool value)
 {
-    return set_value(req, name, json_object_new_boolean(value));
+    return set_new(req, name, json_object_new_boolean(value));
 }
 
 /* Whole-string decimal integer, or false. */

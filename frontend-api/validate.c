@@ -184,7 +184,8 @@ vmrq_validate_args(const vmrq_command *cmd, struct json_object *args)
         (void)val;
         keys[nkeys++] = key;
     }
-    qsort(keys, nkeys, sizeof(*keys), keycmp_indirect);
+    if (nkeys > 1)
+        qsort(keys, nkeys, sizeof(*keys), keycmp_indirect);
 
     for (i = 0; i < nkeys; i++) {
         const vmrq_arg *arg = vmrq_command_arg(cmd, keys[i]);

@@ -340,24 +340,20 @@ CREATE TRIGGER requests_notify_done AFTER UPDATE OF status ON requests
 
 -- Enqueues a request and says which one holds it: the new row, or the existing one when
 -- request_uuid was used before (same command) or an identical no-duplicate request is pending.
+-- Existing rows are looked for first, so that a duplicate costs no insert and no sequence value;
+-- the ON CONFLICT loop settles races between concurrent callers.
 CREATE FUNCTION vmrq_enqueue(command text, args jsonb DEFAULT '{}', request_uuid uuid DEFAULT NULL)
 RETURNS TABLE (id bigint, uuid uuid, created boolean, status request_status)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 #variable_conflict use_column
 DECLARE
-    r record;
+    r   record;
+    a   jsonb := coalesce(vmrq_enqueue.args, '{}'::jsonb);
+    dkey text;
 BEGIN
+    dkey := vmrq_dedupe_key(vmrq_enqueue.command, a,
+                           'nodup' = ANY (vmrq_check_args(vmrq_enqueue.command, a)));
     FOR attempt IN 1 .. 10 LOOP
-        INSERT INTO requests AS q (command, args, uuid)
-        VALUES (vmrq_enqueue.command, coalesce(vmrq_enqueue.args, '{}'),
-                coalesce(request_uuid, gen_random_uuid()))
-        ON CONFLICT DO NOTHING
-        RETURNING q.id, q.uuid, q.status INTO r;
-        IF FOUND THEN
-            id := r.id; uuid := r.uuid; created := true; status := r.status;
-            RETURN NEXT;
-            RETURN;
-        END IF;
         IF request_uuid IS NOT NULL THEN
             SELECT q.id, q.uuid, q.command, q.status INTO r FROM requests q WHERE q.uuid = request_uuid;
             IF FOUND THEN
@@ -371,17 +367,27 @@ BEGIN
                 RETURN;
             END IF;
         END IF;
-        SELECT q.id, q.uuid, q.status INTO r FROM requests q
-         WHERE q.dedupe_key = vmrq_dedupe_key(vmrq_enqueue.command, vmrq_enqueue.args, true)
-           AND q.status IN ('requested', 'waiting');
+        IF dkey IS NOT NULL THEN
+            SELECT q.id, q.uuid, q.status INTO r FROM requests q
+             WHERE q.dedupe_key = dkey AND q.status IN ('requested', 'waiting');
+            IF FOUND THEN
+                id := r.id; uuid := r.uuid; created := false; status := r.status;
+                RETURN NEXT;
+                RETURN;
+            END IF;
+        END IF;
+        INSERT INTO requests AS q (command, args, uuid)
+        VALUES (vmrq_enqueue.command, a, coalesce(request_uuid, gen_random_uuid()))
+        ON CONFLICT DO NOTHING
+        RETURNING q.id, q.uuid, q.status INTO r;
         IF FOUND THEN
-            id := r.id; uuid := r.uuid; created := false; status := r.status;
+            id := r.id; uuid := r.uuid; created := true; status := r.status;
             RETURN NEXT;
             RETURN;
         END IF;
-        -- the row we collided with has left the pending states meanwhile: insert again
+        -- a concurrent caller inserted the same uuid or duplicate first: look again
     END LOOP;
-    RAISE EXCEPTION 'vmrq_enqueue: % kept colliding with requests that changed state', command;
+    RAISE EXCEPTION 'vmrq_enqueue: % kept colliding with concurrent requests', command;
 END $$;
 
 -- The one call a portal needs: SELECT vmrq_request('shutdown', '{"uid": 1, "id_domain": 2}');

@@ -1,0 +1,360 @@
+/*
+ * check_cli.c - the `vmrq` command as scripts and operators use it: exit codes (0 ok, 1 failed,
+ * 2 invalid), one-line errors on stderr, nothing enqueued on any error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "tutil.h"
+
+static PGconn *conn;
+
+static void
+setup(void)
+{
+    conn = t_connect();
+    t_reset(conn);
+}
+
+static void
+teardown(void)
+{
+    PQfinish(conn);
+}
+
+static long long
+count_requests(void)
+{
+    return t_sql_int(conn, "SELECT count(*) FROM requests", 0, NULL);
+}
+
+/* An error: the given exit status, exactly one line on stderr containing `needle`, no stdout. */
+#define ck_assert_cli_error(r, code, needle)                                                   \
+    do {                                                                                       \
+        ck_assert_msg((r).status == (code), "exit %d, want %d; stderr: %s", (r).status, (code), \
+                      (r).err);                                                                \
+        ck_assert_msg(t_lines((r).err) == 1, "stderr is not one line: %s", (r).err);           \
+        ck_assert_msg(strstr((r).err, (needle)) != NULL, "stderr lacks \"%s\": %s", (needle), \
+                      (r).err);                                                                \
+    } while (0)
+
+/* The acceptance list of the foundation, word for word. */
+START_TEST(test_acceptance_messages)
+{
+    struct t_cli r;
+
+    r = t_cli_run("request", "shutdown", "uid=1", NULL);
+    ck_assert_cli_error(r, 2, "'id_domain' or 'name'");
+    ck_assert_str_eq(r.out, "");
+    t_cli_free(&r);
+
+    r = t_cli_run("request", "shutdown", "uid=1", "id_domain=2", "bogus=3", NULL);
+    ck_assert_cli_error(r, 2, "vmrq: shutdown: unknown argument 'bogus'");
+    t_cli_free(&r);
+
+    r = t_cli_run("request", "shutdown", "uid=1", "id_domain=2", "timeout=abc", NULL);
+    ck_assert_cli_error(r, 2, "vmrq: shutdown: argument 'timeout' must be an integer, not 'abc'");
+    t_cli_free(&r);
+
+    r = t_cli_run("request", "frobnicate", NULL);
+    ck_assert_cli_error(r, 2, "unknown command 'frobnicate'");
+    t_cli_free(&r);
+
+    /* errors the database finds are reported the same way */
+    r = t_cli_run("request", "start", "uid=1", "id_domain=2", "--after", "99", NULL);
+    ck_assert_cli_error(r, 2, "vmrq: start: argument 'after_request' names no request 99");
+    t_cli_free(&r);
+    r = t_cli_run("request", "start", "uid=1", "id_domain=2", "--at", "soonish", NULL);
+    ck_assert_cli_error(r, 2, "argument 'at' must be a time");
+    t_cli_free(&r);
+    r = t_cli_run("request", "start", "uid=1", "id_domain=2", "--uuid", "xyz", NULL);
+    ck_assert_cli_error(r, 2, "start: 'xyz' is not a uuid");
+    t_cli_free(&r);
+    r = t_cli_run("request", "start", "uid=1", "id_domain=2", "--retry", "lots", NULL);
+    ck_assert_cli_error(r, 2, "argument 'retry' must be an integer, not 'lots'");
+    t_cli_free(&r);
+    r = t_cli_run("request", "start", "uid=1", "id_domain", NULL);
+    ck_assert_cli_error(r, 2, "expected key=value, got 'id_domain'");
+    t_cli_free(&r);
+
+    ck_assert_int_eq(count_requests(), 0);
+}
+END_TEST
+
+START_TEST(test_request_prints_id_and_dedupes)
+{
+    struct t_cli a = t_cli_run("request", "refresh_vms", NULL);
+    struct t_cli b = t_cli_run("request", "refresh_vms", NULL);
+    struct t_cli c = t_cli_run("request", "refresh_vms", "--force", NULL);
+
+    ck_assert_int_eq(a.status, 0);
+    ck_assert_str_eq(a.out, "1\n");
+    ck_assert_str_eq(a.err, "");
+    ck_assert_int_eq(b.status, 0);
+    ck_assert_str_eq(b.out, "1\n");
+    ck_assert_str_eq(c.out, "2\n");
+    t_cli_free(&a);
+    t_cli_free(&b);
+    t_cli_free(&c);
+}
+END_TEST
+
+START_TEST(test_request_options)
+{
+    struct t_cli r = t_cli_run("request", "shutdown", "uid=1", "name=desk1", "timeout=60", "--at", "+90",
+                               "--priority", "7", "--retry", "2", "--json", NULL);
+    struct json_object *obj = json_tokener_parse(r.out), *v;
+    PGresult *res;
+
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(obj);
+    ck_assert(json_object_object_get_ex(obj, "id", &v) && json_object_get_int(v) == 1);
+    ck_assert(json_object_object_get_ex(obj, "created", &v) && json_object_get_boolean(v));
+    ck_assert(json_object_object_get_ex(obj, "status", &v) && strcmp(json_object_get_string(v), "requested") == 0);
+    json_object_put(obj);
+    t_cli_free(&r);
+    res = t_sql(conn, "SELECT args::text, priority, retry,"
+                      "       at_time BETWEEN now() + interval '80 s' AND now() + interval '100 s'"
+                      "  FROM requests", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "{\"uid\": 1, \"name\": \"desk1\", \"timeout\": 60}");
+    ck_assert_str_eq(PQgetvalue(res, 0, 1), "7");
+    ck_assert_str_eq(PQgetvalue(res, 0, 2), "2");
+    ck_assert_str_eq(PQgetvalue(res, 0, 3), "t");
+    PQclear(res);
+
+    r = t_cli_run("request", "start", "--args", "{\"uid\": 1, \"id_domain\": 5}", "id_domain=6", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_int_eq(t_sql_int(conn, "SELECT id_domain FROM requests WHERE id = 2", 0, NULL), 6);
+    t_cli_free(&r);
+}
+END_TEST
+
+/* --wait: 0 done, 1 failed (with the reason) or timed out. No backend runs here, so the test
+ * finishes requests itself. */
+START_TEST(test_wait_exit_codes)
+{
+    struct t_cli r;
+
+    r = t_cli_run("request", "ping_backend", "--wait", "--timeout", "1", NULL);
+    ck_assert_str_eq(r.out, "1\n");
+    ck_assert_cli_error(r, 1, "vmrq: request 1 is still requested after 1000 ms");
+    t_cli_free(&r);
+
+    PQclear(t_sql(conn, "UPDATE requests SET status = 'done' WHERE id = 1", 0, NULL));
+    r = t_cli_run("wait", "1", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.err, "");
+    t_cli_free(&r);
+
+    PQclear(t_sql(conn, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    PQclear(t_sql(conn, "UPDATE requests SET status = 'failed', error = 'no domain ''x''' WHERE id = 2", 0, NULL));
+    r = t_cli_run("wait", "2", "--timeout", "5", NULL);
+    ck_assert_cli_error(r, 1, "vmrq: request 2 (ping_backend) failed: no domain 'x'");
+    t_cli_free(&r);
+
+    r = t_cli_run("wait", "42", NULL);
+    ck_assert_cli_error(r, 2, "no request 42");
+    t_cli_free(&r);
+    r = t_cli_run("wait", "x", NULL);
+    ck_assert_cli_error(r, 2, "'x' is not a request id");
+    t_cli_free(&r);
+}
+END_TEST
+
+START_TEST(test_cancel_exit_codes)
+{
+    struct t_cli r;
+
+    PQclear(t_sql(conn, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    r = t_cli_run("cancel", "1", NULL);
+    ck_assert_int_eq(r.status, 0);
+    t_cli_free(&r);
+    r = t_cli_run("cancel", "1", NULL);
+    ck_assert_cli_error(r, 1, "request 1 (ping_backend) is cancelled");
+    t_cli_free(&r);
+    r = t_cli_run("cancel", "9", NULL);
+    ck_assert_cli_error(r, 2, "no request 9");
+    t_cli_free(&r);
+}
+END_TEST
+
+START_TEST(test_list_and_show)
+{
+    struct t_cli r;
+    struct json_object *arr;
+
+    PQclear(t_sql(conn, "INSERT INTO users (name) VALUES ('alice')", 0, NULL));
+    PQclear(t_sql(conn, "INSERT INTO domains (name, id_owner) VALUES ('desk1', 1)", 0, NULL));
+    PQclear(t_sql(conn, "SELECT vmrq_request('start', '{\"uid\": 1, \"id_domain\": 1}')", 0, NULL));
+    PQclear(t_sql(conn, "SELECT vmrq_request('refresh_vms')", 0, NULL));
+    PQclear(t_sql(conn, "UPDATE requests SET status = 'failed', error = 'boom' WHERE id = 1", 0, NULL));
+
+    r = t_cli_run("list", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_int_eq(t_lines(r.out), 3);
+    ck_assert_ptr_nonnull(strstr(r.out, "refresh_vms"));
+    ck_assert(strstr(r.out, "refresh_vms") < strstr(r.out, "start")); /* newest first */
+    ck_assert_ptr_nonnull(strstr(r.out, "desk1"));
+    ck_assert_ptr_nonnull(strstr(r.out, "alice"));
+    t_cli_free(&r);
+
+    r = t_cli_run("list", "--status", "failed", "--domain", "desk1", "--user", "alice", "--json", NULL);
+    ck_assert_int_eq(r.status, 0);
+    arr = json_tokener_parse(r.out);
+    ck_assert_msg(arr && json_object_array_length(arr) == 1, "%s", r.out);
+    json_object_put(arr);
+    t_cli_free(&r);
+
+    r = t_cli_run("list", "--status", "finished", NULL);
+    ck_assert_cli_error(r, 2, "unknown status 'finished'");
+    t_cli_free(&r);
+
+    r = t_cli_run("show", "1", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "error:"));
+    ck_assert_ptr_nonnull(strstr(r.out, "boom"));
+    t_cli_free(&r);
+    r = t_cli_run("show", "3", NULL);
+    ck_assert_cli_error(r, 2, "no request 3");
+    t_cli_free(&r);
+}
+END_TEST
+
+START_TEST(test_admin_subcommands)
+{
+    struct t_cli r;
+
+    r = t_cli_run("user", "add", "alice", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "1\n");
+    t_cli_free(&r);
+    r = t_cli_run("user", "add", "olga", "--operator", NULL);
+    ck_assert_str_eq(r.out, "2\n");
+    t_cli_free(&r);
+    r = t_cli_run("user", "add", "alice", NULL);
+    ck_assert_cli_error(r, 2, "already exists");
+    t_cli_free(&r);
+    r = t_cli_run("node", "add", "kvm1", "--uri", "test:///default", NULL);
+    ck_assert_int_eq(r.status, 0);
+    t_cli_free(&r);
+    r = t_cli_run("domain", "add", "desk1", "--owner", "alice", "--node", "kvm1", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    r = t_cli_run("domain", "add", "desk2", "--owner", "bob", NULL);
+    ck_assert_cli_error(r, 2, "no user 'bob'");
+    t_cli_free(&r);
+    r = t_cli_run("domain", "add", "desk2", NULL);
+    ck_assert_cli_error(r, 2, "add needs --owner USER");
+    t_cli_free(&r);
+    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM users WHERE is_operator", 0, NULL), 1);
+    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM domains d JOIN nodes n ON n.id = d.id_node"
+                                     " WHERE d.name = 'desk1' AND n.name = 'kvm1'", 0, NULL), 1);
+    r = t_cli_run("domain", "list", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, "desk1"));
+    t_cli_free(&r);
+}
+END_TEST
+
+START_TEST(test_db_and_commands)
+{
+    struct json_object *catalog;
+    struct t_cli r;
+
+    r = t_cli_run("db", "status", NULL);
+    ck_assert_msg(r.status == 0, "%s%s", r.out, r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "0001_init"));
+    t_cli_free(&r);
+    r = t_cli_run("db", "upgrade", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "applied 0 migrations"));
+    t_cli_free(&r);
+
+    r = t_cli_run("commands", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "uid (id_domain|name) [timeout] [mode]"));
+    t_cli_free(&r);
+    r = t_cli_run("commands", "shutdown", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, "one of acpi agent default"));
+    t_cli_free(&r);
+    r = t_cli_run("commands", "--json", NULL);
+    catalog = json_tokener_parse(r.out);
+    ck_assert_int_eq(json_object_array_length(catalog), (int)vmrq_command_count());
+    json_object_put(catalog);
+    t_cli_free(&r);
+    r = t_cli_run("commands", "nope", NULL);
+    ck_assert_cli_error(r, 2, "unknown command 'nope'");
+    t_cli_free(&r);
+}
+END_TEST
+
+/* --help on every subcommand, --version, and the usage errors. */
+START_TEST(test_usage)
+{
+    static const char *const subs[] = { "request", "list", "show", "wait", "cancel", "commands", "db",
+                                        "user", "domain", "node", NULL };
+    struct t_cli r;
+
+    for (const char *const *s = subs; *s; s++) {
+        r = t_cli_run(*s, "--help", NULL);
+        ck_assert_msg(r.status == 0 && strncmp(r.out, "usage: vmrq ", 12) == 0, "%s --help: %s", *s, r.out);
+        t_cli_free(&r);
+    }
+    r = t_cli_run("--version", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "vmrq 0.1.0\n");
+    t_cli_free(&r);
+    r = t_cli_run("--help", NULL);
+    ck_assert_int_eq(r.status, 0);
+    t_cli_free(&r);
+    r = t_cli_run("frob", NULL);
+    ck_assert_cli_error(r, 2, "unknown subcommand 'frob'");
+    t_cli_free(&r);
+    r = t_cli_run("list", "--frob", NULL);
+    ck_assert_cli_error(r, 2, "vmrq list: unknown option '--frob'");
+    t_cli_free(&r);
+    r = t_cli_run("request", "start", "--at", NULL);
+    ck_assert_cli_error(r, 2, "option '--at' needs a value");
+    t_cli_free(&r);
+    r = t_cli_run(NULL, NULL); /* no subcommand at all */
+    ck_assert_int_eq(r.status, 2);
+    t_cli_free(&r);
+}
+END_TEST
+
+START_TEST(test_unreachable_database)
+{
+    struct t_cli r = t_cli_run("-c", "host=/nonexistent-vmrq-dir", "list", NULL);
+
+    ck_assert_cli_error(r, 1, "vmrq: cannot connect to the database: ");
+    t_cli_free(&r);
+    r = t_cli_run("request", "ping_backend", "-c", "host=/nonexistent-vmrq-dir", NULL);
+    ck_assert_cli_error(r, 1, "cannot connect");
+    t_cli_free(&r);
+}
+END_TEST
+
+Suite *
+cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("cli");
+
+    tcase_set_tags(tc, "db cli");
+    tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_acceptance_messages);
+    tcase_add_test(tc, test_request_prints_id_and_dedupes);
+    tcase_add_test(tc, test_request_options);
+    tcase_add_test(tc, test_wait_exit_codes);
+    tcase_add_test(tc, test_cancel_exit_codes);
+    tcase_add_test(tc, test_list_and_show);
+    tcase_add_test(tc, test_admin_subcommands);
+    tcase_add_test(tc, test_db_and_commands);
+    tcase_add_test(tc, test_usage);
+    tcase_add_test(tc, test_unreachable_database);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,42 @@
+/*
+ * check_main.c - the test runner: applies the schema to the throwaway database once, then runs
+ * every suite. Run through t/with-pg (make check). Subsets: CK_RUN_SUITE=queue, or tags with
+ * CK_INCLUDE_TAGS / CK_EXCLUDE_TAGS ("db", "cli"). Under valgrind or gdb: CK_FORK=no.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tutil.h"
+
+int
+main(void)
+{
+    const char *info = getenv("VMRQ_DB");
+    SRunner *sr;
+    PGconn *conn;
+    int failed;
+
+    if (!info) {
+        fprintf(stderr, "check_vmrq: VMRQ_DB is not set; run the tests with 'make check'\n");
+        return 2;
+    }
+    conn = PQconnectdb(info);
+    if (PQstatus(conn) != CONNECTION_OK || vmrq_db_upgrade(conn) < 0) {
+        fprintf(stderr, "check_vmrq: cannot prepare %s: %s%s\n", info, PQerrorMessage(conn),
+                vmrq_error_message());
+        PQfinish(conn);
+        return 2;
+    }
+    PQfinish(conn);
+
+    sr = srunner_create(catalog_suite());
+    srunner_add_suite(sr, validate_suite());
+    srunner_add_suite(sr, migrate_suite());
+    srunner_add_suite(sr, queue_suite());
+    srunner_add_suite(sr, trigger_suite());
+    srunner_add_suite(sr, cli_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

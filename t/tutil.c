@@ -1,0 +1,153 @@
+/*
+ * tutil.c - helpers of the Check suites (see tutil.h).
+ */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tutil.h"
+
+static void
+quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+PGconn *
+t_connect(void)
+{
+    const char *info = getenv("VMRQ_DB");
+    PGconn *conn;
+
+    ck_assert_msg(info != NULL, "VMRQ_DB is not set: run the tests through t/with-pg (make check)");
+    conn = PQconnectdb(info);
+    ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "cannot connect to %s: %s", info, PQerrorMessage(conn));
+    PQsetNoticeProcessor(conn, quiet, NULL);
+    return conn;
+}
+
+void
+t_reset(PGconn *conn)
+{
+    PQclear(t_sql(conn, "TRUNCATE requests, domains, users, nodes RESTART IDENTITY CASCADE", 0, NULL));
+}
+
+PGresult *
+t_sql(PGconn *conn, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+
+    ck_assert_msg(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(conn));
+    return res;
+}
+
+long long
+t_sql_int(PGconn *conn, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = t_sql(conn, sql, n, params);
+    long long v;
+
+    ck_assert_msg(PQntuples(res) > 0 && !PQgetisnull(res, 0, 0), "%s: no value", sql);
+    v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return v;
+}
+
+char *
+t_sql_error(PGconn *conn, const char *sql, int n, const char *const *params, char state[6])
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    const char *msg, *st;
+    char *copy;
+
+    ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "%s: succeeded but should have failed", sql);
+    msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    snprintf(state, 6, "%s", st ? st : "");
+    copy = strdup(msg ? msg : "");
+    PQclear(res);
+    return copy;
+}
+
+/* Reads all of fd into a new string. */
+static char *
+slurp(int fd)
+{
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    ssize_t n;
+
+    lseek(fd, 0, SEEK_SET);
+    while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)n;
+        if (cap - len < 2)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+struct t_cli
+t_cli_run(const char *arg, ...)
+{
+    const char *cli = getenv("VMRQ_CLI");
+    char outname[] = "/tmp/vmrq-cli-out.XXXXXX", errname[] = "/tmp/vmrq-cli-err.XXXXXX";
+    const char *argv[64];
+    struct t_cli r = { 0, NULL, NULL };
+    int out, err, status, argc = 0;
+    va_list ap;
+    pid_t pid;
+
+    ck_assert_msg(cli != NULL, "VMRQ_CLI is not set: run the tests with make check");
+    argv[argc++] = cli;
+    va_start(ap, arg);
+    for (const char *a = arg; a && argc < 63; a = va_arg(ap, const char *))
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+
+    out = mkstemp(outname);
+    err = mkstemp(errname);
+    ck_assert(out >= 0 && err >= 0);
+    unlink(outname);
+    unlink(errname);
+    pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        dup2(out, 1);
+        dup2(err, 2);
+        execv(cli, (char *const *)argv);
+        _exit(127);
+    }
+    ck_assert(waitpid(pid, &status, 0) == pid);
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = slurp(out);
+    r.err = slurp(err);
+    close(out);
+    close(err);
+    return r;
+}
+
+void
+t_cli_free(struct t_cli *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+int
+t_lines(const char *s)
+{
+    int n = 0;
+
+    for (const char *p = s; *p; p++)
+        if (*p == '\n')
+            n++;
+    return n + (*s && s[strlen(s) - 1] != '\n');
+}

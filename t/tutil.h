@@ -1,0 +1,45 @@
+/*
+ * tutil.h - what the Check suites share: the suite constructors, a connection to the throwaway
+ * database that t/with-pg started ($VMRQ_DB), SQL shortcuts that fail the test on error, and a
+ * runner for the `vmrq` CLI ($VMRQ_CLI) that captures its output.
+ */
+#ifndef VMRQ_TUTIL_H
+#define VMRQ_TUTIL_H
+
+#include <check.h>
+#include <libpq-fe.h>
+
+#include "vmrq.h"
+
+Suite *catalog_suite(void);
+Suite *validate_suite(void);
+Suite *migrate_suite(void);
+Suite *queue_suite(void);
+Suite *trigger_suite(void);
+Suite *cli_suite(void);
+
+/* A new connection to $VMRQ_DB with notices silenced; fails the test if it cannot connect. */
+PGconn *t_connect(void);
+/* Empties the tables (ids restart at 1). */
+void t_reset(PGconn *conn);
+/* Runs a statement that must succeed; returns the result (caller PQclear()s). */
+PGresult *t_sql(PGconn *conn, const char *sql, int n, const char *const *params);
+/* The first column of the first row of a statement that must succeed, as a long long. */
+long long t_sql_int(PGconn *conn, const char *sql, int n, const char *const *params);
+/* Runs a statement that must fail; returns its primary message (caller free()s) and stores the
+ * SQLSTATE in state[6]. */
+char *t_sql_error(PGconn *conn, const char *sql, int n, const char *const *params, char state[6]);
+
+/* Output of a CLI run; free with t_cli_free(). */
+struct t_cli {
+    int status;  /* exit status, or 128 + signal */
+    char *out;   /* stdout, NUL-terminated */
+    char *err;   /* stderr, NUL-terminated */
+};
+/* Runs $VMRQ_CLI with the NULL-terminated arguments (environment inherited: $VMRQ_DB). */
+struct t_cli t_cli_run(const char *arg, ...) __attribute__((sentinel));
+void t_cli_free(struct t_cli *r);
+/* Number of lines in s (a final line without newline counts). */
+int t_lines(const char *s);
+
+#endif /* VMRQ_TUTIL_H */
