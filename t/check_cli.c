@@ -10,25 +10,10 @@
 
 #include "tutil.h"
 
-static PGconn *conn;
-
-static void
-setup(void)
-{
-    conn = t_connect();
-    t_reset(conn);
-}
-
-static void
-teardown(void)
-{
-    PQfinish(conn);
-}
-
 static long long
 count_requests(void)
 {
-    return t_sql_int(conn, "SELECT count(*) FROM requests", 0, NULL);
+    return t_sql_int(t_db, "SELECT count(*) FROM requests", 0, NULL);
 }
 
 /* An error: the given exit status, exactly one line on stderr containing `needle`, no stdout. */
@@ -116,7 +101,7 @@ START_TEST(test_request_options)
     ck_assert(json_object_object_get_ex(obj, "status", &v) && strcmp(json_object_get_string(v), "requested") == 0);
     json_object_put(obj);
     t_cli_free(&r);
-    res = t_sql(conn, "SELECT args::text, priority, retry,"
+    res = t_sql(t_db, "SELECT args::text, priority, retry,"
                       "       at_time BETWEEN now() + interval '80 s' AND now() + interval '100 s'"
                       "  FROM requests", 0, NULL);
     ck_assert_str_eq(PQgetvalue(res, 0, 0), "{\"uid\": 1, \"name\": \"desk1\", \"timeout\": 60}");
@@ -127,7 +112,7 @@ START_TEST(test_request_options)
 
     r = t_cli_run("request", "start", "--args", "{\"uid\": 1, \"id_domain\": 5}", "id_domain=6", NULL);
     ck_assert_msg(r.status == 0, "%s", r.err);
-    ck_assert_int_eq(t_sql_int(conn, "SELECT id_domain FROM requests WHERE id = 2", 0, NULL), 6);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT id_domain FROM requests WHERE id = 2", 0, NULL), 6);
     t_cli_free(&r);
 }
 END_TEST
@@ -143,14 +128,14 @@ START_TEST(test_wait_exit_codes)
     ck_assert_cli_error(r, 1, "vmrq: request 1 is still requested after 1000 ms");
     t_cli_free(&r);
 
-    PQclear(t_sql(conn, "UPDATE requests SET status = 'done' WHERE id = 1", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'done' WHERE id = 1", 0, NULL));
     r = t_cli_run("wait", "1", NULL);
     ck_assert_int_eq(r.status, 0);
     ck_assert_str_eq(r.err, "");
     t_cli_free(&r);
 
-    PQclear(t_sql(conn, "SELECT vmrq_request('ping_backend')", 0, NULL));
-    PQclear(t_sql(conn, "UPDATE requests SET status = 'failed', error = 'no domain ''x''' WHERE id = 2", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'failed', error = 'no domain ''x''' WHERE id = 2", 0, NULL));
     r = t_cli_run("wait", "2", "--timeout", "5", NULL);
     ck_assert_cli_error(r, 1, "vmrq: request 2 (ping_backend) failed: no domain 'x'");
     t_cli_free(&r);
@@ -168,7 +153,7 @@ START_TEST(test_cancel_exit_codes)
 {
     struct t_cli r;
 
-    PQclear(t_sql(conn, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
     r = t_cli_run("cancel", "1", NULL);
     ck_assert_int_eq(r.status, 0);
     t_cli_free(&r);
@@ -186,11 +171,11 @@ START_TEST(test_list_and_show)
     struct t_cli r;
     struct json_object *arr;
 
-    PQclear(t_sql(conn, "INSERT INTO users (name) VALUES ('alice')", 0, NULL));
-    PQclear(t_sql(conn, "INSERT INTO domains (name, id_owner) VALUES ('desk1', 1)", 0, NULL));
-    PQclear(t_sql(conn, "SELECT vmrq_request('start', '{\"uid\": 1, \"id_domain\": 1}')", 0, NULL));
-    PQclear(t_sql(conn, "SELECT vmrq_request('refresh_vms')", 0, NULL));
-    PQclear(t_sql(conn, "UPDATE requests SET status = 'failed', error = 'boom' WHERE id = 1", 0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO users (name) VALUES ('alice')", 0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO domains (name, id_owner) VALUES ('desk1', 1)", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('start', '{\"uid\": 1, \"id_domain\": 1}')", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms')", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'failed', error = 'boom' WHERE id = 1", 0, NULL));
 
     r = t_cli_run("list", NULL);
     ck_assert_int_eq(r.status, 0);
@@ -249,8 +234,8 @@ START_TEST(test_admin_subcommands)
     r = t_cli_run("domain", "add", "desk2", NULL);
     ck_assert_cli_error(r, 2, "add needs --owner USER");
     t_cli_free(&r);
-    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM users WHERE is_operator", 0, NULL), 1);
-    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM domains d JOIN nodes n ON n.id = d.id_node"
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM users WHERE is_operator", 0, NULL), 1);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domains d JOIN nodes n ON n.id = d.id_node"
                                      " WHERE d.name = 'desk1' AND n.name = 'kvm1'", 0, NULL), 1);
     r = t_cli_run("domain", "list", NULL);
     ck_assert_ptr_nonnull(strstr(r.out, "desk1"));
@@ -344,7 +329,7 @@ cli_suite(void)
 
     tcase_set_tags(tc, "db cli");
     tcase_set_timeout(tc, 30);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, t_db_setup, t_db_teardown);
     tcase_add_test(tc, test_acceptance_messages);
     tcase_add_test(tc, test_request_prints_id_and_dedupes);
     tcase_add_test(tc, test_request_options);

@@ -11,21 +11,6 @@
 
 #include "tutil.h"
 
-static PGconn *conn;
-
-static void
-setup(void)
-{
-    conn = t_connect();
-    t_reset(conn);
-}
-
-static void
-teardown(void)
-{
-    PQfinish(conn);
-}
-
 /* Enqueues `command` with `json` arguments; returns the request (caller frees). */
 static vmrq_request *
 enqueue(const char *command, const char *json)
@@ -34,14 +19,14 @@ enqueue(const char *command, const char *json)
 
     ck_assert_ptr_nonnull(req);
     ck_assert_int_eq(vmrq_request_set_json(req, json), 0);
-    ck_assert_msg(vmrq_request_enqueue(conn, req) == 0, "%s", vmrq_error_message());
+    ck_assert_msg(vmrq_request_enqueue(t_db, req) == 0, "%s", vmrq_error_message());
     return req;
 }
 
 static long long
 count_requests(void)
 {
-    return t_sql_int(conn, "SELECT count(*) FROM requests", 0, NULL);
+    return t_sql_int(t_db, "SELECT count(*) FROM requests", 0, NULL);
 }
 
 START_TEST(test_enqueue_and_fetch)
@@ -51,18 +36,18 @@ START_TEST(test_enqueue_and_fetch)
     ck_assert_int_eq(vmrq_request_id(req), 1);
     ck_assert(vmrq_request_is_new(req));
     ck_assert_int_eq(vmrq_request_status(req), VMRQ_STATUS_REQUESTED);
-    back = vmrq_request_fetch(conn, 1);
+    back = vmrq_request_fetch(t_db, 1);
     ck_assert_ptr_nonnull(back);
     ck_assert_str_eq(vmrq_request_command(back), "shutdown");
     ck_assert_str_eq(vmrq_request_uuid(back), vmrq_request_uuid(req));
     ck_assert_str_eq(vmrq_request_args_json(back), "{\"uid\":1,\"timeout\":60,\"id_domain\":2}");
     ck_assert_ptr_null(vmrq_request_error(back));
     ck_assert_ptr_null(vmrq_request_output_json(back));
-    ck_assert_int_eq(t_sql_int(conn, "SELECT uid * 1000 + id_domain FROM requests WHERE id = 1", 0, NULL), 1002);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT uid * 1000 + id_domain FROM requests WHERE id = 1", 0, NULL), 1002);
     vmrq_request_free(back);
     vmrq_request_free(req);
 
-    ck_assert_ptr_null(vmrq_request_fetch(conn, 99));
+    ck_assert_ptr_null(vmrq_request_fetch(t_db, 99));
     ck_assert_int_eq(vmrq_error_code(), VMRQ_ERR_NOT_FOUND);
     ck_assert_str_eq(vmrq_error_message(), "no request 99");
 }
@@ -75,7 +60,7 @@ START_TEST(test_options_move_to_columns)
     vmrq_request *req = enqueue("start", "{\"uid\": 1, \"id_domain\": 3, \"at\": 4102444800,"
                                          " \"after_request\": 1, \"retry\": 2, \"priority\": 5,"
                                          " \"_force\": true}");
-    PGresult *res = t_sql(conn, "SELECT args::text, extract(epoch FROM at_time)::bigint, after_request,"
+    PGresult *res = t_sql(t_db, "SELECT args::text, extract(epoch FROM at_time)::bigint, after_request,"
                                 "       retry, priority, status FROM requests WHERE id = 2", 0, NULL);
 
     ck_assert_str_eq(PQgetvalue(res, 0, 0), "{\"uid\": 1, \"id_domain\": 3}");
@@ -90,7 +75,7 @@ START_TEST(test_options_move_to_columns)
     vmrq_request_free(first);
 
     req = enqueue("start", "{\"uid\": 1, \"id_domain\": 3, \"at\": \"2100-01-01 00:00:00+00\"}");
-    ck_assert_int_eq(t_sql_int(conn, "SELECT extract(epoch FROM at_time)::bigint FROM requests WHERE id = 3",
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT extract(epoch FROM at_time)::bigint FROM requests WHERE id = 3",
                                0, NULL), 4102444800LL);
     vmrq_request_free(req);
 }
@@ -100,10 +85,10 @@ START_TEST(test_domain_name_resolves_to_id)
 {
     vmrq_request *req;
 
-    PQclear(t_sql(conn, "INSERT INTO users (name) VALUES ('alice')", 0, NULL));
-    PQclear(t_sql(conn, "INSERT INTO domains (name, id_owner) VALUES ('desk1', 1), ('desk2', 1)", 0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO users (name) VALUES ('alice')", 0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO domains (name, id_owner) VALUES ('desk1', 1), ('desk2', 1)", 0, NULL));
     req = enqueue("shutdown", "{\"uid\": 1, \"name\": \"desk2\"}");
-    ck_assert_int_eq(t_sql_int(conn, "SELECT id_domain FROM requests", 0, NULL), 2);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT id_domain FROM requests", 0, NULL), 2);
     vmrq_request_free(req);
 }
 END_TEST
@@ -118,8 +103,8 @@ START_TEST(test_uuid_is_an_idempotency_key)
     vmrq_request_set_json(b, "{\"uid\": 1, \"id_domain\": 2}");
     ck_assert_int_eq(vmrq_request_set_uuid(a, u), 0);
     ck_assert_int_eq(vmrq_request_set_uuid(b, u), 0);
-    ck_assert_int_eq(vmrq_request_enqueue(conn, a), 0);
-    ck_assert_int_eq(vmrq_request_enqueue(conn, b), 0);
+    ck_assert_int_eq(vmrq_request_enqueue(t_db, a), 0);
+    ck_assert_int_eq(vmrq_request_enqueue(t_db, b), 0);
     ck_assert_int_eq(vmrq_request_id(a), vmrq_request_id(b));
     ck_assert(vmrq_request_is_new(a));
     ck_assert(!vmrq_request_is_new(b));
@@ -128,7 +113,7 @@ START_TEST(test_uuid_is_an_idempotency_key)
     c = vmrq_request_new("pause"); /* the same key for another command is a client bug */
     vmrq_request_set_json(c, "{\"uid\": 1, \"id_domain\": 2}");
     vmrq_request_set_uuid(c, u);
-    ck_assert_int_eq(vmrq_request_enqueue(conn, c), -1);
+    ck_assert_int_eq(vmrq_request_enqueue(t_db, c), -1);
     ck_assert_int_eq(vmrq_error_code(), VMRQ_ERR_INVALID);
     ck_assert_str_eq(vmrq_error_message(),
                      "pause: uuid 7c9e6679-7425-40de-944b-e07fc1f90ae7 is already used by request 1 (start)");
@@ -148,7 +133,7 @@ START_TEST(test_no_duplicate_while_pending)
     c = enqueue("refresh_vms", "{\"_force\": true}");
     ck_assert_int_ne(vmrq_request_id(c), vmrq_request_id(a));
     /* once it is no longer pending, a new one is enqueued */
-    ck_assert_int_eq(vmrq_request_cancel(conn, vmrq_request_id(a)), 0);
+    ck_assert_int_eq(vmrq_request_cancel(t_db, vmrq_request_id(a)), 0);
     d = enqueue("refresh_vms", "{}");
     ck_assert_int_ne(vmrq_request_id(d), vmrq_request_id(a));
     ck_assert(vmrq_request_is_new(d));
@@ -186,7 +171,7 @@ START_TEST(test_invalid_changes_nothing)
     vmrq_request *req = vmrq_request_new("shutdown");
 
     vmrq_request_set_json(req, "{\"uid\": 1, \"id_domain\": 2, \"bogus\": 3}");
-    ck_assert_int_eq(vmrq_request_enqueue(conn, req), -1);
+    ck_assert_int_eq(vmrq_request_enqueue(t_db, req), -1);
     ck_assert_int_eq(vmrq_error_code(), VMRQ_ERR_INVALID);
     ck_assert_str_eq(vmrq_error_message(), "shutdown: unknown argument 'bogus'");
     vmrq_request_free(req);
@@ -194,7 +179,7 @@ START_TEST(test_invalid_changes_nothing)
     /* what only the database can tell: the parent does not exist */
     req = vmrq_request_new("start");
     vmrq_request_set_json(req, "{\"uid\": 1, \"id_domain\": 2, \"after_request_ok\": 42}");
-    ck_assert_int_eq(vmrq_request_enqueue(conn, req), -1);
+    ck_assert_int_eq(vmrq_request_enqueue(t_db, req), -1);
     ck_assert_int_eq(vmrq_error_code(), VMRQ_ERR_INVALID);
     ck_assert_str_eq(vmrq_error_message(), "start: argument 'after_request_ok' names no request 42");
     vmrq_request_free(req);
@@ -207,17 +192,17 @@ START_TEST(test_cancel)
     vmrq_request *a = enqueue("start", "{\"uid\": 1, \"id_domain\": 2}");
     vmrq_request *b = enqueue("start", "{\"uid\": 1, \"id_domain\": 3}");
 
-    ck_assert_int_eq(vmrq_request_cancel(conn, 1), 0);
-    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM requests WHERE id = 1 AND status = 'cancelled'"
+    ck_assert_int_eq(vmrq_request_cancel(t_db, 1), 0);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE id = 1 AND status = 'cancelled'"
                                      " AND finished_at IS NOT NULL", 0, NULL), 1);
-    ck_assert_int_eq(vmrq_request_cancel(conn, 1), -1);
+    ck_assert_int_eq(vmrq_request_cancel(t_db, 1), -1);
     ck_assert_int_eq(vmrq_error_code(), VMRQ_ERR_STATE);
     ck_assert_str_eq(vmrq_error_message(),
                      "request 1 (start) is cancelled: only a requested or waiting request can be cancelled");
-    PQclear(t_sql(conn, "UPDATE requests SET status = 'working' WHERE id = 2", 0, NULL));
-    ck_assert_int_eq(vmrq_request_cancel(conn, 2), -1);
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'working' WHERE id = 2", 0, NULL));
+    ck_assert_int_eq(vmrq_request_cancel(t_db, 2), -1);
     ck_assert_int_eq(vmrq_error_code(), VMRQ_ERR_STATE);
-    ck_assert_int_eq(vmrq_request_cancel(conn, 77), -1);
+    ck_assert_int_eq(vmrq_request_cancel(t_db, 77), -1);
     ck_assert_int_eq(vmrq_error_code(), VMRQ_ERR_NOT_FOUND);
     ck_assert_str_eq(vmrq_error_message(), "no request 77");
     vmrq_request_free(a);
@@ -258,13 +243,13 @@ START_TEST(test_wait_wakes_on_completion)
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     ck_assert_int_eq(pthread_create(&th, NULL, finish_later, (void *)"failed"), 0);
-    ck_assert_msg(vmrq_request_wait(conn, 1, 4000, &st) == 0, "%s", vmrq_error_message());
+    ck_assert_msg(vmrq_request_wait(t_db, 1, 4000, &st) == 0, "%s", vmrq_error_message());
     pthread_join(th, NULL);
     ck_assert_int_eq(st, VMRQ_STATUS_FAILED);
     /* woken by the notification, not by the 5-second re-check */
     ck_assert_int_lt(ms_since(&t0), 2000);
     /* already final: returns at once */
-    ck_assert_int_eq(vmrq_request_wait(conn, 1, 0, &st), 0);
+    ck_assert_int_eq(vmrq_request_wait(t_db, 1, 0, &st), 0);
     ck_assert_int_eq(st, VMRQ_STATUS_FAILED);
     vmrq_request_free(req);
 }
@@ -275,13 +260,13 @@ START_TEST(test_wait_times_out)
     vmrq_request *req = enqueue("ping_backend", "{}");
     vmrq_status st;
 
-    ck_assert_int_eq(vmrq_request_wait(conn, 1, 200, &st), -1);
+    ck_assert_int_eq(vmrq_request_wait(t_db, 1, 200, &st), -1);
     ck_assert_int_eq(vmrq_error_code(), VMRQ_ERR_TIMEOUT);
     ck_assert_str_eq(vmrq_error_message(), "request 1 is still requested after 200 ms");
-    ck_assert_int_eq(vmrq_request_wait(conn, 5, 200, &st), -1);
+    ck_assert_int_eq(vmrq_request_wait(t_db, 5, 200, &st), -1);
     ck_assert_int_eq(vmrq_error_code(), VMRQ_ERR_NOT_FOUND);
     /* the connection is left as found: no longer listening */
-    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM pg_listening_channels()", 0, NULL), 0);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM pg_listening_channels()", 0, NULL), 0);
     vmrq_request_free(req);
 }
 END_TEST
@@ -307,7 +292,7 @@ queue_suite(void)
 
     tcase_set_tags(tc, "db");
     tcase_set_timeout(tc, 20);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, t_db_setup, t_db_teardown);
     tcase_add_test(tc, test_enqueue_and_fetch);
     tcase_add_test(tc, test_options_move_to_columns);
     tcase_add_test(tc, test_domain_name_resolves_to_id);

@@ -10,21 +10,6 @@
 
 #include "tutil.h"
 
-static PGconn *conn;
-
-static void
-setup(void)
-{
-    conn = t_connect();
-    t_reset(conn);
-}
-
-static void
-teardown(void)
-{
-    PQfinish(conn);
-}
-
 /* Rows a careless or malicious client might insert; "" marks valid ones. */
 static const struct {
     const char *command, *args;
@@ -85,15 +70,15 @@ START_TEST(test_same_message_as_library)
     PGresult *res;
 
     if (*lib) {
-        db = t_sql_error(conn, "INSERT INTO requests (command, args) VALUES ($1, $2::jsonb)", 2, params, state);
+        db = t_sql_error(t_db, "INSERT INTO requests (command, args) VALUES ($1, $2::jsonb)", 2, params, state);
         ck_assert_msg(strcmp(lib, db) == 0, "%s %s: library says \"%s\", database says \"%s\"",
                       cases[_i].command, cases[_i].args, lib, db);
         ck_assert_str_eq(state, "22023");
-        ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM requests", 0, NULL), 0);
+        ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests", 0, NULL), 0);
     } else {
-        res = t_sql(conn, "INSERT INTO requests (command, args) VALUES ($1, $2::jsonb)", 2, params);
+        res = t_sql(t_db, "INSERT INTO requests (command, args) VALUES ($1, $2::jsonb)", 2, params);
         PQclear(res);
-        ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM requests", 0, NULL), 1);
+        ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests", 0, NULL), 1);
     }
     free(lib);
     free(db);
@@ -108,14 +93,14 @@ START_TEST(test_time_strings)
     const char *good[2] = { "start", "{\"uid\": 1, \"id_domain\": 2, \"at\": \"2030-01-01T10:00:00+02\"}" };
     char state[6], *msg;
 
-    msg = t_sql_error(conn, "INSERT INTO requests (command, args) VALUES ($1, $2::jsonb)", 2, bad, state);
+    msg = t_sql_error(t_db, "INSERT INTO requests (command, args) VALUES ($1, $2::jsonb)", 2, bad, state);
     ck_assert_str_eq(msg, "start: argument 'at' must be a time (epoch seconds or a timestamp), not 'next tuesday'");
     free(msg);
-    msg = t_sql_error(conn, "INSERT INTO requests (command, args) VALUES ($1, $2::jsonb)", 2, inf, state);
+    msg = t_sql_error(t_db, "INSERT INTO requests (command, args) VALUES ($1, $2::jsonb)", 2, inf, state);
     ck_assert_str_eq(msg, "start: argument 'at' must be a time (epoch seconds or a timestamp), not 'infinity'");
     free(msg);
-    PQclear(t_sql(conn, "INSERT INTO requests (command, args) VALUES ($1, $2::jsonb)", 2, good));
-    ck_assert_int_eq(t_sql_int(conn, "SELECT extract(epoch FROM at_time)::bigint FROM requests", 0, NULL),
+    PQclear(t_sql(t_db, "INSERT INTO requests (command, args) VALUES ($1, $2::jsonb)", 2, good));
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT extract(epoch FROM at_time)::bigint FROM requests", 0, NULL),
                      1893484800LL);
 }
 END_TEST
@@ -148,13 +133,13 @@ START_TEST(test_notify_on_insert_and_completion)
 
     PQclear(t_sql(listener, "LISTEN vmrq_request", 0, NULL));
     PQclear(t_sql(listener, "LISTEN vmrq_done", 0, NULL));
-    PQclear(t_sql(conn, "INSERT INTO requests (command, args) VALUES ($1, $2::jsonb)", 2, valid));
+    PQclear(t_sql(t_db, "INSERT INTO requests (command, args) VALUES ($1, $2::jsonb)", 2, valid));
     payload = next_notification(listener, "vmrq_request");
     ck_assert_msg(payload != NULL, "no NOTIFY vmrq_request after an INSERT");
     free(payload);
 
-    PQclear(t_sql(conn, "UPDATE requests SET status = 'working' WHERE id = 1", 0, NULL));
-    PQclear(t_sql(conn, "UPDATE requests SET status = 'done' WHERE id = 1", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'working' WHERE id = 1", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'done' WHERE id = 1", 0, NULL));
     payload = next_notification(listener, "vmrq_done");
     ck_assert_ptr_nonnull(payload);
     ck_assert_str_eq(payload, "1 done");
@@ -168,9 +153,9 @@ START_TEST(test_insert_starts_fresh)
 {
     PGresult *res;
 
-    PQclear(t_sql(conn, "INSERT INTO requests (command, args, status, error, started_at, finished_at)"
+    PQclear(t_sql(t_db, "INSERT INTO requests (command, args, status, error, started_at, finished_at)"
                         " VALUES ('ping_backend', '{}', 'done', 'forged', now(), now())", 0, NULL));
-    res = t_sql(conn, "SELECT status, error IS NULL, started_at IS NULL, finished_at IS NULL FROM requests",
+    res = t_sql(t_db, "SELECT status, error IS NULL, started_at IS NULL, finished_at IS NULL FROM requests",
                 0, NULL);
     ck_assert_str_eq(PQgetvalue(res, 0, 0), "requested");
     ck_assert_str_eq(PQgetvalue(res, 0, 1), "t");
@@ -184,17 +169,17 @@ START_TEST(test_history_is_immutable)
 {
     char state[6], *msg;
 
-    PQclear(t_sql(conn, "SELECT vmrq_request('start', '{\"uid\": 1, \"id_domain\": 2}')", 0, NULL));
-    msg = t_sql_error(conn, "UPDATE requests SET args = '{\"uid\": 2, \"id_domain\": 2}'", 0, NULL, state);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('start', '{\"uid\": 1, \"id_domain\": 2}')", 0, NULL));
+    msg = t_sql_error(t_db, "UPDATE requests SET args = '{\"uid\": 2, \"id_domain\": 2}'", 0, NULL, state);
     ck_assert_str_eq(msg, "request 1: command, args and uuid cannot change");
     ck_assert_str_eq(state, "55000");
     free(msg);
-    msg = t_sql_error(conn, "UPDATE requests SET command = 'shutdown'", 0, NULL, state);
+    msg = t_sql_error(t_db, "UPDATE requests SET command = 'shutdown'", 0, NULL, state);
     ck_assert_str_eq(msg, "request 1: command, args and uuid cannot change");
     free(msg);
     /* date_changed follows every other update */
-    PQclear(t_sql(conn, "UPDATE requests SET date_changed = '2000-01-01', priority = 3", 0, NULL));
-    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM requests WHERE date_changed > '2001-01-01'",
+    PQclear(t_sql(t_db, "UPDATE requests SET date_changed = '2000-01-01', priority = 3", 0, NULL));
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE date_changed > '2001-01-01'",
                                0, NULL), 1);
 }
 END_TEST
@@ -204,37 +189,37 @@ START_TEST(test_sql_api)
 {
     char state[6], *msg;
 
-    ck_assert_int_eq(t_sql_int(conn, "SELECT vmrq_request('shutdown', '{\"uid\": 1, \"id_domain\": 2,"
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT vmrq_request('shutdown', '{\"uid\": 1, \"id_domain\": 2,"
                                      " \"timeout\": 60}')", 0, NULL), 1);
-    ck_assert_int_eq(t_sql_int(conn, "SELECT vmrq_request('refresh_vms')", 0, NULL), 2);
-    ck_assert_int_eq(t_sql_int(conn, "SELECT vmrq_request('refresh_vms', '{}')", 0, NULL), 2);
-    ck_assert_int_eq(t_sql_int(conn, "SELECT vmrq_request('refresh_vms', '{\"_force\": true}')", 0, NULL), 3);
-    ck_assert_int_eq(t_sql_int(conn, "SELECT vmrq_request('ping_backend', '{}',"
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT vmrq_request('refresh_vms')", 0, NULL), 2);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT vmrq_request('refresh_vms', '{}')", 0, NULL), 2);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT vmrq_request('refresh_vms', '{\"_force\": true}')", 0, NULL), 3);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT vmrq_request('ping_backend', '{}',"
                                      " request_uuid => '7c9e6679-7425-40de-944b-e07fc1f90ae7')", 0, NULL), 4);
-    ck_assert_int_eq(t_sql_int(conn, "SELECT vmrq_request('ping_backend', '{}',"
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT vmrq_request('ping_backend', '{}',"
                                      " request_uuid => '7c9e6679-7425-40de-944b-e07fc1f90ae7')", 0, NULL), 4);
-    msg = t_sql_error(conn, "SELECT vmrq_request('shutdown', '{\"uid\": 1}')", 0, NULL, state);
+    msg = t_sql_error(t_db, "SELECT vmrq_request('shutdown', '{\"uid\": 1}')", 0, NULL, state);
     ck_assert_str_eq(msg, "shutdown: needs argument 'id_domain' or 'name'");
     ck_assert_str_eq(state, "22023");
     free(msg);
-    PQclear(t_sql(conn, "SELECT vmrq_cancel(1, 'changed my mind')", 0, NULL));
-    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM requests WHERE id = 1 AND status = 'cancelled'"
+    PQclear(t_sql(t_db, "SELECT vmrq_cancel(1, 'changed my mind')", 0, NULL));
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE id = 1 AND status = 'cancelled'"
                                      " AND error = 'changed my mind'", 0, NULL), 1);
-    msg = t_sql_error(conn, "SELECT vmrq_cancel(99)", 0, NULL, state);
+    msg = t_sql_error(t_db, "SELECT vmrq_cancel(99)", 0, NULL, state);
     ck_assert_str_eq(msg, "no request 99");
     ck_assert_str_eq(state, "P0002");
     free(msg);
-    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM requests", 0, NULL), 4);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests", 0, NULL), 4);
 }
 END_TEST
 
 /* Operators read the catalog from the database too. */
 START_TEST(test_catalog_in_database)
 {
-    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM commands", 0, NULL), (long long)vmrq_command_count());
-    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM command_args WHERE command = 'shutdown'"
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM commands", 0, NULL), (long long)vmrq_command_count());
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM command_args WHERE command = 'shutdown'"
                                      " AND arg = 'uid' AND mandatory AND type = 'int'", 0, NULL), 1);
-    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM command_args WHERE command = 'shutdown'"
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM command_args WHERE command = 'shutdown'"
                                      " AND arg = 'mode' AND enum_values = '{acpi,agent,default}'", 0, NULL), 1);
 }
 END_TEST
@@ -247,7 +232,7 @@ trigger_suite(void)
 
     tcase_set_tags(tc, "db");
     tcase_set_timeout(tc, 20);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, t_db_setup, t_db_teardown);
     tcase_add_loop_test(tc, test_same_message_as_library, 0, (int)(sizeof(cases) / sizeof(cases[0])));
     tcase_add_test(tc, test_time_strings);
     tcase_add_test(tc, test_notify_on_insert_and_completion);

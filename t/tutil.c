@@ -31,6 +31,22 @@ t_connect(void)
     return conn;
 }
 
+PGconn *t_db;
+
+void
+t_db_setup(void)
+{
+    t_db = t_connect();
+    t_reset(t_db);
+}
+
+void
+t_db_teardown(void)
+{
+    PQfinish(t_db);
+    t_db = NULL;
+}
+
 void
 t_reset(PGconn *conn)
 {

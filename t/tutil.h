@@ -20,6 +20,11 @@ Suite *cli_suite(void);
 
 /* A new connection to $VMRQ_DB with notices silenced; fails the test if it cannot connect. */
 PGconn *t_connect(void);
+/* The connection of the current test, made by the checked fixture t_db_setup (which also
+ * empties the tables) and closed by t_db_teardown. */
+extern PGconn *t_db;
+void t_db_setup(void);
+void t_db_teardown(void);
 /* Empties the tables (ids restart at 1). */
 void t_reset(PGconn *conn);
 /* Runs a statement that must succeed; returns the result (caller PQclear()s). */
