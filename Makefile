@@ -1,4 +1,4 @@
-# Makefile - vmrq: libvmrq + the vmrq CLI (frontend-api/), the tests (t/).
+# Makefile - vmrq: libvmrq + the vmrq CLI (frontend-api/), vmrqd (backend/), the tests (t/).
 #
 #   make               build everything under .build/ (installs missing Debian packages as root)
 #   make check         build and run every test against a throwaway PostgreSQL
@@ -18,17 +18,19 @@ BINDIR     ?= $(PREFIX)/bin
 ifeq ($(SANITIZE),1)
 B   := .build/san
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+SAN_ENV := VMRQ_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 else
 B   := .build/default
 SAN :=
 endif
 
 # Debian packages needed to build and test; `deps` installs the missing ones (as root).
-DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev check postgresql
+DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev check postgresql valgrind
 
 PKG_CFLAGS  = $(shell pkg-config --cflags libpq json-c uuid)
 PKG_LIBS    = $(shell pkg-config --libs libpq json-c uuid)
+VIRT_CFLAGS = $(shell pkg-config --cflags libvirt)
+VIRT_LIBS   = $(shell pkg-config --libs libvirt)
 CHECK_LIBS  = $(shell pkg-config --libs check)
 
 CFLAGS   ?= -O2 -g
@@ -41,6 +43,8 @@ LIB_SRC  := $(addprefix frontend-api/,catalog.c catalog_json.c error.c migrate.c
 LIB_OBJ  := $(patsubst frontend-api/%.c,$(B)/lib/%.o,$(LIB_SRC)) $(B)/lib/migrations.o
 CLI_SRC  := $(wildcard frontend-api/cli/*.c)
 CLI_OBJ  := $(patsubst frontend-api/cli/%.c,$(B)/cli/%.o,$(CLI_SRC))
+D_SRC    := $(filter-out backend/main.c,$(wildcard backend/*.c))
+D_OBJ    := $(patsubst backend/%.c,$(B)/backend/%.o,$(D_SRC))
 TEST_SRC := $(wildcard t/*.c)
 TEST_OBJ := $(patsubst t/%.c,$(B)/t/%.o,$(TEST_SRC))
 SQL      := $(sort $(wildcard sql/*.sql))
@@ -48,6 +52,8 @@ SQL      := $(sort $(wildcard sql/*.sql))
 LIBA  := $(B)/libvmrq.a
 LIBSO := $(B)/libvmrq.so.$(VERSION)
 CLI   := $(B)/vmrq
+DAEMON := $(B)/vmrqd
+DLIB  := $(B)/libvmrqd.a
 TESTS := $(B)/check_vmrq
 
 .PHONY: all build check run-check deps install clean demo
@@ -56,7 +62,7 @@ TESTS := $(B)/check_vmrq
 all: deps
 	@$(MAKE) --no-print-directory build
 
-build: $(LIBA) $(LIBSO) $(CLI) $(B)/vmrq.pc
+build: $(LIBA) $(LIBSO) $(CLI) $(DAEMON) $(B)/vmrq.pc
 
 # Installs what DEB_PKGS lists and dpkg lacks; without root it names them and fails.
 deps:
@@ -96,22 +102,33 @@ $(B)/cli/%.o: frontend-api/cli/%.c $(wildcard frontend-api/cli/*.h) frontend-api
 $(CLI): $(CLI_OBJ) $(LIBA)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(PKG_LIBS)
 
+# vmrqd: everything but main.c also goes into libvmrqd.a, which the tests link.
+$(B)/backend/%.o: backend/%.c $(wildcard backend/*.h) frontend-api/vmrq.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(VIRT_CFLAGS) -pthread -c -o $@ $<
+
+$(DLIB): $(D_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(DAEMON): $(B)/backend/main.o $(DLIB) $(LIBA)
+	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(B)/backend/main.o $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS)
+
 $(B)/vmrq.pc: frontend-api/vmrq.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
 
 $(B)/t/%.o: t/%.c $(wildcard t/*.h) frontend-api/vmrq.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags check) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -Ibackend $(shell pkg-config --cflags check) -c -o $@ $<
 
-$(TESTS): $(TEST_OBJ) $(LIBA)
-	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(TEST_OBJ) $(LIBA) $(PKG_LIBS) $(CHECK_LIBS)
+$(TESTS): $(TEST_OBJ) $(DLIB) $(LIBA)
+	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(TEST_OBJ) $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS) $(CHECK_LIBS)
 
 check: deps
 	@$(MAKE) --no-print-directory run-check
 
 # The suites need the CLI (they run it) and a private PostgreSQL (t/with-pg starts and removes it).
 run-check: build $(TESTS)
-	VMRQ_CLI=$(CURDIR)/$(CLI) $(SAN_ENV) t/with-pg $(TESTS)
+	VMRQ_CLI=$(CURDIR)/$(CLI) VMRQD=$(CURDIR)/$(DAEMON) $(SAN_ENV) t/with-pg $(TESTS)
 
 demo:
 	@echo "make demo: arrives with the backend daemon (issues 3 and 4); see README.md" >&2; exit 1
@@ -119,6 +136,7 @@ demo:
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/vmrq
+	install -m 755 $(DAEMON) $(DESTDIR)$(BINDIR)/vmrqd
 	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/
 	ln -sf libvmrq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvmrq.so.$(SOVERSION)

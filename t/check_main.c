@@ -1,7 +1,7 @@
 /*
  * check_main.c - the test runner: applies the schema to the throwaway database once, then runs
  * every suite. Run through t/with-pg (make check). Subsets: CK_RUN_SUITE=queue, or tags with
- * CK_INCLUDE_TAGS / CK_EXCLUDE_TAGS ("db", "cli"). Under valgrind or gdb: CK_FORK=no.
+ * CK_INCLUDE_TAGS / CK_EXCLUDE_TAGS ("db", "cli", "daemon"). Under valgrind or gdb: CK_FORK=no.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +35,8 @@ main(void)
     srunner_add_suite(sr, queue_suite());
     srunner_add_suite(sr, trigger_suite());
     srunner_add_suite(sr, cli_suite());
+    srunner_add_suite(sr, config_suite());
+    srunner_add_suite(sr, daemon_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tutil.h"
@@ -50,7 +53,7 @@ t_db_teardown(void)
 void
 t_reset(PGconn *conn)
 {
-    PQclear(t_sql(conn, "TRUNCATE requests, domains, users, nodes RESTART IDENTITY CASCADE", 0, NULL));
+    PQclear(t_sql(conn, "TRUNCATE requests, domains, users, nodes, daemons RESTART IDENTITY CASCADE", 0, NULL));
 }
 
 PGresult *
@@ -166,4 +169,119 @@ t_lines(const char *s)
         if (*p == '\n')
             n++;
     return n + (*s && s[strlen(s) - 1] != '\n');
+}
+
+void
+t_daemon_start(struct t_daemon *d, const char *config, bool valgrind)
+{
+    const char *vmrqd = getenv("VMRQD");
+    char pidbuf[16];
+    const char *params[1] = { pidbuf };
+    FILE *f;
+    int fd;
+
+    ck_assert_msg(vmrqd != NULL, "VMRQD is not set: run the tests with make check");
+    snprintf(d->conf, sizeof(d->conf), "/tmp/vmrqd-test-conf.XXXXXX");
+    snprintf(d->log, sizeof(d->log), "/tmp/vmrqd-test-log.XXXXXX");
+    ck_assert((fd = mkstemp(d->conf)) >= 0);
+    ck_assert((f = fdopen(fd, "w")) != NULL);
+    fprintf(f, "pidfile =\ncleanup_interval = 0\n%s\n", config);
+    fclose(f);
+    ck_assert((fd = mkstemp(d->log)) >= 0);
+
+    d->pid = fork();
+    ck_assert(d->pid >= 0);
+    if (d->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, 2);
+        dup2(fd, 1);
+        if (valgrind)
+            execlp("valgrind", "valgrind", "-q", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+                   "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99", vmrqd, "-d", "-f",
+                   d->conf, (char *)NULL);
+        else
+            execl(vmrqd, vmrqd, "-d", "-f", d->conf, (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    snprintf(pidbuf, sizeof(pidbuf), "%d", d->pid);
+    {
+        PGconn *c = t_connect();
+        d->id = 0;
+        for (int i = 0; i < 3000 && d->id == 0; i++) {
+            PGresult *res = PQexecParams(c, "SELECT id FROM daemons WHERE pid = $1::int AND stopped_at IS NULL",
+                                         1, NULL, params, NULL, NULL, 0);
+            if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
+                d->id = atoi(PQgetvalue(res, 0, 0));
+            PQclear(res);
+            if (!d->id) {
+                struct timespec ts = { 0, 10 * 1000000 };
+                ck_assert_msg(waitpid(d->pid, NULL, WNOHANG) == 0, "vmrqd exited at start-up; see %s", d->log);
+                nanosleep(&ts, NULL);
+            }
+        }
+        PQfinish(c);
+    }
+    ck_assert_msg(d->id > 0, "vmrqd did not register within 30 s; see %s", d->log);
+}
+
+int
+t_daemon_wait(struct t_daemon *d, int sig, int timeout_ms)
+{
+    int status;
+
+    if (d->pid <= 0)
+        return -1;
+    if (sig)
+        kill(d->pid, sig);
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        struct timespec ts = { 0, 10 * 1000000 };
+        if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+            d->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+void
+t_daemon_cleanup(struct t_daemon *d)
+{
+    if (d->pid > 0) {
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, NULL, 0);
+        d->pid = 0;
+    }
+    unlink(d->conf);
+    unlink(d->log);
+}
+
+bool
+t_daemon_logged(const struct t_daemon *d, const char *text)
+{
+    int fd = open(d->log, O_RDONLY);
+    char *all;
+    bool found;
+
+    if (fd < 0)
+        return false;
+    all = slurp(fd);
+    close(fd);
+    found = strstr(all, text) != NULL;
+    free(all);
+    return found;
+}
+
+long long
+t_wait_value(PGconn *conn, const char *sql, long long want, int timeout_ms)
+{
+    long long v = t_sql_int(conn, sql, 0, NULL);
+
+    for (int waited = 0; v != want && waited < timeout_ms; waited += 10) {
+        struct timespec ts = { 0, 10 * 1000000 };
+        nanosleep(&ts, NULL);
+        v = t_sql_int(conn, sql, 0, NULL);
+    }
+    return v;
 }

@@ -7,6 +7,7 @@
 #define VMRQ_TUTIL_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <libpq-fe.h>
 
 #include "vmrq.h"
@@ -17,6 +18,8 @@ Suite *migrate_suite(void);
 Suite *queue_suite(void);
 Suite *trigger_suite(void);
 Suite *cli_suite(void);
+Suite *config_suite(void);
+Suite *daemon_suite(void);
 
 /* A new connection to $VMRQ_DB with notices silenced; fails the test if it cannot connect. */
 PGconn *t_connect(void);
@@ -46,5 +49,27 @@ struct t_cli t_cli_run(const char *arg, ...) __attribute__((sentinel));
 void t_cli_free(struct t_cli *r);
 /* Number of lines in s (a final line without newline counts). */
 int t_lines(const char *s);
+
+/* A vmrqd started by a test ($VMRQD -d -f CONF), killed if the test process dies. */
+struct t_daemon {
+    int pid;
+    int id;          /* its daemons.id */
+    char conf[64];
+    char log[64];
+};
+/* Starts a daemon with `config` (key = value lines; "pidfile =" is added) and waits until it has
+ * registered in table daemons. With `valgrind`, runs it under valgrind (errors and leaks make
+ * it exit 99). */
+void t_daemon_start(struct t_daemon *d, const char *config, bool valgrind);
+/* Sends `sig` (0: none) and waits up to timeout_ms for the exit; returns the exit status
+ * (128 + signal if killed, -1 if still running). */
+int t_daemon_wait(struct t_daemon *d, int sig, int timeout_ms);
+/* Kills the daemon if it still runs and removes its files. */
+void t_daemon_cleanup(struct t_daemon *d);
+/* Whether the daemon's log contains `text`. */
+bool t_daemon_logged(const struct t_daemon *d, const char *text);
+/* Polls a one-integer query every 10 ms until it returns `want` or timeout_ms passes; returns
+ * the last value. */
+long long t_wait_value(PGconn *conn, const char *sql, long long want, int timeout_ms);
 
 #endif /* VMRQ_TUTIL_H */

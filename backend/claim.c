@@ -1,0 +1,281 @@
+/*
+ * claim.c - the queue's statements as vmrqd runs them (see claim.h). The claim is the heart:
+ *
+ *   - exactly once: the rows are chosen FOR UPDATE SKIP LOCKED and flipped to `working` in the
+ *     same statement, so two daemons never take the same request;
+ *   - order: priority (higher first), then age;
+ *   - per-domain serialization: a request whose domain has a request working, or an older one
+ *     due and pending, is not runnable. Requests scheduled for later (`at`) or waiting on a
+ *     dependency do not block their domain: a start must not wait behind a force_shutdown
+ *     scheduled in five minutes, and a child waiting on a younger request must not deadlock;
+ *   - per-class admission: the caller passes the free slots of one class.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "claim.h"
+#include "log.h"
+
+static const char claim_sql[] =
+    "WITH claimed AS ("
+    " UPDATE requests r"
+    "    SET status = 'working', started_at = clock_timestamp(), id_daemon = $1,"
+    "        attempts = r.attempts + 1"
+    "  WHERE r.id IN ("
+    "        SELECT q.id FROM requests q LEFT JOIN commands c ON c.name = q.command"
+    "         WHERE q.status = 'requested'"
+    "           AND (q.at_time IS NULL OR q.at_time <= now())"
+    "           AND (c.class = $2 OR (c.name IS NULL AND $2 = 'important'))"
+    "           AND (q.id_domain IS NULL OR NOT EXISTS ("
+    "                SELECT 1 FROM requests o"
+    "                 WHERE o.id_domain = q.id_domain AND o.id <> q.id"
+    "                   AND (o.status = 'working'"
+    "                        OR (o.status = 'requested' AND o.id < q.id"
+    "                            AND (o.at_time IS NULL OR o.at_time <= now())))))"
+    "         ORDER BY q.priority DESC, q.id"
+    "         LIMIT $3"
+    "           FOR UPDATE OF q SKIP LOCKED)"
+    " RETURNING r.id, r.command, r.args::text, r.id_domain, r.uid, r.retry, r.attempts, r.priority)"
+    " SELECT * FROM claimed ORDER BY priority DESC, id";
+
+static void
+log_pg_failure(PGconn *conn, PGresult *res, const char *what)
+{
+    const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *e = m ? m : PQerrorMessage(conn);
+
+    log_warnx("%s: %.*s", what, (int)strcspn(e, "\n"), e);
+}
+
+int
+claim_jobs(PGconn *conn, int daemon, vmrq_class cls, int limit, struct vmrqd_job **out)
+{
+    char d[16], l[16];
+    const char *params[3] = { d, vmrq_class_name(cls), l };
+    struct vmrqd_job *head = NULL, **tail = &head;
+    PGresult *res;
+    int n;
+
+    snprintf(d, sizeof(d), "%d", daemon);
+    snprintf(l, sizeof(l), "%d", limit);
+    res = PQexecParams(conn, claim_sql, 3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_pg_failure(conn, res, "claim");
+        PQclear(res);
+        return -1;
+    }
+    n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        struct vmrqd_job *job = calloc(1, sizeof(*job));
+        if (!job || !(job->command = strdup(PQgetvalue(res, i, 1)))) {
+            free(job);
+            log_warnx("claim: out of memory; request %s stays claimed until recovery", PQgetvalue(res, i, 0));
+            continue;
+        }
+        job->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        job->args = json_tokener_parse(PQgetvalue(res, i, 2));
+        job->id_domain = PQgetisnull(res, i, 3) ? 0 : atoi(PQgetvalue(res, i, 3));
+        job->uid = PQgetisnull(res, i, 4) ? 0 : atoi(PQgetvalue(res, i, 4));
+        job->retry = atoi(PQgetvalue(res, i, 5));
+        job->attempts = atoi(PQgetvalue(res, i, 6));
+        *tail = job;
+        tail = &job->next;
+    }
+    PQclear(res);
+    *out = head;
+    return n;
+}
+
+static const char complete_sql[] =
+    "UPDATE requests r"
+    "   SET status = x.status::request_status,"
+    "       error = x.error,"
+    "       output = x.output,"
+    "       finished_at = CASE WHEN x.status = 'requested' THEN NULL ELSE clock_timestamp() END,"
+    "       at_time = CASE WHEN x.status = 'requested'"
+    "                      THEN clock_timestamp() + x.backoff_ms * interval '1 millisecond'"
+    "                      ELSE r.at_time END,"
+    "       retry = CASE WHEN x.status = 'requested' THEN r.retry - 1 ELSE r.retry END,"
+    "       id_daemon = CASE WHEN x.status = 'requested' THEN NULL ELSE r.id_daemon END"
+    "  FROM jsonb_to_recordset($1::jsonb)"
+    "       AS x(id bigint, status text, error text, output jsonb, backoff_ms bigint)"
+    " WHERE r.id = x.id AND r.status = 'working' AND r.id_daemon = $2"
+    " RETURNING r.id";
+
+/* The status a job's outcome writes, and the backoff of a retry. */
+static const char *
+final_status(const struct vmrqd_job *job, long long backoff_ms, long long *wait_ms)
+{
+    long long wait = backoff_ms;
+
+    if (job->outcome == JOB_DONE)
+        return "done";
+    if (job->outcome == JOB_RETRY && job->retry > 0) {
+        for (int i = 1; i < job->attempts && wait < 3600000; i++)
+            wait *= 2;
+        *wait_ms = wait < 3600000 ? wait : 3600000;
+        return "requested";
+    }
+    return "failed";
+}
+
+static struct json_object *
+completion_row(const struct vmrqd_job *job, long long backoff_ms)
+{
+    struct json_object *row = json_object_new_object();
+    long long wait_ms = 0;
+
+    json_object_object_add(row, "id", json_object_new_int64(job->id));
+    json_object_object_add(row, "status", json_object_new_string(final_status(job, backoff_ms, &wait_ms)));
+    json_object_object_add(row, "error", job->outcome == JOB_DONE || !job->error ? NULL
+                                         : json_object_new_string(job->error));
+    json_object_object_add(row, "output", job->output ? json_object_get(job->output) : NULL);
+    json_object_object_add(row, "backoff_ms", json_object_new_int64(wait_ms));
+    return row;
+}
+
+/* Writes the completion rows; logs requests this daemon no longer held. -1 on error. */
+static int
+write_rows(PGconn *conn, int daemon, struct json_object *rows)
+{
+    char d[16];
+    const char *params[2] = { json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN), d };
+    size_t want = json_object_array_length(rows);
+    PGresult *res;
+
+    snprintf(d, sizeof(d), "%d", daemon);
+    res = PQexecParams(conn, complete_sql, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_pg_failure(conn, res, "complete");
+        PQclear(res);
+        return -1;
+    }
+    if ((size_t)PQntuples(res) != want)
+        log_warnx("complete: %zu of %zu finished requests were no longer held by this vmrqd"
+                  " (taken back by recovery or cancelled by hand); their outcome is dropped",
+                  want - (size_t)PQntuples(res), want);
+    PQclear(res);
+    return 0;
+}
+
+static int
+run_simple(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+    if (!ok)
+        log_pg_failure(conn, res, sql);
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+/* One job with follow-ups: enqueue them and complete it in one transaction. A follow-up the
+ * catalog refuses is a handler bug: the job fails naming it, and nothing is enqueued. */
+static int
+complete_with_followups(PGconn *conn, int daemon, struct vmrqd_job *job, long long backoff_ms)
+{
+    struct json_object *rows = json_object_new_array();
+    int ret = -1;
+
+    if (run_simple(conn, "BEGIN") < 0)
+        goto cleanup;
+    for (size_t i = 0; i < job->nfollowups; i++) {
+        if (vmrq_request_enqueue(conn, job->followups[i]) < 0) {
+            char why[1024];
+            snprintf(why, sizeof(why), "%s", vmrq_error_message());
+            if (PQstatus(conn) != CONNECTION_OK || run_simple(conn, "ROLLBACK") < 0)
+                goto cleanup;
+            job_fail(job, false, "follow-up %s refused: %s", vmrq_request_command(job->followups[i]), why);
+            for (size_t k = 0; k < job->nfollowups; k++)
+                vmrq_request_free(job->followups[k]);
+            job->nfollowups = 0;
+            json_object_array_add(rows, completion_row(job, backoff_ms));
+            ret = write_rows(conn, daemon, rows);
+            goto cleanup;
+        }
+        log_info("request %lld (%s) enqueued follow-up %lld (%s)", job->id, job->command,
+                 vmrq_request_id(job->followups[i]), vmrq_request_command(job->followups[i]));
+    }
+    json_object_array_add(rows, completion_row(job, backoff_ms));
+    if (write_rows(conn, daemon, rows) < 0) {
+        run_simple(conn, "ROLLBACK");
+        goto cleanup;
+    }
+    ret = run_simple(conn, "COMMIT");
+
+cleanup:
+    json_object_put(rows);
+    return ret;
+}
+
+int
+claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms)
+{
+    struct json_object *rows = json_object_new_array();
+    int ret = 0;
+
+    for (struct vmrqd_job *j = list; j; j = j->next) {
+        if (j->nfollowups > 0) {
+            if (complete_with_followups(conn, daemon, j, backoff_ms) < 0) {
+                ret = -1;
+                break;
+            }
+        } else {
+            json_object_array_add(rows, completion_row(j, backoff_ms));
+        }
+    }
+    if (ret == 0 && json_object_array_length(rows) > 0)
+        ret = write_rows(conn, daemon, rows);
+    json_object_put(rows);
+    return ret;
+}
+
+/* The integer of a one-value query, or -1 (logged). */
+static long long
+query_int(PGconn *conn, const char *sql, int n, const char *const *params, long long if_null)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    long long v;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        log_pg_failure(conn, res, sql);
+        PQclear(res);
+        return -2;
+    }
+    v = PQgetisnull(res, 0, 0) ? if_null : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return v;
+}
+
+int
+claim_resolve_waiting(PGconn *conn)
+{
+    long long n = query_int(conn, "SELECT vmrq_resolve_waiting()", 0, NULL, 0);
+
+    return n < 0 ? -1 : (int)n;
+}
+
+int
+claim_recover(PGconn *conn, long long lease_ms)
+{
+    char ms[32];
+    const char *params[1] = { ms };
+    long long n;
+
+    snprintf(ms, sizeof(ms), "%lld", lease_ms);
+    n = query_int(conn, "SELECT vmrq_recover($1::bigint * interval '1 millisecond')", 1, params, 0);
+    return n < 0 ? -1 : (int)n;
+}
+
+long long
+claim_next_due(PGconn *conn)
+{
+    long long ms = query_int(conn,
+                             "SELECT ceil(extract(epoch FROM min(at_time) - clock_timestamp()) * 1000)::bigint"
+                             "  FROM requests WHERE status = 'requested' AND at_time > clock_timestamp()",
+                             0, NULL, -1);
+
+    return ms < -1 ? -2 : ms;
+}

@@ -1,0 +1,37 @@
+/*
+ * claim.h - vmrqd's statements on the queue: claiming, completing, resolving dependencies,
+ * taking back the claims of dead daemons, and finding the next scheduled request. Each is one
+ * round trip on the control connection, batched where it can be.
+ */
+#ifndef VMRQD_CLAIM_H
+#define VMRQD_CLAIM_H
+
+#include <libpq-fe.h>
+
+#include "job.h"
+
+/* Claims up to `limit` runnable requests of class `cls` for daemon `daemon` and returns them as
+ * a list in priority-then-age order (*out, caller owns). Returns how many, -1 on error (logged). */
+int claim_jobs(PGconn *conn, int daemon, vmrq_class cls, int limit, struct vmrqd_job **out);
+
+/* Records the outcome of the finished jobs of `list`: done, failed, or back to requested with a
+ * backoff (`backoff_ms` times 2^(attempts-1), at most an hour) when a retryable failure has
+ * retries left. Jobs with follow-ups are written one transaction each, follow-ups included;
+ * the rest in one statement. Returns 0, or -1 if the database failed (nothing of the failed
+ * statement is written; the caller keeps the list and tries again). */
+int claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms);
+
+/* Moves waiting requests whose parents have finished (SQL vmrq_resolve_waiting()); returns how
+ * many moved, -1 on error. */
+int claim_resolve_waiting(PGconn *conn);
+
+/* Takes back the claims of daemons silent for longer than lease_ms (SQL vmrq_recover()); returns
+ * how many, -1 on error. */
+int claim_recover(PGconn *conn, long long lease_ms);
+
+/* Milliseconds until the earliest request scheduled in the future is due, -1 if none, -2 on
+ * error. (Requests already due but blocked -- class full, domain busy -- become runnable when a
+ * request finishes, which triggers a claim pass; they need no timer.) */
+long long claim_next_due(PGconn *conn);
+
+#endif /* VMRQD_CLAIM_H */

@@ -1,0 +1,196 @@
+/*
+ * ctl.c - the control connection of vmrqd (see ctl.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "log.h"
+
+/* vmrqd needs the backend migration (0002). */
+#define SCHEMA_NEEDED 2
+#define BACKOFF_MAX_MS 30000
+
+long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+first_line(const char *msg, char *buf, size_t size)
+{
+    snprintf(buf, size, "%.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+/* Runs a statement; false (logged) if it did not return `expect`. */
+static bool
+exec_ok(PGconn *conn, const char *sql, int n, const char *const *params, ExecStatusType expect,
+        PGresult **out)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    char msg[512];
+
+    if (PQresultStatus(res) != expect) {
+        first_line(PQerrorMessage(conn), msg, sizeof(msg));
+        log_warnx("database: %s", msg);
+        PQclear(res);
+        return false;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return true;
+}
+
+static void
+schedule_retry(struct ctl *ctl)
+{
+    ctl->backoff_ms = ctl->backoff_ms ? ctl->backoff_ms * 2 : 500;
+    if (ctl->backoff_ms > BACKOFF_MAX_MS)
+        ctl->backoff_ms = BACKOFF_MAX_MS;
+    ctl->next_try_ms = now_ms() + ctl->backoff_ms;
+}
+
+/* Closes the connection and schedules the next try; says so unless this outage was told. */
+static int
+fail(struct ctl *ctl, bool quiet)
+{
+    PQfinish(ctl->conn);
+    ctl->conn = NULL;
+    schedule_retry(ctl);
+    if (!quiet)
+        log_warnx("database: retrying in %lld ms, then with growing pauses up to %d s",
+                  ctl->backoff_ms, BACKOFF_MAX_MS / 1000);
+    return -1;
+}
+
+/* Registers this daemon, or refreshes its row after a reconnection (a database restart keeps
+ * our claims: the lease, not the session, decides when they are taken back). */
+static bool
+register_daemon(struct ctl *ctl, const struct vmrqd_config *cfg)
+{
+    char host[256], pid[16], id[16];
+    const char *reg[4] = { cfg->node, host, pid, vmrq_version() };
+    const char *beat[1] = { id };
+    PGresult *res;
+
+    if (ctl->daemon) {
+        snprintf(id, sizeof(id), "%d", ctl->daemon);
+        if (!exec_ok(ctl->conn, "UPDATE daemons SET heartbeat_at = now(), stopped_at = NULL WHERE id = $1",
+                     1, beat, PGRES_COMMAND_OK, &res))
+            return false;
+        if (strcmp(PQcmdTuples(res), "1") == 0) {
+            PQclear(res);
+            return true;
+        }
+        PQclear(res);
+        log_warnx("daemon %d vanished from table daemons; registering again", ctl->daemon);
+    }
+    if (gethostname(host, sizeof(host)) < 0)
+        snprintf(host, sizeof(host), "unknown");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    if (!exec_ok(ctl->conn, "INSERT INTO daemons (node, hostname, pid, version) VALUES ($1, $2, $3, $4)"
+                            " RETURNING id", 4, reg, PGRES_TUPLES_OK, &res))
+        return false;
+    ctl->daemon = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    log_info("registered as daemon %d of node '%s'", ctl->daemon, cfg->node);
+    return true;
+}
+
+int
+ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg)
+{
+    const char *keys[] = { "dbname", "fallback_application_name", NULL };
+    const char *values[] = { cfg->database, "vmrqd", NULL };
+    bool outage = ctl->backoff_ms > 0;
+    char msg[512];
+    int version;
+
+    if (ctl->conn)
+        return 0;
+    if (now_ms() < ctl->next_try_ms)
+        return -1;
+    ctl->conn = PQconnectdbParams(keys, values, 1);
+    if (PQstatus(ctl->conn) != CONNECTION_OK) {
+        if (!outage) {
+            first_line(PQerrorMessage(ctl->conn), msg, sizeof(msg));
+            log_warnx("cannot connect to the database: %s", msg);
+        }
+        return fail(ctl, outage);
+    }
+    if ((version = vmrq_db_version(ctl->conn)) < SCHEMA_NEEDED) {
+        if (version < 0)
+            log_warnx("database: %s", vmrq_error_message());
+        else
+            log_warnx("the database schema is at version %d, vmrqd needs %d: run 'vmrq db upgrade'",
+                      version, SCHEMA_NEEDED);
+        return fail(ctl, false);
+    }
+    if (!exec_ok(ctl->conn, "LISTEN vmrq_request", 0, NULL, PGRES_COMMAND_OK, NULL) ||
+        !register_daemon(ctl, cfg))
+        return fail(ctl, false);
+    if (outage)
+        log_info("database connection is back");
+    ctl->backoff_ms = 0;
+    ctl->up_since_ms = ctl->last_beat_ms = now_ms();
+    return 0;
+}
+
+bool
+ctl_up(const struct ctl *ctl)
+{
+    return ctl->conn != NULL;
+}
+
+void
+ctl_check(struct ctl *ctl)
+{
+    if (ctl->conn && PQstatus(ctl->conn) != CONNECTION_OK) {
+        log_warnx("lost the database connection; reconnecting");
+        PQfinish(ctl->conn);
+        ctl->conn = NULL;
+        ctl->backoff_ms = 0;
+        schedule_retry(ctl);
+    }
+}
+
+int
+ctl_heartbeat(struct ctl *ctl, long long lease_ms)
+{
+    char id[16];
+    const char *params[1] = { id };
+
+    if (!ctl->conn || now_ms() - ctl->last_beat_ms < lease_ms / 3)
+        return 0;
+    snprintf(id, sizeof(id), "%d", ctl->daemon);
+    if (!exec_ok(ctl->conn, "UPDATE daemons SET heartbeat_at = now() WHERE id = $1", 1, params,
+                 PGRES_COMMAND_OK, NULL))
+        return -1;
+    ctl->last_beat_ms = now_ms();
+    return 0;
+}
+
+void
+ctl_stop(struct ctl *ctl)
+{
+    char id[16];
+    const char *params[1] = { id };
+
+    if (ctl->conn && ctl->daemon) {
+        snprintf(id, sizeof(id), "%d", ctl->daemon);
+        exec_ok(ctl->conn, "UPDATE daemons SET stopped_at = now() WHERE id = $1", 1, params,
+                PGRES_COMMAND_OK, NULL);
+    }
+    PQfinish(ctl->conn);
+    ctl->conn = NULL;
+}

@@ -1,0 +1,38 @@
+/*
+ * ctl.h - vmrqd's control connection: connecting with backoff, LISTEN vmrq_request, the
+ * daemon's row in `daemons` (registration, heartbeat, stop), and noticing that it was lost.
+ */
+#ifndef VMRQD_CTL_H
+#define VMRQD_CTL_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "config.h"
+
+struct ctl {
+    PGconn *conn;          /* NULL while disconnected */
+    int daemon;            /* daemons.id, 0 until registered */
+    long long up_since_ms; /* monotonic time of the last successful connection */
+    long long next_try_ms; /* while disconnected: when to try again */
+    long long backoff_ms;
+    long long last_beat_ms;
+};
+
+/* Monotonic milliseconds. */
+long long now_ms(void);
+
+/* Connects (if the backoff allows), checks the schema, LISTENs, registers the daemon or
+ * refreshes its row. 0 when connected; -1 otherwise (logged once per outage, retried later). */
+int ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg);
+/* Whether the connection is up. */
+bool ctl_up(const struct ctl *ctl);
+/* After a failed statement: if the connection is gone, closes it and schedules a reconnect. */
+void ctl_check(struct ctl *ctl);
+/* Refreshes the heartbeat if a third of the lease has passed. -1 on error. */
+int ctl_heartbeat(struct ctl *ctl, long long lease_ms);
+/* Records a clean stop (daemons.stopped_at) and closes the connection. */
+void ctl_stop(struct ctl *ctl);
+
+#endif /* VMRQD_CTL_H */

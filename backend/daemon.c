@@ -1,0 +1,457 @@
+/*
+ * daemon.c - vmrqd's main loop (see daemon.h).
+ *
+ * One thread owns the control connection and every decision; workers (pool.c) only run
+ * handlers. Each turn of the loop:
+ *   signals -> (re)connect -> take finished jobs -> deadlines -> write completions (one batch)
+ *   -> heartbeat, recovery, periodic cleanup -> claim pass if anything woke us -> poll().
+ * It sleeps in poll() on the libpq socket (NOTIFY vmrq_request), a pipe the workers write when a
+ * job finishes, and a timeout: the earliest of the next scheduled request (`at`), the fallback
+ * poll, the heartbeat, recovery, cleanup, a handler deadline, a reconnection.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "claim.h"
+#include "ctl.h"
+#include "daemon.h"
+#include "dispatch.h"
+#include "log.h"
+#include "pool.h"
+
+volatile sig_atomic_t vmrqd_sig_term;
+volatile sig_atomic_t vmrqd_sig_hup;
+
+struct inflight {
+    struct vmrqd_job *job; /* owned by the pool while it runs; used here only as a key */
+    long long id;
+    vmrq_class cls;
+    long long deadline_ms;
+    bool abandoned;        /* failed for its deadline; its late result is dropped */
+};
+
+struct vmrqd {
+    struct vmrqd_config *cfg;
+    const char *config_path;
+    bool config_must_exist;
+    struct ctl ctl;
+    struct pool *pool;
+    int wake[2];
+    struct inflight *inflight; /* cfg->workers slots */
+    int ninflight;
+    int running[VMRQ_CLASS_LAST];
+    struct vmrqd_job *unwritten; /* finished, outcome not yet in the database */
+    bool want_claim;
+    long long next_due_ms;       /* -1: nothing scheduled */
+    long long next_poll_ms, next_recover_ms, next_cleanup_ms;
+    bool draining;
+    long long drain_until_ms;
+};
+
+/* "request 42 (shutdown, domain 7, uid 1)" into buf. */
+static const char *
+describe(const struct vmrqd_job *job, char *buf, size_t size)
+{
+    char dom[24] = "-", uid[24] = "-";
+
+    if (job->id_domain)
+        snprintf(dom, sizeof(dom), "%d", job->id_domain);
+    if (job->uid)
+        snprintf(uid, sizeof(uid), "%d", job->uid);
+    snprintf(buf, size, "request %lld (%s, domain %s, uid %s)", job->id, job->command, dom, uid);
+    return buf;
+}
+
+static void
+log_outcome(const struct vmrqd *d, const struct vmrqd_job *job)
+{
+    char who[160];
+
+    describe(job, who, sizeof(who));
+    if (job->outcome == JOB_DONE)
+        log_info("%s: done in %.1f ms", who, job->took_us / 1000.0);
+    else if (job->outcome == JOB_RETRY && job->retry > 0)
+        log_info("%s: failed in %.1f ms, retrying (%d left, backoff from %lld ms): %s", who,
+                 job->took_us / 1000.0, job->retry - 1, d->cfg->retry_backoff_ms, job->error);
+    else
+        log_info("%s: failed in %.1f ms: %s", who, job->took_us / 1000.0, job->error);
+}
+
+static void
+append_unwritten(struct vmrqd *d, struct vmrqd_job *job)
+{
+    job->next = d->unwritten;
+    d->unwritten = job;
+}
+
+static void
+free_list(struct vmrqd_job *list)
+{
+    while (list) {
+        struct vmrqd_job *next = list->next;
+        job_free(list);
+        list = next;
+    }
+}
+
+/* Prepares a claimed job and hands it to a worker; a job that cannot run is failed at once. */
+static void
+start_job(struct vmrqd *d, struct vmrqd_job *job, vmrq_class cls)
+{
+    struct inflight *slot = &d->inflight[d->ninflight];
+    char who[160];
+
+    job->retention_ms = d->cfg->retention_ms;
+    describe(job, who, sizeof(who));
+    if (dispatch_prepare(job) < 0) {
+        log_info("%s: failed: %s", who, job->error);
+        append_unwritten(d, job);
+        return;
+    }
+    log_info("%s: working (attempt %d)", who, job->attempts);
+    slot->job = job;
+    slot->id = job->id;
+    slot->cls = cls;
+    slot->deadline_ms = now_ms() + d->cfg->handler_deadline_ms;
+    slot->abandoned = false;
+    d->ninflight++;
+    d->running[cls]++;
+    pool_submit(d->pool, job);
+}
+
+/* Moves jobs the workers finished from the in-flight table to the unwritten list. */
+static void
+take_finished(struct vmrqd *d)
+{
+    struct vmrqd_job *job = pool_take_done(d->pool), *next;
+
+    for (; job; job = next) {
+        int i;
+
+        next = job->next;
+        for (i = 0; i < d->ninflight && d->inflight[i].job != job; i++)
+            ;
+        if (i == d->ninflight) {
+            log_warnx("request %lld came back from a worker unknown to the loop", job->id);
+            job_free(job);
+            continue;
+        }
+        d->running[d->inflight[i].cls]--;
+        if (d->inflight[i].abandoned) {
+            log_warnx("request %lld (%s) finished after its deadline; its outcome is dropped", job->id,
+                      job->command);
+            job_free(job);
+        } else {
+            log_outcome(d, job);
+            append_unwritten(d, job);
+        }
+        d->inflight[i] = d->inflight[--d->ninflight];
+    }
+}
+
+/* Fails requests whose handler overran handler_deadline. The worker stays busy until the handler
+ * returns (a thread cannot be cancelled safely), so its slot is not reused before. */
+static void
+check_deadlines(struct vmrqd *d)
+{
+    long long now = now_ms();
+
+    for (int i = 0; i < d->ninflight; i++) {
+        struct inflight *s = &d->inflight[i];
+        struct vmrqd_job *fail;
+
+        if (s->abandoned || now < s->deadline_ms)
+            continue;
+        s->abandoned = true;
+        if (!(fail = calloc(1, sizeof(*fail)))) {
+            log_warnx("request %lld overran its deadline; out of memory to record it", s->id);
+            continue;
+        }
+        fail->id = s->id;
+        job_fail(fail, false, "the handler did not finish within %lld ms (handler_deadline)",
+                 d->cfg->handler_deadline_ms);
+        log_warnx("request %lld: %s", s->id, fail->error);
+        append_unwritten(d, fail);
+    }
+}
+
+static void
+write_completions(struct vmrqd *d)
+{
+    if (claim_complete(d->ctl.conn, d->ctl.daemon, d->unwritten, d->cfg->retry_backoff_ms) < 0) {
+        ctl_check(&d->ctl); /* kept: written again once the database answers */
+        return;
+    }
+    free_list(d->unwritten);
+    d->unwritten = NULL;
+    d->want_claim = true;
+}
+
+static void
+claim_pass(struct vmrqd *d)
+{
+    long long due;
+    int moved;
+
+    d->want_claim = false;
+    for (int i = 0; i < 10 && (moved = claim_resolve_waiting(d->ctl.conn)) > 0; i++)
+        log_debug("%d waiting request%s may now run", moved, moved == 1 ? "" : "s");
+    for (int c = 0; c < VMRQ_CLASS_LAST && ctl_up(&d->ctl); c++) {
+        int free_slots = d->cfg->limit[c] - d->running[c];
+        struct vmrqd_job *list = NULL, *next;
+
+        if (free_slots > d->cfg->workers - d->ninflight)
+            free_slots = d->cfg->workers - d->ninflight;
+        if (free_slots <= 0)
+            continue;
+        if (claim_jobs(d->ctl.conn, d->ctl.daemon, (vmrq_class)c, free_slots, &list) < 0) {
+            ctl_check(&d->ctl);
+            return;
+        }
+        for (; list; list = next) {
+            next = list->next;
+            list->next = NULL;
+            start_job(d, list, (vmrq_class)c);
+        }
+    }
+    if ((due = claim_next_due(d->ctl.conn)) == -2)
+        ctl_check(&d->ctl);
+    d->next_due_ms = due >= 0 ? now_ms() + due : -1;
+    d->next_poll_ms = now_ms() + d->cfg->poll_interval_ms;
+}
+
+static void
+enqueue_cleanup(struct vmrqd *d)
+{
+    vmrq_request *req = vmrq_request_new("cleanup");
+
+    if (!req || vmrq_request_set_int(req, "older_than", d->cfg->retention_ms / 1000) < 0 ||
+        vmrq_request_enqueue(d->ctl.conn, req) < 0) {
+        log_warnx("cannot enqueue cleanup: %s", vmrq_error_message());
+        ctl_check(&d->ctl);
+    } else {
+        log_debug("enqueued cleanup as request %lld", vmrq_request_id(req));
+    }
+    vmrq_request_free(req);
+}
+
+/* Heartbeat, recovery of dead daemons' claims, periodic cleanup. */
+static void
+housekeeping(struct vmrqd *d)
+{
+    long long now = now_ms();
+    int n;
+
+    if (ctl_heartbeat(&d->ctl, d->cfg->lease_ms) < 0) {
+        ctl_check(&d->ctl);
+        return;
+    }
+    /* After a (re)connection every live daemon gets one lease to beat again before its claims
+     * may be taken back: a database restart must not look like a crash. */
+    if (now >= d->next_recover_ms && now - d->ctl.up_since_ms >= d->cfg->lease_ms) {
+        if ((n = claim_recover(d->ctl.conn, d->cfg->lease_ms)) < 0) {
+            ctl_check(&d->ctl);
+            return;
+        }
+        if (n > 0) {
+            log_warnx("took back %d request%s from daemons that stopped answering", n, n == 1 ? "" : "s");
+            d->want_claim = true;
+        }
+        d->next_recover_ms = now + d->cfg->lease_ms / 2;
+    }
+    if (d->cfg->cleanup_interval_ms > 0 && now >= d->next_cleanup_ms) {
+        enqueue_cleanup(d);
+        d->next_cleanup_ms = now + d->cfg->cleanup_interval_ms;
+    }
+}
+
+static void
+reload(struct vmrqd *d, int verbose_floor)
+{
+    struct vmrqd_config next;
+    bool db_changed;
+    char err[512];
+
+    memset(&next, 0, sizeof(next));
+    if (config_load(&next, d->config_path, d->config_must_exist, err, sizeof(err)) < 0) {
+        log_warnx("reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    config_keep_fixed(&next, d->cfg);
+    db_changed = strcmp(next.database, d->cfg->database) != 0;
+    config_free(d->cfg);
+    *d->cfg = next;
+    log_set_level(d->cfg->log_level > verbose_floor ? d->cfg->log_level : verbose_floor);
+    pool_set_conninfo(d->pool, d->cfg->database);
+    if (db_changed && ctl_up(&d->ctl)) {
+        log_info("database changed: reconnecting");
+        PQfinish(d->ctl.conn);
+        d->ctl.conn = NULL;
+        d->ctl.daemon = 0;
+        d->ctl.next_try_ms = 0;
+    }
+    d->want_claim = true;
+    log_info("configuration reloaded");
+}
+
+/* Reads notifications (each means: new requests) and the workers' wake-up bytes. */
+static void
+read_events(struct vmrqd *d, const struct pollfd *fds)
+{
+    char buf[256];
+    PGnotify *n;
+
+    if (fds[0].revents)
+        while (read(d->wake[0], buf, sizeof(buf)) > 0)
+            ;
+    if (fds[1].fd >= 0 && fds[1].revents && ctl_up(&d->ctl)) {
+        if (!PQconsumeInput(d->ctl.conn)) {
+            ctl_check(&d->ctl);
+            return;
+        }
+        while ((n = PQnotifies(d->ctl.conn))) {
+            d->want_claim = true;
+            PQfreemem(n);
+        }
+    }
+}
+
+static long long
+min_positive(long long a, long long b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+/* How long poll() may sleep: until the earliest timer (-1: no timer at all). */
+static int
+poll_timeout(const struct vmrqd *d)
+{
+    long long now = now_ms(), t = -1;
+
+    if (d->want_claim || d->unwritten)
+        return d->unwritten && !ctl_up(&d->ctl) ? 100 : 0;
+    if (!ctl_up(&d->ctl)) {
+        t = d->ctl.next_try_ms;
+    } else if (!d->draining) {
+        t = min_positive(d->next_due_ms, d->next_poll_ms);
+        t = min_positive(t, d->ctl.last_beat_ms + d->cfg->lease_ms / 3);
+        t = min_positive(t, d->next_recover_ms > d->ctl.up_since_ms + d->cfg->lease_ms
+                                ? d->next_recover_ms : d->ctl.up_since_ms + d->cfg->lease_ms);
+        if (d->cfg->cleanup_interval_ms > 0)
+            t = min_positive(t, d->next_cleanup_ms);
+    }
+    for (int i = 0; i < d->ninflight; i++)
+        if (!d->inflight[i].abandoned)
+            t = min_positive(t, d->inflight[i].deadline_ms);
+    if (d->draining)
+        t = min_positive(t, d->drain_until_ms);
+    if (t < 0)
+        return -1;
+    t -= now;
+    return t <= 0 ? 0 : t > 60000 ? 60000 : (int)t;
+}
+
+int
+vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_exist, bool verbose)
+{
+    int verbose_floor = verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR;
+    struct vmrqd d;
+    int status = 0;
+
+    memset(&d, 0, sizeof(d));
+    d.cfg = cfg;
+    d.config_path = config_path;
+    d.config_must_exist = config_must_exist;
+    d.next_due_ms = -1;
+    d.next_cleanup_ms = now_ms() + cfg->cleanup_interval_ms;
+    log_set_level(cfg->log_level > verbose_floor ? cfg->log_level : verbose_floor);
+    if (pipe2(d.wake, O_NONBLOCK | O_CLOEXEC) < 0)
+        fatal("pipe");
+    if (!(d.inflight = calloc((size_t)cfg->workers, sizeof(*d.inflight))) ||
+        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1])))
+        fatalx("cannot start %d workers", cfg->workers);
+    log_info("vmrqd %s started: node '%s', %d workers (important %d, secondary %d, long %d)",
+             vmrq_version(), cfg->node, cfg->workers, cfg->limit[VMRQ_CLASS_IMPORTANT],
+             cfg->limit[VMRQ_CLASS_SECONDARY], cfg->limit[VMRQ_CLASS_LONG]);
+
+    for (;;) {
+        struct pollfd fds[2];
+
+        if (vmrqd_sig_term >= 2) {
+            log_warnx("second signal: stopping now; %d running request%s left for recovery",
+                      d.ninflight, d.ninflight == 1 ? " is" : "s are");
+            exit(1);
+        }
+        if (vmrqd_sig_term && !d.draining) {
+            d.draining = true;
+            d.drain_until_ms = now_ms() + d.cfg->drain_timeout_ms;
+            log_info("stopping: no new requests; waiting up to %lld ms for %d running",
+                     d.cfg->drain_timeout_ms, d.ninflight);
+        }
+        if (vmrqd_sig_hup) {
+            vmrqd_sig_hup = 0;
+            reload(&d, verbose_floor);
+        }
+        if (!ctl_up(&d.ctl) && ctl_connect(&d.ctl, d.cfg) == 0) {
+            d.want_claim = true;
+            d.next_recover_ms = d.ctl.up_since_ms + d.cfg->lease_ms;
+        }
+        take_finished(&d);
+        check_deadlines(&d);
+        if (ctl_up(&d.ctl) && d.unwritten)
+            write_completions(&d);
+        if (d.draining) {
+            if (d.ninflight == 0 && !d.unwritten)
+                break;
+            if (now_ms() >= d.drain_until_ms) {
+                log_warnx("drain_timeout passed with %d request%s still running; they are left"
+                          " for recovery", d.ninflight, d.ninflight == 1 ? "" : "s");
+                status = 0;
+                goto out_abandon;
+            }
+        } else if (ctl_up(&d.ctl)) {
+            housekeeping(&d);
+            if (d.next_due_ms >= 0 && now_ms() >= d.next_due_ms)
+                d.want_claim = true;
+            if (now_ms() >= d.next_poll_ms)
+                d.want_claim = true;
+            if (d.want_claim && ctl_up(&d.ctl))
+                claim_pass(&d);
+        }
+
+        /* A NOTIFY that arrived during one of our queries sits in libpq's buffer, and the
+         * socket will not wake poll() for it: look before sleeping. */
+        if (ctl_up(&d.ctl))
+            for (PGnotify *n; (n = PQnotifies(d.ctl.conn)); PQfreemem(n))
+                d.want_claim = true;
+        fds[0] = (struct pollfd){ d.wake[0], POLLIN, 0 };
+        fds[1] = (struct pollfd){ ctl_up(&d.ctl) ? PQsocket(d.ctl.conn) : -1, POLLIN, 0 };
+        if (poll(fds, 2, poll_timeout(&d)) < 0 && errno != EINTR)
+            fatal("poll");
+        read_events(&d, fds);
+    }
+
+    log_info("stopped cleanly");
+    ctl_stop(&d.ctl);
+    pool_free(d.pool);
+    free(d.inflight);
+    free_list(d.unwritten);
+    close(d.wake[0]);
+    close(d.wake[1]);
+    config_free(d.cfg);
+    return status;
+
+out_abandon:
+    /* workers still run handlers: do not wait for them */
+    ctl_stop(&d.ctl);
+    exit(status);
+}

@@ -1,0 +1,83 @@
+/*
+ * dispatch.c - the handler table and the dispatch pipeline (see dispatch.h).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "dispatch.h"
+#include "handlers.h"
+#include "validate.h"
+
+/* One row per catalog command, same names; dispatch_check() proves the two tables agree. */
+static const struct vmrqd_handler handlers[] = {
+    { "ping_backend",    handle_ping_backend },
+    { "start",           handle_needs_driver },
+    { "shutdown",        handle_needs_driver },
+    { "force_shutdown",  handle_needs_driver },
+    { "reboot",          handle_needs_driver },
+    { "force_reboot",    handle_needs_driver },
+    { "pause",           handle_needs_driver },
+    { "resume",          handle_needs_driver },
+    { "hibernate",       handle_needs_driver },
+    { "shutdown_start",  handle_needs_driver },
+    { "refresh_vms",     handle_needs_driver },
+    { "refresh_machine", handle_needs_driver },
+    { "set_time",        handle_needs_driver },
+    { "cleanup",         handle_cleanup },
+};
+
+#define NHANDLERS (sizeof(handlers) / sizeof(handlers[0]))
+
+static const struct vmrqd_handler *
+lookup(const char *name)
+{
+    for (size_t i = 0; i < NHANDLERS; i++)
+        if (strcmp(handlers[i].name, name) == 0)
+            return &handlers[i];
+    return NULL;
+}
+
+int
+dispatch_check(char *err, size_t errlen)
+{
+    for (size_t i = 0; i < vmrq_command_count(); i++)
+        if (!lookup(vmrq_command_at(i)->name)) {
+            snprintf(err, errlen, "command '%s' has no handler", vmrq_command_at(i)->name);
+            return -1;
+        }
+    for (size_t i = 0; i < NHANDLERS; i++)
+        if (!vmrq_command_lookup(handlers[i].name)) {
+            snprintf(err, errlen, "handler '%s' names no catalog command", handlers[i].name);
+            return -1;
+        }
+    return 0;
+}
+
+int
+dispatch_prepare(struct vmrqd_job *job)
+{
+    job->cmd = vmrq_command_lookup(job->command);
+    job->handler = lookup(job->command);
+    if (!job->cmd || !job->handler) {
+        job_fail(job, false, "unknown command '%s' (this vmrqd is %s)", job->command, vmrq_version());
+        return -1;
+    }
+    if (!job->args || vmrq_validate_args(job->cmd, job->args) < 0) {
+        job_fail(job, false, "%s", job->args ? vmrq_error_message() : "arguments are not JSON");
+        return -1;
+    }
+    return 0;
+}
+
+void
+dispatch_run(struct vmrqd_job *job, struct vmrqd_worker *worker)
+{
+    struct timespec t0, t1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    job->outcome = JOB_DONE;
+    job->handler->run(job, worker);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    job->took_us = (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000;
+}

@@ -1,0 +1,62 @@
+/*
+ * handlers.c - what each command does. Domain commands wait for the hypervisor driver
+ * (backend/driver.h, next); until then they fail with a clear message.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "handlers.h"
+
+void
+handle_ping_backend(struct vmrqd_job *job, struct vmrqd_worker *worker)
+{
+    (void)job;
+    (void)worker;
+}
+
+/* Rows deleted per statement: keeps each transaction, and its locks, short. */
+#define CLEANUP_BATCH "10000"
+
+void
+handle_cleanup(struct vmrqd_job *job, struct vmrqd_worker *worker)
+{
+    struct json_object *older, *out;
+    long long older_ms = job->retention_ms, deleted = 0, n;
+    char ms[32];
+    const char *params[2] = { ms, CLEANUP_BATCH };
+    PGconn *conn;
+
+    if (json_object_object_get_ex(job->args, "older_than", &older))
+        older_ms = json_object_get_int64(older) * 1000;
+    snprintf(ms, sizeof(ms), "%lld", older_ms);
+    if (!(conn = job_db(job, worker)))
+        return;
+    do {
+        PGresult *res = PQexecParams(conn,
+                                     "DELETE FROM requests WHERE id IN (SELECT id FROM requests"
+                                     "  WHERE status IN ('done', 'failed', 'cancelled')"
+                                     "    AND finished_at < now() - $1::bigint * interval '1 millisecond'"
+                                     "  ORDER BY finished_at LIMIT $2::int)",
+                                     2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+            job_fail(job, true, "cleanup: %s", m ? m : PQerrorMessage(conn));
+            PQclear(res);
+            return;
+        }
+        n = strtoll(PQcmdTuples(res), NULL, 10);
+        deleted += n;
+        PQclear(res);
+    } while (n == atoll(CLEANUP_BATCH));
+    out = json_object_new_object();
+    json_object_object_add(out, "deleted", json_object_new_int64(deleted));
+    job_set_output(job, out);
+}
+
+void
+handle_needs_driver(struct vmrqd_job *job, struct vmrqd_worker *worker)
+{
+    (void)worker;
+    job_fail(job, false, "%s is not supported by the none driver (vmrqd has no hypervisor driver yet)",
+             job->command);
+}

@@ -1,0 +1,81 @@
+/*
+ * job.c - the result side of a job: what handlers call to report, and freeing.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+#include "log.h"
+
+void
+job_fail(struct vmrqd_job *job, bool retryable, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    free(job->error);
+    job->error = strdup(msg);
+    job->outcome = retryable ? JOB_RETRY : JOB_FAILED;
+}
+
+void
+job_set_output(struct vmrqd_job *job, struct json_object *output)
+{
+    json_object_put(job->output);
+    job->output = output;
+}
+
+void
+job_follow_up(struct vmrqd_job *job, vmrq_request *req)
+{
+    vmrq_request **grown = realloc(job->followups, (job->nfollowups + 1) * sizeof(*grown));
+
+    if (!grown) {
+        vmrq_request_free(req);
+        job_fail(job, false, "out of memory adding a follow-up");
+        return;
+    }
+    job->followups = grown;
+    job->followups[job->nfollowups++] = req;
+}
+
+PGconn *
+job_db(struct vmrqd_job *job, struct vmrqd_worker *worker)
+{
+    if (worker->conn && PQstatus(worker->conn) == CONNECTION_OK)
+        return worker->conn;
+    if (worker->conn)
+        PQreset(worker->conn);
+    else
+        worker->conn = PQconnectdb(worker->conninfo);
+    if (PQstatus(worker->conn) != CONNECTION_OK) {
+        const char *m = PQerrorMessage(worker->conn);
+        job_fail(job, true, "worker %d cannot reach the database: %.*s", worker->index,
+                 (int)strcspn(m, "\n"), m);
+        return NULL;
+    }
+    return worker->conn;
+}
+
+void
+job_free(struct vmrqd_job *job)
+{
+    if (!job)
+        return;
+    free(job->command);
+    json_object_put(job->args);
+    free(job->error);
+    json_object_put(job->output);
+    for (size_t i = 0; i < job->nfollowups; i++)
+        vmrq_request_free(job->followups[i]);
+    free(job->followups);
+    free(job);
+}

@@ -1,0 +1,65 @@
+/*
+ * job.h - a claimed request on its way through vmrqd: what the claim read, what the handler
+ * produced. Created by claim.c, run by a worker (pool.c) through dispatch.c, written back and
+ * freed by the main loop.
+ */
+#ifndef VMRQD_JOB_H
+#define VMRQD_JOB_H
+
+#include <stdbool.h>
+
+#include <json-c/json.h>
+#include <libpq-fe.h>
+
+#include "vmrq.h"
+
+enum job_outcome { JOB_DONE, JOB_FAILED, JOB_RETRY };
+
+struct vmrqd_handler;
+
+struct vmrqd_job {
+    /* from the claim */
+    long long id;
+    char *command;                 /* owned */
+    const vmrq_command *cmd;       /* NULL if this build does not know the command */
+    const struct vmrqd_handler *handler;
+    struct json_object *args;      /* owned */
+    int id_domain, uid;            /* 0 when NULL */
+    int retry, attempts;
+    long long retention_ms;        /* config snapshot for the cleanup handler */
+    long long started_ms;          /* monotonic, set when a worker starts it */
+
+    /* from the handler (job_fail, job_set_output, job_follow_up) */
+    enum job_outcome outcome;
+    char *error;                   /* owned */
+    struct json_object *output;    /* owned */
+    vmrq_request **followups;      /* owned, enqueued with the completion */
+    size_t nfollowups;
+    long long took_us;
+
+    bool abandoned;                /* its deadline passed: already failed, result ignored */
+    struct vmrqd_job *next;        /* list link (pool queues, completion batches) */
+};
+
+/* Context a handler runs in: the worker's own database connection (connected on first use;
+ * NULL if it cannot connect, with the reason already in the job). */
+struct vmrqd_worker {
+    int index;
+    PGconn *conn;
+    char *conninfo;
+};
+
+/* Marks the job failed with a one-line reason; retryable failures go back to the queue while
+ * the request has retries left. */
+void job_fail(struct vmrqd_job *job, bool retryable, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Sets the job's output (JSON object, ownership taken). */
+void job_set_output(struct vmrqd_job *job, struct json_object *output);
+/* Adds a follow-up request, enqueued in the same transaction as the job's completion
+ * (ownership taken). */
+void job_follow_up(struct vmrqd_job *job, vmrq_request *req);
+/* The worker's database connection, connecting or reconnecting as needed; NULL after job_fail. */
+PGconn *job_db(struct vmrqd_job *job, struct vmrqd_worker *worker);
+/* Frees a job and what it owns; NULL is fine. */
+void job_free(struct vmrqd_job *job);
+
+#endif /* VMRQD_JOB_H */

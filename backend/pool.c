@@ -1,0 +1,215 @@
+/*
+ * pool.c - worker threads: take a job, run it through dispatch_run(), hand it back (pool.h).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "pool.h"
+
+struct pool {
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    struct vmrqd_job *queue, *queue_tail; /* submitted, not started */
+    struct vmrqd_job *done;               /* finished, not taken */
+    int busy;                             /* submitted and not taken */
+    bool stopping;
+    int wake_fd;
+    char *conninfo;                       /* guarded by lock */
+    int n;
+    pthread_t *threads;
+    struct vmrqd_worker *workers;
+};
+
+/* The pool a worker belongs to travels with it through this wrapper. */
+struct worker_arg {
+    struct pool *pool;
+    struct vmrqd_worker *worker;
+};
+
+static void *
+worker_loop(void *p)
+{
+    struct worker_arg *arg = p;
+    struct pool *pool = arg->pool;
+    struct vmrqd_worker *w = arg->worker;
+    char byte = 1;
+
+    free(arg);
+    for (;;) {
+        struct vmrqd_job *job;
+
+        pthread_mutex_lock(&pool->lock);
+        while (!pool->queue && !pool->stopping)
+            pthread_cond_wait(&pool->work, &pool->lock);
+        if (pool->stopping) {
+            pthread_mutex_unlock(&pool->lock);
+            break;
+        }
+        job = pool->queue;
+        pool->queue = job->next;
+        if (!pool->queue)
+            pool->queue_tail = NULL;
+        if (!w->conninfo || strcmp(w->conninfo, pool->conninfo) != 0) {
+            free(w->conninfo);
+            w->conninfo = strdup(pool->conninfo);
+            PQfinish(w->conn);
+            w->conn = NULL;
+        }
+        pthread_mutex_unlock(&pool->lock);
+
+        job->next = NULL;
+        dispatch_run(job, w);
+
+        pthread_mutex_lock(&pool->lock);
+        job->next = pool->done;
+        pool->done = job;
+        pthread_mutex_unlock(&pool->lock);
+        while (write(pool->wake_fd, &byte, 1) < 0 && errno == EINTR)
+            ;
+    }
+    PQfinish(w->conn);
+    free(w->conninfo);
+    return NULL;
+}
+
+struct pool *
+pool_new(int n, const char *conninfo, int wake_fd)
+{
+    struct pool *pool = calloc(1, sizeof(*pool));
+    sigset_t all, old;
+
+    if (!pool || !(pool->threads = calloc((size_t)n, sizeof(*pool->threads))) ||
+        !(pool->workers = calloc((size_t)n, sizeof(*pool->workers))) ||
+        !(pool->conninfo = strdup(conninfo))) {
+        log_warnx("worker pool: out of memory");
+        goto fail;
+    }
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->work, NULL);
+    pool->wake_fd = wake_fd;
+
+    /* signals are for the main loop only */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int i = 0; i < n; i++) {
+        struct worker_arg *arg = malloc(sizeof(*arg));
+        int err;
+
+        pool->workers[i].index = i;
+        if (!arg) {
+            log_warnx("worker pool: out of memory");
+            break;
+        }
+        arg->pool = pool;
+        arg->worker = &pool->workers[i];
+        if ((err = pthread_create(&pool->threads[i], NULL, worker_loop, arg)) != 0) {
+            free(arg);
+            log_warnx("worker pool: cannot start thread %d: %s", i, strerror(err));
+            break;
+        }
+        pool->n++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pool->n != n) {
+        pool_free(pool);
+        return NULL;
+    }
+    return pool;
+
+fail:
+    if (pool) {
+        free(pool->threads);
+        free(pool->workers);
+        free(pool->conninfo);
+        free(pool);
+    }
+    return NULL;
+}
+
+void
+pool_submit(struct pool *pool, struct vmrqd_job *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&pool->lock);
+    if (pool->queue_tail)
+        pool->queue_tail->next = job;
+    else
+        pool->queue = job;
+    pool->queue_tail = job;
+    pool->busy++;
+    pthread_cond_signal(&pool->work);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+struct vmrqd_job *
+pool_take_done(struct pool *pool)
+{
+    struct vmrqd_job *done, *j;
+
+    pthread_mutex_lock(&pool->lock);
+    done = pool->done;
+    pool->done = NULL;
+    for (j = done; j; j = j->next)
+        pool->busy--;
+    pthread_mutex_unlock(&pool->lock);
+    return done;
+}
+
+int
+pool_busy(struct pool *pool)
+{
+    int n;
+
+    pthread_mutex_lock(&pool->lock);
+    n = pool->busy;
+    pthread_mutex_unlock(&pool->lock);
+    return n;
+}
+
+void
+pool_set_conninfo(struct pool *pool, const char *conninfo)
+{
+    char *copy = strdup(conninfo);
+
+    if (!copy)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    free(pool->conninfo);
+    pool->conninfo = copy;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+void
+pool_free(struct pool *pool)
+{
+    struct vmrqd_job *j, *next;
+
+    if (!pool)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    pool->stopping = true;
+    pthread_cond_broadcast(&pool->work);
+    pthread_mutex_unlock(&pool->lock);
+    for (int i = 0; i < pool->n; i++)
+        pthread_join(pool->threads[i], NULL);
+    for (j = pool->queue; j; j = next) {
+        next = j->next;
+        job_free(j);
+    }
+    for (j = pool->done; j; j = next) {
+        next = j->next;
+        job_free(j);
+    }
+    pthread_mutex_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->work);
+    free(pool->conninfo);
+    free(pool->threads);
+    free(pool->workers);
+    free(pool);
+}

@@ -1,0 +1,32 @@
+/*
+ * pool.h - the worker threads that run handlers.
+ *
+ * Why threads: handlers block (a libvirt call can take seconds), so they must not run on the
+ * main loop; threads share the catalog, the handler table and one process's memory, start once,
+ * and cost no fork per request. Each worker keeps its own database connection for the handlers
+ * that need one. The main loop keeps the only control connection: claims and completions are
+ * batched there, never per thread.
+ */
+#ifndef VMRQD_POOL_H
+#define VMRQD_POOL_H
+
+#include "job.h"
+
+struct pool;
+
+/* Starts n workers. `wake_fd` is written one byte whenever a job finishes (the main loop polls
+ * its read end). `conninfo` is copied. NULL on failure (logged). Free with pool_free(). */
+struct pool *pool_new(int n, const char *conninfo, int wake_fd);
+/* Hands a job to the workers (ownership passes to the pool until pool_take_done()). */
+void pool_submit(struct pool *pool, struct vmrqd_job *job);
+/* The finished jobs since the last call, as a list (ownership to the caller); NULL if none. */
+struct vmrqd_job *pool_take_done(struct pool *pool);
+/* Jobs submitted and not yet taken back. */
+int pool_busy(struct pool *pool);
+/* Tells the workers which database to use from their next (re)connection on. */
+void pool_set_conninfo(struct pool *pool, const char *conninfo);
+/* Stops the workers once their current handler returns and frees everything; queued jobs that
+ * never started are freed too (their requests stay claimed; recovery takes them back). */
+void pool_free(struct pool *pool);
+
+#endif /* VMRQD_POOL_H */

@@ -1,0 +1,330 @@
+/*
+ * check_daemon.c - vmrqd as its users rely on it, each test with real daemons on the
+ * throwaway database: woken by NOTIFY, order, scheduled requests, dependencies, retry with
+ * backoff, per-domain serialization and exactly-once under two daemons, recovery after kill -9,
+ * a database restart, SIGTERM, SIGHUP with a broken file, and valgrind.
+ *
+ * Until the hypervisor driver lands, domain commands fail at once ("not supported by the none
+ * driver"): they still go through claiming, serialization and recording like any other.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "claim.h"
+#include "job.h"
+#include "tutil.h"
+
+/* Daemons of a test; cleaned up by the teardown even when an assertion fails. */
+static struct t_daemon da, db;
+
+/* Quick timers; a poll so slow that only NOTIFY and the at-timer can explain a fast reaction. */
+#define FAST "lease = 1s\npoll_interval = 1h\nretry_backoff = 100ms\nlog_level = info\n"
+
+static void
+setup(void)
+{
+    t_db_setup();
+    memset(&da, 0, sizeof(da));
+    memset(&db, 0, sizeof(db));
+}
+
+static void
+teardown(void)
+{
+    t_daemon_cleanup(&da);
+    t_daemon_cleanup(&db);
+    t_db_teardown();
+}
+
+static long long
+count(const char *sql)
+{
+    return t_sql_int(t_db, sql, 0, NULL);
+}
+
+START_TEST(test_wakes_on_notify)
+{
+    vmrq_request *req = vmrq_request_new("ping_backend");
+    vmrq_status st;
+
+    t_daemon_start(&da, FAST, false);
+    ck_assert_int_eq(vmrq_request_enqueue(t_db, req), 0);
+    /* the fallback poll is an hour: only the notification can be this quick */
+    ck_assert_msg(vmrq_request_wait(t_db, vmrq_request_id(req), 2000, &st) == 0, "%s", vmrq_error_message());
+    ck_assert_int_eq(st, VMRQ_STATUS_DONE);
+    ck_assert(t_daemon_logged(&da, "request 1 (ping_backend, domain -, uid -): done in"));
+    vmrq_request_free(req);
+}
+END_TEST
+
+START_TEST(test_order_priority_then_age)
+{
+    PGresult *res;
+
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', jsonb_build_object('priority', p))"
+                        "  FROM unnest(ARRAY[0, 5, 0, 5, -1]) AS p", 0, NULL));
+    t_daemon_start(&da, FAST "workers = 1\nlimit_important = 1\n", false);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 5, 5000), 5);
+    res = t_sql(t_db, "SELECT string_agg(id::text, ',' ORDER BY started_at) FROM requests", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "2,4,1,3,5");
+    PQclear(res);
+}
+END_TEST
+
+/* The daemon sleeps until the request is due: no earlier, and not a poll tick later. */
+START_TEST(test_at_time_without_polling)
+{
+    long long late_ms;
+
+    t_daemon_start(&da, FAST, false);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', jsonb_build_object('at',"
+                        " (clock_timestamp() + interval '800 ms')::text))", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 1, 5000), 1);
+    late_ms = count("SELECT (extract(epoch FROM started_at - at_time) * 1000)::bigint FROM requests");
+    ck_assert_msg(late_ms >= 0 && late_ms <= 50, "started %lld ms after it was due", late_ms);
+}
+END_TEST
+
+START_TEST(test_dependencies)
+{
+    /* 1 succeeds; 3 fails (no driver yet); the children follow their parents' outcomes */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));                           /* 1 */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"after_request_ok\": 1}')", 0, NULL)); /* 2 */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('start', '{\"uid\": 1, \"id_domain\": 1}')", 0, NULL));  /* 3 */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"after_request_ok\": 3}')", 0, NULL)); /* 4 */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"after_request\": 3}')", 0, NULL));    /* 5 */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"after_request_ok\": 4}')", 0, NULL)); /* 6 */
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE status = 'waiting'"), 4);
+
+    t_daemon_start(&da, FAST, false);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE finished_at IS NOT NULL", 6, 5000), 6);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE status = 'done' AND id IN (1, 2, 5)"), 3);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 4 AND status = 'failed'"
+                           " AND error = 'request 3 it depends on (after_request_ok) failed'"), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 6 AND status = 'failed'"
+                           " AND error = 'request 4 it depends on (after_request_ok) failed'"), 1);
+    /* children never ran before their parents finished */
+    ck_assert_int_eq(count("SELECT count(*) FROM requests c JOIN requests p"
+                           "  ON p.id = coalesce(c.after_request, c.after_request_ok)"
+                           " WHERE c.started_at < p.finished_at"), 0);
+}
+END_TEST
+
+/* A retryable failure goes back to the queue with a doubling backoff until retries run out. */
+START_TEST(test_retry_with_backoff)
+{
+    struct vmrqd_job *job = NULL;
+    int daemon;
+
+    daemon = (int)count("INSERT INTO daemons (node, hostname, pid, version) VALUES ('n', 'h', 1, 'test')"
+                        " RETURNING id");
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"retry\": 2}')", 0, NULL));
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        PQclear(t_sql(t_db, "UPDATE requests SET at_time = NULL", 0, NULL)); /* due now */
+        ck_assert_int_eq(claim_jobs(t_db, daemon, VMRQ_CLASS_IMPORTANT, 10, &job), 1);
+        ck_assert_int_eq(job->attempts, attempt);
+        job_fail(job, true, "agent not connected yet");
+        ck_assert_int_eq(claim_complete(t_db, daemon, job, 1000), 0);
+        job_free(job);
+        job = NULL;
+        if (attempt < 3) {
+            long long wait_ms = count("SELECT round(extract(epoch FROM at_time - clock_timestamp()) * 1000)"
+                                      "  FROM requests");
+            long long want = attempt == 1 ? 1000 : 2000;
+            ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE status = 'requested'"
+                                   " AND id_daemon IS NULL AND error = 'agent not connected yet'"), 1);
+            ck_assert_int_eq(count("SELECT retry FROM requests"), 2 - attempt);
+            ck_assert_msg(wait_ms > want - 500 && wait_ms <= want, "backoff %lld ms, want %lld", wait_ms, want);
+        }
+    }
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE status = 'failed'"
+                           " AND error = 'agent not connected yet' AND finished_at IS NOT NULL"), 1);
+}
+END_TEST
+
+/* Two daemons, three domains, many requests: per domain, each request starts after the previous
+ * one (by id) has finished. */
+START_TEST(test_domain_serialization_two_daemons)
+{
+    PQclear(t_sql(t_db, "INSERT INTO requests (command, args)"
+                        " SELECT 'pause', jsonb_build_object('uid', 1, 'id_domain', 1 + i % 3)"
+                        "   FROM generate_series(1, 300) AS i", 0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO requests (command, args) SELECT 'ping_backend', '{}'"
+                        "   FROM generate_series(1, 100)", 0, NULL));
+    t_daemon_start(&da, FAST "log_level = warning\n", false);
+    t_daemon_start(&db, FAST "log_level = warning\n", false);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE finished_at IS NOT NULL", 400,
+                                  30000), 400);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests a JOIN requests b"
+                           "  ON b.id_domain = a.id_domain AND b.id > a.id"
+                           " WHERE b.started_at < a.finished_at"), 0);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'pause'"
+                           " AND error LIKE 'pause is not supported by the none driver%'"), 300);
+    /* the domain-less requests were free to run in parallel, on both daemons */
+    ck_assert_int_eq(count("SELECT count(DISTINCT id_daemon) FROM requests"), 2);
+}
+END_TEST
+
+START_TEST(test_exactly_once_two_daemons)
+{
+    t_daemon_start(&da, FAST "log_level = warning\n", false);
+    t_daemon_start(&db, FAST "log_level = warning\n", false);
+    PQclear(t_sql(t_db, "INSERT INTO requests (command, args) SELECT 'ping_backend', '{}'"
+                        "   FROM generate_series(1, 10000)", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 10000, 60000),
+                     10000);
+    /* each claimed once: attempts counts the claims of a request */
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE attempts = 1 AND started_at IS NOT NULL"), 10000);
+    ck_assert_int_eq(count("SELECT count(DISTINCT id_daemon) FROM requests"), 2);
+}
+END_TEST
+
+/* A daemon dies (kill -9) holding two claims; the next daemon takes them back: the one with
+ * retries left runs again, the other fails naming the dead daemon. */
+START_TEST(test_recovery_after_kill)
+{
+    char pid[16], who[64];
+    const char *params[1] = { pid };
+    PGresult *res;
+
+    t_daemon_start(&da, FAST, false);
+    kill(da.pid, SIGSTOP); /* frozen: it holds its claims but will not run them */
+    snprintf(pid, sizeof(pid), "%d", da.id);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"retry\": 1}')", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"priority\": 1}')", 0, NULL));
+    res = t_sql(t_db, "UPDATE requests SET status = 'working', started_at = now(), id_daemon = $1::int",
+                1, params);
+    PQclear(res);
+    snprintf(who, sizeof(who), "vmrqd %d (", da.id);
+    ck_assert_int_eq(t_daemon_wait(&da, SIGKILL, 5000), 128 + SIGKILL);
+
+    t_daemon_start(&db, FAST, false);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE finished_at IS NOT NULL", 2, 10000), 2);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 1 AND status = 'done' AND retry = 0"), 1);
+    res = t_sql(t_db, "SELECT status, error FROM requests WHERE id = 2", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "failed");
+    ck_assert_msg(strncmp(PQgetvalue(res, 0, 1), who, strlen(who)) == 0 &&
+                  strstr(PQgetvalue(res, 0, 1), "stopped while running it"), "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    ck_assert(t_daemon_logged(&db, "took back 2 requests from daemons that stopped answering"));
+}
+END_TEST
+
+START_TEST(test_survives_database_restart)
+{
+    const char *restart = getenv("VMRQ_PG_RESTART");
+
+    ck_assert_msg(restart != NULL, "VMRQ_PG_RESTART is not set: run through t/with-pg");
+    t_daemon_start(&da, FAST, false);
+    PQclear(t_sql(t_db, "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, 20)", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 20, 5000), 20);
+
+    ck_assert_int_eq(system(restart), 0);
+    PQreset(t_db);
+    ck_assert_int_eq(PQstatus(t_db), CONNECTION_OK);
+    PQclear(t_sql(t_db, "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, 20)", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 40, 20000), 40);
+    ck_assert_int_eq(t_daemon_wait(&da, 0, 0), -1); /* still running */
+    ck_assert(t_daemon_logged(&da, "lost the database connection"));
+    ck_assert(t_daemon_logged(&da, "database connection is back"));
+}
+END_TEST
+
+START_TEST(test_sigterm_drains)
+{
+    t_daemon_start(&da, FAST "log_level = warning\n", false);
+    PQclear(t_sql(t_db, "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, 2000)", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT sign(count(*)) FROM requests WHERE status = 'done'", 1, 5000), 1);
+    ck_assert_int_eq(t_daemon_wait(&da, SIGTERM, 10000), 0);
+    /* what it had claimed, it finished and recorded; nothing is left working */
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE status = 'working'"), 0);
+    ck_assert_int_eq(count("SELECT count(*) FROM daemons WHERE stopped_at IS NOT NULL"), 1);
+}
+END_TEST
+
+START_TEST(test_sighup_keeps_running_on_a_broken_file)
+{
+    FILE *f;
+
+    t_daemon_start(&da, FAST, false);
+    ck_assert((f = fopen(da.conf, "w")) != NULL);
+    fputs("workers = lots\n", f);
+    fclose(f);
+    kill(da.pid, SIGHUP);
+    for (int i = 0; i < 200 && !t_daemon_logged(&da, "reload failed, keeping the running configuration"); i++)
+        usleep(10000);
+    ck_assert(t_daemon_logged(&da, "reload failed, keeping the running configuration"));
+    ck_assert(t_daemon_logged(&da, "workers must be a whole number from 1 to 256, not 'lots'"));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 1, 5000), 1);
+
+    ck_assert((f = fopen(da.conf, "w")) != NULL);
+    fputs("pidfile =\ncleanup_interval = 0\nlease = 1s\nlog_level = debug\n", f);
+    fclose(f);
+    kill(da.pid, SIGHUP);
+    for (int i = 0; i < 200 && !t_daemon_logged(&da, "configuration reloaded"); i++)
+        usleep(10000);
+    ck_assert(t_daemon_logged(&da, "configuration reloaded"));
+    ck_assert_int_eq(t_daemon_wait(&da, SIGTERM, 5000), 0);
+}
+END_TEST
+
+/* No leak grows with the number of requests, no invalid access: valgrind exits 99 otherwise.
+ * A sanitized build (make check SANITIZE=1) cannot run under valgrind; there AddressSanitizer
+ * and LeakSanitizer watch the same run and fail the exit status instead. */
+START_TEST(test_valgrind_clean)
+{
+    t_daemon_start(&da, FAST "log_level = warning\nworkers = 4\n", getenv("VMRQ_SANITIZED") == NULL);
+    PQclear(t_sql(t_db, "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, 1000)", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('pause', '{\"uid\": 1, \"id_domain\": 1}')", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('cleanup', '{\"older_than\": 3600}')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE finished_at IS NOT NULL", 1002,
+                                  60000), 1002);
+    ck_assert_msg(t_daemon_wait(&da, SIGTERM, 30000) == 0, "valgrind found errors; see %s", da.log);
+}
+END_TEST
+
+START_TEST(test_command_line)
+{
+    char cmd[512];
+    const char *vmrqd = getenv("VMRQD");
+
+    snprintf(cmd, sizeof(cmd), "%s -n -f etc/vmrqd.conf.example >/dev/null", vmrqd);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "%s -n -f /nonexistent/vmrqd.conf 2>/dev/null", vmrqd);
+    ck_assert_int_eq(WEXITSTATUS(system(cmd)), 1);
+    snprintf(cmd, sizeof(cmd), "%s -x 2>/dev/null", vmrqd);
+    ck_assert_int_eq(WEXITSTATUS(system(cmd)), 2);
+}
+END_TEST
+
+Suite *
+daemon_suite(void)
+{
+    Suite *s = suite_create("daemon");
+    TCase *tc = tcase_create("daemon");
+
+    tcase_set_tags(tc, "db daemon");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_wakes_on_notify);
+    tcase_add_test(tc, test_order_priority_then_age);
+    tcase_add_test(tc, test_at_time_without_polling);
+    tcase_add_test(tc, test_dependencies);
+    tcase_add_test(tc, test_retry_with_backoff);
+    tcase_add_test(tc, test_domain_serialization_two_daemons);
+    tcase_add_test(tc, test_exactly_once_two_daemons);
+    tcase_add_test(tc, test_recovery_after_kill);
+    tcase_add_test(tc, test_survives_database_restart);
+    tcase_add_test(tc, test_sigterm_drains);
+    tcase_add_test(tc, test_sighup_keeps_running_on_a_broken_file);
+    tcase_add_test(tc, test_valgrind_clean);
+    tcase_add_test(tc, test_command_line);
+    suite_add_tcase(s, tc);
+    return s;
+}
