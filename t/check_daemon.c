@@ -289,6 +289,48 @@ START_TEST(test_valgrind_clean)
 }
 END_TEST
 
+/* Old finished rows go, in batches; recent and pending ones stay. */
+START_TEST(test_cleanup_in_batches)
+{
+    PQclear(t_sql(t_db, "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, 25010)", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'done', finished_at = now() - interval '8 days' WHERE id <= 25000",
+                  0, NULL));
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'failed', finished_at = now() WHERE id > 25000 AND id <= 25005",
+                  0, NULL));
+    t_daemon_start(&da, FAST "log_level = warning\nretention = 7d\n", false);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('cleanup')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'cleanup'"
+                                        " AND status = 'done'", 1, 20000), 1);
+    ck_assert_int_eq(count("SELECT (output->>'deleted')::int FROM requests WHERE command = 'cleanup'"), 25000);
+    /* 5 recent failures, and the pings the daemon ran meanwhile, and the cleanup itself */
+    ck_assert_int_eq(count("SELECT count(*) FROM requests"), 11);
+}
+END_TEST
+
+/* A handler that overruns handler_deadline fails its request; its late result is dropped. */
+START_TEST(test_handler_deadline)
+{
+    PGconn *locker = t_connect();
+
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'done', finished_at = now() - interval '30 days'", 0, NULL));
+    /* the cleanup's DELETE will wait for this row lock */
+    PQclear(t_sql(locker, "BEGIN", 0, NULL));
+    PQclear(t_sql(locker, "SELECT * FROM requests WHERE id = 1 FOR UPDATE", 0, NULL));
+    t_daemon_start(&da, FAST "handler_deadline = 500ms\n", false);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('cleanup')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE id = 2 AND status = 'failed'", 1, 5000), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2"
+                           " AND error = 'the handler did not finish within 500 ms (handler_deadline)'"), 1);
+    PQclear(t_sql(locker, "ROLLBACK", 0, NULL));
+    for (int i = 0; i < 300 && !t_daemon_logged(&da, "finished after its deadline; its outcome is dropped"); i++)
+        usleep(10000);
+    ck_assert(t_daemon_logged(&da, "request 2 (cleanup) finished after its deadline; its outcome is dropped"));
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2 AND status = 'failed'"), 1);
+    PQfinish(locker);
+}
+END_TEST
+
 START_TEST(test_command_line)
 {
     char cmd[512];
@@ -324,6 +366,8 @@ daemon_suite(void)
     tcase_add_test(tc, test_sigterm_drains);
     tcase_add_test(tc, test_sighup_keeps_running_on_a_broken_file);
     tcase_add_test(tc, test_valgrind_clean);
+    tcase_add_test(tc, test_cleanup_in_batches);
+    tcase_add_test(tc, test_handler_deadline);
     tcase_add_test(tc, test_command_line);
     suite_add_tcase(s, tc);
     return s;
