@@ -8,7 +8,9 @@
  *     due and pending, is not runnable. Requests scheduled for later (`at`) or waiting on a
  *     dependency do not block their domain: a start must not wait behind a force_shutdown
  *     scheduled in five minutes, and a child waiting on a younger request must not deadlock;
- *   - per-class admission: the caller passes the free slots of one class.
+ *   - per-class admission: the caller passes the free slots of one class;
+ *   - node affinity: a request whose domain lives on another node is left to that node's daemon
+ *     (domains without a node, and requests without a domain, go to any daemon).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,8 @@ static const char claim_sql[] =
     "                   AND (o.status = 'working'"
     "                        OR (o.status = 'requested' AND o.id < q.id"
     "                            AND (o.at_time IS NULL OR o.at_time <= now())))))"
+    "           AND NOT EXISTS (SELECT 1 FROM domains d JOIN nodes n ON n.id = d.id_node"
+    "                            WHERE d.id = q.id_domain AND n.name <> $4)"
     "         ORDER BY q.priority DESC, q.id"
     "         LIMIT $3"
     "           FOR UPDATE OF q SKIP LOCKED)"
@@ -49,17 +53,17 @@ log_pg_failure(PGconn *conn, PGresult *res, const char *what)
 }
 
 int
-claim_jobs(PGconn *conn, int daemon, vmrq_class cls, int limit, struct vmrqd_job **out)
+claim_jobs(PGconn *conn, int daemon, const char *node, vmrq_class cls, int limit, struct vmrqd_job **out)
 {
     char d[16], l[16];
-    const char *params[3] = { d, vmrq_class_name(cls), l };
+    const char *params[4] = { d, vmrq_class_name(cls), l, node };
     struct vmrqd_job *head = NULL, **tail = &head;
     PGresult *res;
     int n;
 
     snprintf(d, sizeof(d), "%d", daemon);
     snprintf(l, sizeof(l), "%d", limit);
-    res = PQexecParams(conn, claim_sql, 3, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(conn, claim_sql, 4, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_pg_failure(conn, res, "claim");
         PQclear(res);
@@ -182,6 +186,9 @@ complete_with_followups(PGconn *conn, int daemon, struct vmrqd_job *job, long lo
     if (run_simple(conn, "BEGIN") < 0)
         goto cleanup;
     for (size_t i = 0; i < job->nfollowups; i++) {
+        if (job->chained[i] &&
+            vmrq_request_set_int(job->followups[i], "after_request", vmrq_request_id(job->followups[i - 1])) < 0)
+            goto cleanup;
         if (vmrq_request_enqueue(conn, job->followups[i]) < 0) {
             char why[1024];
             snprintf(why, sizeof(why), "%s", vmrq_error_message());

@@ -10,9 +10,10 @@
 
 #include "job.h"
 
-/* Claims up to `limit` runnable requests of class `cls` for daemon `daemon` and returns them as
- * a list in priority-then-age order (*out, caller owns). Returns how many, -1 on error (logged). */
-int claim_jobs(PGconn *conn, int daemon, vmrq_class cls, int limit, struct vmrqd_job **out);
+/* Claims up to `limit` runnable requests of class `cls` for daemon `daemon` serving `node`, and
+ * returns them as a list in priority-then-age order (*out, caller owns). Returns how many, -1 on
+ * error (logged). */
+int claim_jobs(PGconn *conn, int daemon, const char *node, vmrq_class cls, int limit, struct vmrqd_job **out);
 
 /* Records the outcome of the finished jobs of `list`: done, failed, or back to requested with a
  * backoff (`backoff_ms` times 2^(attempts-1), at most an hour) when a retryable failure has

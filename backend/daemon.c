@@ -21,6 +21,7 @@
 #include "ctl.h"
 #include "daemon.h"
 #include "dispatch.h"
+#include "driver.h"
 #include "log.h"
 #include "pool.h"
 
@@ -41,6 +42,7 @@ struct vmrqd {
     bool config_must_exist;
     struct ctl ctl;
     struct pool *pool;
+    struct driver *drv;
     int wake[2];
     struct inflight *inflight; /* cfg->workers slots */
     int ninflight;
@@ -209,7 +211,7 @@ claim_pass(struct vmrqd *d)
             free_slots = d->cfg->workers - d->ninflight;
         if (free_slots <= 0)
             continue;
-        if (claim_jobs(d->ctl.conn, d->ctl.daemon, (vmrq_class)c, free_slots, &list) < 0) {
+        if (claim_jobs(d->ctl.conn, d->ctl.daemon, d->cfg->node, (vmrq_class)c, free_slots, &list) < 0) {
             ctl_check(&d->ctl);
             return;
         }
@@ -376,11 +378,13 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     log_set_level(cfg->log_level > verbose_floor ? cfg->log_level : verbose_floor);
     if (pipe2(d.wake, O_NONBLOCK | O_CLOEXEC) < 0)
         fatal("pipe");
+    if (!(d.drv = driver_open(&driver_kvm_ops, cfg->libvirt_uri)))
+        fatalx("hypervisor: %s", driver_error_message());
     if (!(d.inflight = calloc((size_t)cfg->workers, sizeof(*d.inflight))) ||
-        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1])))
+        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node)))
         fatalx("cannot start %d workers", cfg->workers);
-    log_info("vmrqd %s started: node '%s', %d workers (important %d, secondary %d, long %d)",
-             vmrq_version(), cfg->node, cfg->workers, cfg->limit[VMRQ_CLASS_IMPORTANT],
+    log_info("vmrqd %s started: node '%s' (%s), %d workers (important %d, secondary %d, long %d)",
+             vmrq_version(), cfg->node, cfg->libvirt_uri, cfg->workers, cfg->limit[VMRQ_CLASS_IMPORTANT],
              cfg->limit[VMRQ_CLASS_SECONDARY], cfg->limit[VMRQ_CLASS_LONG]);
 
     for (;;) {
@@ -443,6 +447,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     log_info("stopped cleanly");
     ctl_stop(&d.ctl);
     pool_free(d.pool);
+    driver_close(d.drv);
     free(d.inflight);
     free_list(d.unwritten);
     close(d.wake[0]);

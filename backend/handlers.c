@@ -1,6 +1,6 @@
 /*
- * handlers.c - what each command does. Domain commands wait for the hypervisor driver
- * (backend/driver.h, next); until then they fail with a clear message.
+ * handlers.c - the commands that need no hypervisor: ping_backend and cleanup. Those that act
+ * on virtual machines are in handlers_domain.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,12 +51,4 @@ handle_cleanup(struct vmrqd_job *job, struct vmrqd_worker *worker)
     out = json_object_new_object();
     json_object_object_add(out, "deleted", json_object_new_int64(deleted));
     job_set_output(job, out);
-}
-
-void
-handle_needs_driver(struct vmrqd_job *job, struct vmrqd_worker *worker)
-{
-    (void)worker;
-    job_fail(job, false, "%s is not supported by the none driver (vmrqd has no hypervisor driver yet)",
-             job->command);
 }

@@ -1,5 +1,5 @@
 /*
- * handlers.h - the handlers of the catalog's commands (handlers.c). Each fills the job's
+ * handlers.h - the handlers of the catalog's commands (handlers.c, handlers_domain.c). Each fills the job's
  * outcome through job_fail / job_set_output / job_follow_up and returns.
  */
 #ifndef VMRQD_HANDLERS_H
@@ -9,7 +9,10 @@
 
 void handle_ping_backend(struct vmrqd_job *job, struct vmrqd_worker *worker);
 void handle_cleanup(struct vmrqd_job *job, struct vmrqd_worker *worker);
-/* Commands that need the hypervisor driver, which vmrqd does not have yet. */
-void handle_needs_driver(struct vmrqd_job *job, struct vmrqd_worker *worker);
+/* handlers_domain.c: the commands that act on virtual machines. */
+void handle_domain_command(struct vmrqd_job *job, struct vmrqd_worker *worker);
+void handle_shutdown_start(struct vmrqd_job *job, struct vmrqd_worker *worker);
+void handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *worker);
+void handle_refresh_machine(struct vmrqd_job *job, struct vmrqd_worker *worker);
 
 #endif /* VMRQD_HANDLERS_H */

@@ -34,16 +34,21 @@ job_set_output(struct vmrqd_job *job, struct json_object *output)
 }
 
 void
-job_follow_up(struct vmrqd_job *job, vmrq_request *req)
+job_follow_up(struct vmrqd_job *job, vmrq_request *req, bool chained)
 {
     vmrq_request **grown = realloc(job->followups, (job->nfollowups + 1) * sizeof(*grown));
+    bool *chain;
 
-    if (!grown) {
+    if (grown)
+        job->followups = grown;
+    chain = grown ? realloc(job->chained, (job->nfollowups + 1) * sizeof(*chain)) : NULL;
+    if (!chain) {
         vmrq_request_free(req);
         job_fail(job, false, "out of memory adding a follow-up");
         return;
     }
-    job->followups = grown;
+    job->chained = chain;
+    job->chained[job->nfollowups] = chained && job->nfollowups > 0;
     job->followups[job->nfollowups++] = req;
 }
 
@@ -77,5 +82,6 @@ job_free(struct vmrqd_job *job)
     for (size_t i = 0; i < job->nfollowups; i++)
         vmrq_request_free(job->followups[i]);
     free(job->followups);
+    free(job->chained);
     free(job);
 }

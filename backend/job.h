@@ -34,6 +34,7 @@ struct vmrqd_job {
     char *error;                   /* owned */
     struct json_object *output;    /* owned */
     vmrq_request **followups;      /* owned, enqueued with the completion */
+    bool *chained;                 /* followups[i] runs after followups[i-1] (after_request) */
     size_t nfollowups;
     long long took_us;
 
@@ -41,12 +42,16 @@ struct vmrqd_job {
     struct vmrqd_job *next;        /* list link (pool queues, completion batches) */
 };
 
-/* Context a handler runs in: the worker's own database connection (connected on first use;
- * NULL if it cannot connect, with the reason already in the job). */
+struct driver;
+
+/* Context a handler runs in: the worker's own database connection (connected on first use by
+ * job_db()), the hypervisor driver (shared, thread-safe; NULL if none) and the node served. */
 struct vmrqd_worker {
     int index;
     PGconn *conn;
     char *conninfo;
+    struct driver *drv;
+    const char *node;
 };
 
 /* Marks the job failed with a one-line reason; retryable failures go back to the queue while
@@ -55,8 +60,9 @@ void job_fail(struct vmrqd_job *job, bool retryable, const char *fmt, ...) __att
 /* Sets the job's output (JSON object, ownership taken). */
 void job_set_output(struct vmrqd_job *job, struct json_object *output);
 /* Adds a follow-up request, enqueued in the same transaction as the job's completion
- * (ownership taken). */
-void job_follow_up(struct vmrqd_job *job, vmrq_request *req);
+ * (ownership taken). With `chained`, it waits for the previous follow-up of this job to finish
+ * (its after_request is set once that one has an id). */
+void job_follow_up(struct vmrqd_job *job, vmrq_request *req, bool chained);
 /* The worker's database connection, connecting or reconnecting as needed; NULL after job_fail. */
 PGconn *job_db(struct vmrqd_job *job, struct vmrqd_worker *worker);
 /* Frees a job and what it owns; NULL is fine. */

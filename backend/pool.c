@@ -79,7 +79,7 @@ worker_loop(void *p)
 }
 
 struct pool *
-pool_new(int n, const char *conninfo, int wake_fd)
+pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const char *node)
 {
     struct pool *pool = calloc(1, sizeof(*pool));
     sigset_t all, old;
@@ -102,6 +102,8 @@ pool_new(int n, const char *conninfo, int wake_fd)
         int err;
 
         pool->workers[i].index = i;
+        pool->workers[i].drv = drv;
+        pool->workers[i].node = node;
         if (!arg) {
             log_warnx("worker pool: out of memory");
             break;

@@ -15,8 +15,9 @@
 struct pool;
 
 /* Starts n workers. `wake_fd` is written one byte whenever a job finishes (the main loop polls
- * its read end). `conninfo` is copied. NULL on failure (logged). Free with pool_free(). */
-struct pool *pool_new(int n, const char *conninfo, int wake_fd);
+ * its read end). `conninfo` is copied; `drv` (may be NULL) and `node` are borrowed and must
+ * outlive the pool. NULL on failure (logged). Free with pool_free(). */
+struct pool *pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const char *node);
 /* Hands a job to the workers (ownership passes to the pool until pool_take_done()). */
 void pool_submit(struct pool *pool, struct vmrqd_job *job);
 /* The finished jobs since the last call, as a list (ownership to the caller); NULL if none. */

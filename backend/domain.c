@@ -1,0 +1,170 @@
+/*
+ * domain.c - opening a domain, checking rights, keeping its status (see domain.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "log.h"
+
+/* Runs a one-row query on the worker's connection; NULL (job failed, retryable) on error. */
+static PGresult *
+query(struct vmrqd_job *job, struct vmrqd_worker *w, const char *sql, int n, const char *const *params)
+{
+    PGconn *conn = job_db(job, w);
+    PGresult *res;
+
+    if (!conn)
+        return NULL;
+    res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        job_fail(job, true, "database: %s", m ? m : PQerrorMessage(conn));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+int
+domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
+{
+    struct json_object *v;
+    char idbuf[16] = "";
+    const char *params[2] = { NULL, NULL };
+    const char *label;
+    PGresult *res;
+
+    memset(d, 0, sizeof(*d));
+    if (json_object_object_get_ex(job->args, "id_domain", &v)) {
+        snprintf(idbuf, sizeof(idbuf), "%d", json_object_get_int(v));
+        params[0] = idbuf;
+        label = idbuf;
+    } else {
+        json_object_object_get_ex(job->args, "name", &v);
+        params[1] = json_object_get_string(v);
+        label = params[1];
+    }
+    res = query(job, w,
+                "SELECT d.id, d.name, coalesce(d.uuid::text, ''), coalesce(d.id_owner, 0),"
+                "       coalesce(d.shutdown_timeout, -1), coalesce(n.enabled, true)"
+                "  FROM domains d LEFT JOIN nodes n ON n.id = d.id_node"
+                " WHERE d.id = $1::int OR ($1 IS NULL AND d.name = $2)",
+                2, params);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        job_fail(job, false, "no domain '%s'", label);
+        return -1;
+    }
+    d->id = atoi(PQgetvalue(res, 0, 0));
+    snprintf(d->name, sizeof(d->name), "%s", PQgetvalue(res, 0, 1));
+    snprintf(d->uuid, sizeof(d->uuid), "%s", PQgetvalue(res, 0, 2));
+    d->id_owner = atoi(PQgetvalue(res, 0, 3));
+    d->shutdown_timeout = atoi(PQgetvalue(res, 0, 4));
+    d->node_enabled = PQgetvalue(res, 0, 5)[0] == 't';
+    PQclear(res);
+
+    if (!w->drv) {
+        job_fail(job, true, "no hypervisor connection");
+        return -1;
+    }
+    if (!(d->dom = driver_lookup(w->drv, d->name, d->uuid)) ||
+        driver_info(w->drv, d->dom, &d->info) < 0) {
+        if (driver_error_not_found()) {
+            job_fail(job, false, "no domain '%s'", d->name);
+            domain_set_status(w->conn, d->id, "missing");
+        } else {
+            job_fail(job, driver_error_retryable(), "%s", driver_error_message());
+        }
+        domain_close(w, d);
+        return -1;
+    }
+    return 0;
+}
+
+void
+domain_close(struct vmrqd_worker *w, struct domain *d)
+{
+    if (d->dom)
+        driver_dom_free(w->drv, d->dom);
+    d->dom = NULL;
+}
+
+int
+domain_authorize(struct vmrqd_job *job, struct vmrqd_worker *w, const struct domain *d, const char *action)
+{
+    char uid[16];
+    const char *params[1] = { uid };
+    PGresult *res;
+    bool allowed;
+
+    snprintf(uid, sizeof(uid), "%d", job->uid);
+    if (!(res = query(job, w, "SELECT name, is_admin OR is_operator FROM users WHERE id = $1::int", 1, params)))
+        return -1;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        job_fail(job, false, "no user %d", job->uid);
+        return -1;
+    }
+    allowed = PQgetvalue(res, 0, 1)[0] == 't' || (d->id_owner && d->id_owner == job->uid);
+    if (!allowed)
+        job_fail(job, false, "user %s is not allowed to %s %s", PQgetvalue(res, 0, 0), action, d->name);
+    PQclear(res);
+    return allowed ? 0 : -1;
+}
+
+int
+domain_set_status(PGconn *conn, int id, const char *status)
+{
+    char idbuf[16];
+    const char *params[2] = { idbuf, status };
+    PGresult *res;
+    int ok;
+
+    if (!conn)
+        return -1;
+    snprintf(idbuf, sizeof(idbuf), "%d", id);
+    res = PQexecParams(conn,
+                       "UPDATE domains SET status = $2, date_changed = now()"
+                       " WHERE id = $1::int AND status IS DISTINCT FROM $2",
+                       2, NULL, params, NULL, NULL, 0);
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        log_warnx("domain %d: cannot record status %s: %s", id, status, PQerrorMessage(conn));
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+int
+domain_sync(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
+{
+    char idbuf[16];
+    const char *params[3] = { idbuf, NULL, NULL };
+    PGconn *conn = job_db(job, w);
+    PGresult *res;
+    int ok;
+
+    if (driver_info(w->drv, d->dom, &d->info) < 0) {
+        log_warnx("domain %s: %s", d->name, driver_error_message());
+        return -1;
+    }
+    if (!conn)
+        return -1;
+    snprintf(idbuf, sizeof(idbuf), "%d", d->id);
+    params[1] = dom_state_status(d->info.state, d->info.managed_save);
+    params[2] = d->info.uuid;
+    res = PQexecParams(conn,
+                       "UPDATE domains SET status = $2, uuid = coalesce(uuid, $3::uuid),"
+                       "       date_changed = CASE WHEN status IS DISTINCT FROM $2 THEN now()"
+                       "                           ELSE date_changed END"
+                       " WHERE id = $1::int",
+                       3, NULL, params, NULL, NULL, 0);
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        log_warnx("domain %s: cannot record status %s: %s", d->name, params[1], PQerrorMessage(conn));
+    PQclear(res);
+    return ok ? 0 : -1;
+}

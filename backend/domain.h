@@ -1,0 +1,40 @@
+/*
+ * domain.h - the domain layer of the handlers: a domain opened on both sides (its row in
+ * `domains` and its handle in the hypervisor driver), the rights of the requesting user, and
+ * keeping domains.status true.
+ */
+#ifndef VMRQD_DOMAIN_H
+#define VMRQD_DOMAIN_H
+
+#include "driver.h"
+#include "job.h"
+
+struct domain {
+    int id;
+    char name[256];
+    char uuid[37];             /* "" if not known yet */
+    int id_owner;              /* 0: nobody */
+    int shutdown_timeout;      /* seconds, -1 if not set */
+    bool node_enabled;
+    struct driver_dom *dom;    /* owned */
+    struct dom_info info;      /* the hypervisor's view, refreshed by domain_sync() */
+};
+
+/* Opens the domain named by the job's id_domain or name. On failure the job is failed ("no
+ * domain 'X'" when the row or the hypervisor's domain is missing) and -1 returned; on success
+ * close it with domain_close(). */
+int domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d);
+void domain_close(struct vmrqd_worker *w, struct domain *d);
+
+/* Whether the job's user may `action` the domain: its owner, an operator or an admin. Else the
+ * job fails with "user U is not allowed to ACTION D" and -1 is returned. */
+int domain_authorize(struct vmrqd_job *job, struct vmrqd_worker *w, const struct domain *d, const char *action);
+
+/* Re-reads the hypervisor's state into d->info and writes it to domains.status (and the uuid,
+ * if the row lacked it). -1 on error (logged; the job is not failed for it). */
+int domain_sync(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d);
+
+/* Sets domains.status of domain `id` to `status`. */
+int domain_set_status(PGconn *conn, int id, const char *status);
+
+#endif /* VMRQD_DOMAIN_H */

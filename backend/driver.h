@@ -1,0 +1,103 @@
+/*
+ * driver.h - the hypervisor driver behind a vtable, after libvirt's own driver tables: one slot
+ * per operation; a NULL slot means "unsupported", reported by the wrappers below as
+ * "OPERATION is not supported by the NAME driver", never by callers. driver_kvm.c fills it over
+ * libvirt (KVM in production, libvirt's test driver in tests and the demo) and is the only file
+ * that includes libvirt.
+ *
+ * Errors are reported once, where they happen, into a thread-local slot (driver_error_*); every
+ * function returns -1 (or NULL) on error. Handles are owned by the caller and freed with
+ * driver_dom_free(). The driver and its handles may be used from several threads at once.
+ */
+#ifndef VMRQD_DRIVER_H
+#define VMRQD_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* What the hypervisor says of a domain (libvirt's virDomainState). */
+typedef enum {
+    DOM_NOSTATE,
+    DOM_RUNNING,
+    DOM_BLOCKED,
+    DOM_PAUSED,
+    DOM_SHUTTING_DOWN,
+    DOM_SHUTOFF,
+    DOM_CRASHED,
+    DOM_PMSUSPENDED,
+    DOM_STATE_LAST
+} dom_state;
+
+/* How to ask a guest to shut down or reboot. */
+typedef enum { POWER_DEFAULT, POWER_ACPI, POWER_AGENT } power_mode;
+
+struct driver;
+struct driver_dom; /* a domain handle */
+
+struct dom_info {
+    char name[256];
+    char uuid[37];
+    dom_state state;
+    bool managed_save;
+};
+
+struct driver_ops {
+    const char *name;
+    int (*open)(struct driver *drv, const char *uri);
+    void (*close)(struct driver *drv);
+    struct driver_dom *(*lookup_by_name)(struct driver *drv, const char *name);
+    struct driver_dom *(*lookup_by_uuid)(struct driver *drv, const char *uuid);
+    void (*dom_free)(struct driver_dom *dom);
+    int (*info)(struct driver_dom *dom, struct dom_info *info);
+    int (*list)(struct driver *drv, struct dom_info **out, size_t *n);
+    int (*start)(struct driver_dom *dom);
+    int (*shutdown)(struct driver_dom *dom, power_mode mode);
+    int (*destroy)(struct driver_dom *dom);
+    int (*reboot)(struct driver_dom *dom, power_mode mode);
+    int (*reset)(struct driver_dom *dom);
+    int (*suspend)(struct driver_dom *dom);
+    int (*resume)(struct driver_dom *dom);
+    int (*managed_save)(struct driver_dom *dom);
+    int (*set_time)(struct driver_dom *dom);
+};
+
+struct driver {
+    const struct driver_ops *ops;
+    void *priv;
+};
+
+/* The KVM/libvirt driver (driver_kvm.c). */
+extern const struct driver_ops driver_kvm_ops;
+
+/* Opens a driver for `uri` with `ops`. NULL on error (driver_error_message()). The caller
+ * closes it with driver_close(), after every handle is freed. */
+struct driver *driver_open(const struct driver_ops *ops, const char *uri);
+void driver_close(struct driver *drv);
+
+/* Wrappers: each checks its slot and reports an unsupported one. */
+struct driver_dom *driver_lookup(struct driver *drv, const char *name, const char *uuid);
+void driver_dom_free(struct driver *drv, struct driver_dom *dom);
+int driver_info(struct driver *drv, struct driver_dom *dom, struct dom_info *info);
+int driver_list(struct driver *drv, struct dom_info **out, size_t *n); /* *out: free() */
+int driver_start(struct driver *drv, struct driver_dom *dom);
+int driver_shutdown(struct driver *drv, struct driver_dom *dom, power_mode mode);
+int driver_destroy(struct driver *drv, struct driver_dom *dom);
+int driver_reboot(struct driver *drv, struct driver_dom *dom, power_mode mode);
+int driver_reset(struct driver *drv, struct driver_dom *dom);
+int driver_suspend(struct driver *drv, struct driver_dom *dom);
+int driver_resume(struct driver *drv, struct driver_dom *dom);
+int driver_managed_save(struct driver *drv, struct driver_dom *dom);
+int driver_set_time(struct driver *drv, struct driver_dom *dom);
+
+/* This thread's last driver error: a one-line message (libvirt's own words kept), whether
+ * trying again later may work (connection lost, agent not answering, time-out), and whether the
+ * domain was not found. */
+void driver_error_set(bool retryable, bool not_found, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+const char *driver_error_message(void);
+bool driver_error_retryable(void);
+bool driver_error_not_found(void);
+
+/* "running", "paused", ... as domains.status spells them. */
+const char *dom_state_status(dom_state state, bool managed_save);
+
+#endif /* VMRQD_DRIVER_H */

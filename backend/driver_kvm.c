@@ -1,0 +1,342 @@
+/*
+ * driver_kvm.c - the hypervisor driver over libvirt: KVM/QEMU in production (qemu:///system,
+ * qemu+ssh://host/system), libvirt's test driver (test:///PATH.xml) in tests and the demo. The
+ * only file of vmrq that includes libvirt. libvirt's errors become driver errors with libvirt's
+ * message kept; the connection, shared by all workers (libvirt connections are thread-safe), is
+ * opened again when it drops.
+ *
+ * One emulation for test:// URIs only: libvirt's test driver powers a domain off at once on
+ * shutdown, so a test guest that "ignores the power button" is marked in its XML with
+ *   <metadata><vmrq:guest xmlns:vmrq='urn:vmrq:test'><ignore-acpi/></vmrq:guest></metadata>
+ * and its polite shutdown/reboot are accepted and do nothing, as a hung real guest would.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "driver.h"
+
+#define TEST_NS "urn:vmrq:test"
+
+struct kvm {
+    pthread_mutex_t lock; /* guards conn when it is replaced */
+    virConnectPtr conn;
+    char *uri;
+    bool is_test;
+};
+
+struct driver_dom {
+    virDomainPtr dom;
+    struct kvm *kvm;
+};
+
+/* libvirt prints every error on stderr by default; vmrq reports its own way. */
+static void
+silent(void *opaque, virErrorPtr err)
+{
+    (void)opaque;
+    (void)err;
+}
+
+/* Turns libvirt's last error into this thread's driver error; returns -1. */
+static int
+report(const char *what)
+{
+    virErrorPtr e = virGetLastError();
+    int code = e ? e->code : VIR_ERR_INTERNAL_ERROR;
+    bool retryable = code == VIR_ERR_AGENT_UNRESPONSIVE || code == VIR_ERR_OPERATION_TIMEOUT ||
+                     code == VIR_ERR_NO_CONNECT || code == VIR_ERR_RPC || code == VIR_ERR_AGENT_UNSYNCED ||
+                     code == VIR_ERR_SYSTEM_ERROR;
+
+    driver_error_set(retryable, code == VIR_ERR_NO_DOMAIN, "%s: %s", what,
+                     e && e->message ? e->message : "unknown libvirt error");
+    virResetLastError();
+    return -1;
+}
+
+static int
+kvm_open(struct driver *drv, const char *uri)
+{
+    struct kvm *kvm = calloc(1, sizeof(*kvm));
+
+    if (!kvm || !(kvm->uri = strdup(uri))) {
+        free(kvm);
+        driver_error_set(false, false, "out of memory");
+        return -1;
+    }
+    if (virInitialize() < 0) {
+        free(kvm->uri);
+        free(kvm);
+        return report("libvirt");
+    }
+    virSetErrorFunc(NULL, silent);
+    if (!(kvm->conn = virConnectOpen(uri))) {
+        report(uri);
+        free(kvm->uri);
+        free(kvm);
+        return -1;
+    }
+    pthread_mutex_init(&kvm->lock, NULL);
+    kvm->is_test = strncmp(uri, "test:", 5) == 0;
+    drv->priv = kvm;
+    return 0;
+}
+
+static void
+kvm_close(struct driver *drv)
+{
+    struct kvm *kvm = drv->priv;
+
+    if (kvm->conn)
+        virConnectClose(kvm->conn);
+    pthread_mutex_destroy(&kvm->lock);
+    free(kvm->uri);
+    free(kvm);
+}
+
+/* The connection, opened again if it died (libvirtd restarted). A new reference: the caller
+ * closes it. NULL on error. */
+static virConnectPtr
+conn_get(struct kvm *kvm)
+{
+    virConnectPtr c;
+
+    pthread_mutex_lock(&kvm->lock);
+    if (kvm->conn && virConnectIsAlive(kvm->conn) != 1) {
+        virConnectClose(kvm->conn);
+        kvm->conn = NULL;
+    }
+    if (!kvm->conn && !(kvm->conn = virConnectOpen(kvm->uri)))
+        report(kvm->uri);
+    c = kvm->conn;
+    if (c)
+        virConnectRef(c);
+    pthread_mutex_unlock(&kvm->lock);
+    return c;
+}
+
+static struct driver_dom *
+wrap(struct kvm *kvm, virDomainPtr d, const char *what)
+{
+    struct driver_dom *dom;
+
+    if (!d) {
+        report(what);
+        return NULL;
+    }
+    if (!(dom = malloc(sizeof(*dom)))) {
+        virDomainFree(d);
+        driver_error_set(false, false, "out of memory");
+        return NULL;
+    }
+    dom->dom = d;
+    dom->kvm = kvm;
+    return dom;
+}
+
+static struct driver_dom *
+kvm_lookup_by_name(struct driver *drv, const char *name)
+{
+    struct kvm *kvm = drv->priv;
+    virConnectPtr c = conn_get(kvm);
+    struct driver_dom *dom;
+
+    if (!c)
+        return NULL;
+    dom = wrap(kvm, virDomainLookupByName(c, name), name);
+    virConnectClose(c);
+    return dom;
+}
+
+static struct driver_dom *
+kvm_lookup_by_uuid(struct driver *drv, const char *uuid)
+{
+    struct kvm *kvm = drv->priv;
+    virConnectPtr c = conn_get(kvm);
+    struct driver_dom *dom;
+
+    if (!c)
+        return NULL;
+    dom = wrap(kvm, virDomainLookupByUUIDString(c, uuid), uuid);
+    virConnectClose(c);
+    return dom;
+}
+
+static void
+kvm_dom_free(struct driver_dom *dom)
+{
+    virDomainFree(dom->dom);
+    free(dom);
+}
+
+static int
+fill_info(virDomainPtr d, struct dom_info *info)
+{
+    const char *name = virDomainGetName(d);
+    int state, reason, ms;
+
+    if (!name || virDomainGetUUIDString(d, info->uuid) < 0 || virDomainGetState(d, &state, &reason, 0) < 0)
+        return report(name ? name : "domain");
+    if ((ms = virDomainHasManagedSaveImage(d, 0)) < 0)
+        return report(name);
+    snprintf(info->name, sizeof(info->name), "%s", name);
+    info->state = state >= 0 && state < DOM_STATE_LAST ? (dom_state)state : DOM_NOSTATE;
+    info->managed_save = ms == 1;
+    return 0;
+}
+
+static int
+kvm_info(struct driver_dom *dom, struct dom_info *info)
+{
+    return fill_info(dom->dom, info);
+}
+
+static int
+kvm_list(struct driver *drv, struct dom_info **out, size_t *n)
+{
+    virConnectPtr c = conn_get(drv->priv);
+    virDomainPtr *doms = NULL;
+    int count, ret = -1;
+
+    *out = NULL;
+    *n = 0;
+    if (!c)
+        return -1;
+    if ((count = virConnectListAllDomains(c, &doms, 0)) < 0) {
+        report("list domains");
+        goto cleanup;
+    }
+    if (count > 0 && !(*out = calloc((size_t)count, sizeof(**out)))) {
+        driver_error_set(false, false, "out of memory");
+        goto cleanup;
+    }
+    for (int i = 0; i < count; i++)
+        if (fill_info(doms[i], &(*out)[*n]) == 0)
+            (*n)++; /* a domain that vanished meanwhile is simply not listed */
+    ret = 0;
+
+cleanup:
+    for (int i = 0; i < count; i++)
+        virDomainFree(doms[i]);
+    free(doms);
+    virConnectClose(c);
+    if (ret < 0) {
+        free(*out);
+        *out = NULL;
+    }
+    return ret;
+}
+
+static int
+check(int rc, struct driver_dom *dom)
+{
+    return rc < 0 ? report(virDomainGetName(dom->dom)) : 0;
+}
+
+/* The test-driver emulation of a guest that ignores the power button (see the top). */
+static bool
+ignores_acpi(struct driver_dom *dom)
+{
+    char *meta;
+    bool ignores;
+
+    if (!dom->kvm->is_test)
+        return false;
+    meta = virDomainGetMetadata(dom->dom, VIR_DOMAIN_METADATA_ELEMENT, TEST_NS, 0);
+    virResetLastError();
+    ignores = meta && strstr(meta, "<ignore-acpi/>");
+    free(meta);
+    return ignores;
+}
+
+static int
+kvm_start(struct driver_dom *dom)
+{
+    return check(virDomainCreate(dom->dom), dom);
+}
+
+static int
+kvm_shutdown(struct driver_dom *dom, power_mode mode)
+{
+    static const unsigned flags[] = { [POWER_DEFAULT] = 0, [POWER_ACPI] = VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
+                                      [POWER_AGENT] = VIR_DOMAIN_SHUTDOWN_GUEST_AGENT };
+
+    if (ignores_acpi(dom))
+        return 0;
+    return check(flags[mode] ? virDomainShutdownFlags(dom->dom, flags[mode]) : virDomainShutdown(dom->dom), dom);
+}
+
+static int
+kvm_reboot(struct driver_dom *dom, power_mode mode)
+{
+    static const unsigned flags[] = { [POWER_DEFAULT] = 0, [POWER_ACPI] = VIR_DOMAIN_REBOOT_ACPI_POWER_BTN,
+                                      [POWER_AGENT] = VIR_DOMAIN_REBOOT_GUEST_AGENT };
+
+    if (ignores_acpi(dom))
+        return 0;
+    return check(virDomainReboot(dom->dom, flags[mode]), dom);
+}
+
+static int
+kvm_destroy(struct driver_dom *dom)
+{
+    return check(virDomainDestroy(dom->dom), dom);
+}
+
+static int
+kvm_reset(struct driver_dom *dom)
+{
+    return check(virDomainReset(dom->dom, 0), dom);
+}
+
+static int
+kvm_suspend(struct driver_dom *dom)
+{
+    return check(virDomainSuspend(dom->dom), dom);
+}
+
+static int
+kvm_resume(struct driver_dom *dom)
+{
+    return check(virDomainResume(dom->dom), dom);
+}
+
+static int
+kvm_managed_save(struct driver_dom *dom)
+{
+    return check(virDomainManagedSave(dom->dom, 0), dom);
+}
+
+static int
+kvm_set_time(struct driver_dom *dom)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    return check(virDomainSetTime(dom->dom, (long long)now.tv_sec, (unsigned)now.tv_nsec, 0), dom);
+}
+
+const struct driver_ops driver_kvm_ops = {
+    .name = "kvm",
+    .open = kvm_open,
+    .close = kvm_close,
+    .lookup_by_name = kvm_lookup_by_name,
+    .lookup_by_uuid = kvm_lookup_by_uuid,
+    .dom_free = kvm_dom_free,
+    .info = kvm_info,
+    .list = kvm_list,
+    .start = kvm_start,
+    .shutdown = kvm_shutdown,
+    .destroy = kvm_destroy,
+    .reboot = kvm_reboot,
+    .reset = kvm_reset,
+    .suspend = kvm_suspend,
+    .resume = kvm_resume,
+    .managed_save = kvm_managed_save,
+    .set_time = kvm_set_time,
+};

@@ -1,0 +1,254 @@
+/*
+ * handlers_domain.c - the commands that act on virtual machines. Each one opens its domain on
+ * both sides, checks the user's rights, then, according to the table below, finds nothing to do
+ * (a shutdown of a domain already off succeeds), refuses (a reboot of a domain that is off), or
+ * runs its operation between the hooks (hooks.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "handlers.h"
+#include "hooks.h"
+#include "log.h"
+
+#define S(state) (1u << (state))
+#define UP (S(DOM_RUNNING) | S(DOM_BLOCKED))
+#define ALL_BUT_OFF (UP | S(DOM_PAUSED) | S(DOM_SHUTTING_DOWN) | S(DOM_CRASHED) | S(DOM_PMSUSPENDED) | S(DOM_NOSTATE))
+
+/* What a command does in each state of its domain. */
+struct domain_cmd {
+    const char *command;
+    enum op op;
+    unsigned noop; /* states in which there is nothing to do: success */
+    unsigned runs; /* states in which the operation is attempted; in any other, the request fails */
+    const char *refusal; /* "... is not running" */
+};
+
+static const struct domain_cmd domain_cmds[] = {
+    /* command          operation          nothing to do       runs in                              else */
+    { "start",          OP_START,          UP,                 S(DOM_SHUTOFF) | S(DOM_CRASHED) | S(DOM_NOSTATE), "cannot be started" },
+    { "shutdown",       OP_SHUTDOWN,       S(DOM_SHUTOFF),     ALL_BUT_OFF,                         NULL },
+    { "force_shutdown", OP_FORCE_SHUTDOWN, S(DOM_SHUTOFF),     ALL_BUT_OFF,                         NULL },
+    { "reboot",         OP_REBOOT,         0,                  UP,                                  "is not running" },
+    { "force_reboot",   OP_FORCE_REBOOT,   0,                  UP | S(DOM_PAUSED),                  "is not running" },
+    { "pause",          OP_PAUSE,          S(DOM_PAUSED),      UP,                                  "is not running" },
+    { "resume",         OP_RESUME,         UP,                 S(DOM_PAUSED) | S(DOM_PMSUSPENDED),  "is not paused" },
+    { "hibernate",      OP_HIBERNATE,      0,                  UP | S(DOM_PAUSED),                  "is not running" },
+    { "set_time",       OP_SET_TIME,       0,                  UP,                                  "is not running" },
+};
+
+static const struct domain_cmd *
+find_cmd(const char *command)
+{
+    for (size_t i = 0; i < sizeof(domain_cmds) / sizeof(domain_cmds[0]); i++)
+        if (strcmp(domain_cmds[i].command, command) == 0)
+            return &domain_cmds[i];
+    return NULL;
+}
+
+static power_mode
+mode_of(struct vmrqd_job *job)
+{
+    struct json_object *v;
+    const char *m;
+
+    if (!json_object_object_get_ex(job->args, "mode", &v) || !(m = json_object_get_string(v)))
+        return POWER_DEFAULT;
+    return strcmp(m, "acpi") == 0 ? POWER_ACPI : strcmp(m, "agent") == 0 ? POWER_AGENT : POWER_DEFAULT;
+}
+
+/* The request's timeout, else the domain's shutdown_timeout, else `fallback` (-1: none). */
+static int
+timeout_of(struct vmrqd_job *job, const struct domain *d, int fallback)
+{
+    struct json_object *v;
+
+    if (json_object_object_get_ex(job->args, "timeout", &v))
+        return json_object_get_int(v);
+    return d->shutdown_timeout >= 0 ? d->shutdown_timeout : fallback;
+}
+
+static struct json_object *
+output_of(const struct domain *d, struct json_object *ran, const char *note)
+{
+    struct json_object *out = json_object_new_object();
+
+    json_object_object_add(out, "domain", json_object_new_string(d->name));
+    json_object_object_add(out, "state", json_object_new_string(dom_state_status(d->info.state, d->info.managed_save)));
+    if (note)
+        json_object_object_add(out, "note", json_object_new_string(note));
+    if (ran)
+        json_object_object_add(out, "hooks", ran);
+    return out;
+}
+
+void
+handle_domain_command(struct vmrqd_job *job, struct vmrqd_worker *w)
+{
+    const struct domain_cmd *c = find_cmd(job->command);
+    struct op_ctx ctx;
+    struct domain d;
+    unsigned st;
+    char note[64];
+
+    if (!c) {
+        job_fail(job, false, "%s has no entry in the domain command table", job->command);
+        return;
+    }
+    if (domain_open(job, w, &d) < 0)
+        return;
+    if (domain_authorize(job, w, &d, job->command) < 0)
+        goto out;
+    st = S(d.info.state);
+    if ((c->noop & st) || (c->op == OP_HIBERNATE && d.info.state == DOM_SHUTOFF && d.info.managed_save)) {
+        snprintf(note, sizeof(note), "already %s", dom_state_status(d.info.state, d.info.managed_save));
+        domain_sync(job, w, &d);
+        job_set_output(job, output_of(&d, NULL, note));
+        goto out;
+    }
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.op = c->op;
+    if (c->op == OP_START && d.info.state == DOM_PAUSED)
+        ctx.op = OP_RESUME; /* what a user clicking "start" on a paused desktop wants */
+    else if (!(c->runs & st)) {
+        job_fail(job, false, "%s: %s %s (it is %s)", job->command, d.name, c->refusal,
+                 dom_state_status(d.info.state, d.info.managed_save));
+        goto out;
+    }
+    ctx.job = job;
+    ctx.w = w;
+    ctx.d = &d;
+    ctx.mode = mode_of(job);
+    ctx.timeout = c->op == OP_SHUTDOWN ? timeout_of(job, &d, -1) : -1;
+    ctx.ran = json_object_new_array();
+    op_run(&ctx);
+    job_set_output(job, output_of(&d, ctx.ran, NULL));
+
+out:
+    domain_close(w, &d);
+}
+
+/* shutdown, forced after `timeout` (default: the domain's, else 60 s), then start: the start is a
+ * follow-up that waits for the force_shutdown follow-up when there is one. */
+void
+handle_shutdown_start(struct vmrqd_job *job, struct vmrqd_worker *w)
+{
+    struct json_object *ran = json_object_new_array();
+    vmrq_request *start = NULL;
+    struct op_ctx ctx;
+    struct domain d;
+
+    if (domain_open(job, w, &d) < 0) {
+        json_object_put(ran);
+        return;
+    }
+    if (domain_authorize(job, w, &d, "shutdown") < 0)
+        goto out;
+    if (d.info.state != DOM_SHUTOFF) {
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.job = job;
+        ctx.w = w;
+        ctx.d = &d;
+        ctx.op = OP_SHUTDOWN;
+        ctx.timeout = timeout_of(job, &d, 60);
+        ctx.ran = json_object_get(ran);
+        op_run(&ctx);
+        json_object_put(ctx.ran);
+        if (job->outcome != JOB_DONE)
+            goto out;
+    }
+    if (!(start = vmrq_request_new("start")) || vmrq_request_set_int(start, "uid", job->uid) < 0 ||
+        vmrq_request_set_int(start, "id_domain", d.id) < 0) {
+        job_fail(job, false, "cannot build the start follow-up: %s", vmrq_error_message());
+        vmrq_request_free(start);
+        goto out;
+    }
+    job_follow_up(job, start, true);
+
+out:
+    job_set_output(job, output_of(&d, json_object_get(ran), NULL));
+    json_object_put(ran);
+    domain_close(w, &d);
+}
+
+/* Brings the domains of this node in line with the hypervisor in one statement: new ones appear
+ * (without owner: operators and admins may act on them), known ones get their state, those the
+ * hypervisor no longer has are marked missing. */
+void
+handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
+{
+    struct json_object *rows = json_object_new_array(), *out;
+    const char *params[2];
+    struct dom_info *doms = NULL;
+    size_t n = 0;
+    PGconn *conn;
+    PGresult *res;
+
+    if (!w->drv) {
+        job_fail(job, true, "no hypervisor connection");
+        goto cleanup;
+    }
+    if (driver_list(w->drv, &doms, &n) < 0) {
+        job_fail(job, driver_error_retryable(), "%s", driver_error_message());
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *r = json_object_new_object();
+        json_object_object_add(r, "name", json_object_new_string(doms[i].name));
+        json_object_object_add(r, "uuid", json_object_new_string(doms[i].uuid));
+        json_object_object_add(r, "status", json_object_new_string(dom_state_status(doms[i].state, doms[i].managed_save)));
+        json_object_array_add(rows, r);
+    }
+    if (!(conn = job_db(job, w)))
+        goto cleanup;
+    params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
+    params[1] = w->node;
+    res = PQexecParams(conn,
+        "WITH h AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(name text, uuid uuid, status text)),"
+        "     node AS (SELECT (SELECT id FROM nodes WHERE name = $2) AS id),"
+        "     up AS (INSERT INTO domains AS d (name, uuid, status, id_node)"
+        "            SELECT h.name, h.uuid, h.status, node.id FROM h, node"
+        "            ON CONFLICT (name) DO UPDATE"
+        "               SET status = EXCLUDED.status, uuid = EXCLUDED.uuid,"
+        "                   id_node = coalesce(d.id_node, EXCLUDED.id_node),"
+        "                   date_changed = CASE WHEN d.status IS DISTINCT FROM EXCLUDED.status"
+        "                                       THEN now() ELSE d.date_changed END"
+        "            RETURNING (xmax = 0) AS added),"
+        "     gone AS (UPDATE domains d SET status = 'missing', date_changed = now()"
+        "               WHERE d.status <> 'missing' AND d.name NOT IN (SELECT name FROM h)"
+        "                 AND (d.id_node IS NULL OR d.id_node = (SELECT id FROM node))"
+        "              RETURNING 1)"
+        " SELECT (SELECT count(*) FROM up WHERE added), (SELECT count(*) FROM up WHERE NOT added),"
+        "        (SELECT count(*) FROM gone)",
+        2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        job_fail(job, true, "refresh_vms: %s", m ? m : PQerrorMessage(conn));
+    } else {
+        out = json_object_new_object();
+        json_object_object_add(out, "added", json_object_new_int(atoi(PQgetvalue(res, 0, 0))));
+        json_object_object_add(out, "refreshed", json_object_new_int(atoi(PQgetvalue(res, 0, 1))));
+        json_object_object_add(out, "missing", json_object_new_int(atoi(PQgetvalue(res, 0, 2))));
+        job_set_output(job, out);
+    }
+    PQclear(res);
+
+cleanup:
+    free(doms);
+    json_object_put(rows);
+}
+
+/* One domain's row in line with the hypervisor (missing if the hypervisor lost it). */
+void
+handle_refresh_machine(struct vmrqd_job *job, struct vmrqd_worker *w)
+{
+    struct domain d;
+
+    if (domain_open(job, w, &d) < 0)
+        return; /* domain_open marked it missing if the hypervisor does not have it */
+    if (domain_authorize(job, w, &d, "refresh") == 0 && domain_sync(job, w, &d) == 0)
+        job_set_output(job, output_of(&d, NULL, NULL));
+    domain_close(w, &d);
+}
