@@ -1,0 +1,434 @@
+/*
+ * check_domain.c - the commands that act on virtual machines, in-process on libvirt's test
+ * driver loaded with etc/demo-hypervisor.xml (a fresh copy per test): every command in every
+ * domain state, the rights matrix, hooks (order, veto, the follow-up force_shutdown, moot
+ * shutdowns), refresh_vms after changes behind vmrq's back; then, with real daemons, node
+ * affinity and the whole shutdown -> force_shutdown story.
+ */
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "claim.h"
+#include "dispatch.h"
+#include "driver.h"
+#include "tutil.h"
+
+#define DEMO_XML "etc/demo-hypervisor.xml"
+
+enum { ALICE = 1, BOB, CAROL, OLGA /* operator */, ADAM /* admin */ };
+
+static struct driver *drv;
+static struct vmrqd_worker worker;
+static int daemon_id;
+static char uri[PATH_MAX + 64];
+
+/* The demo's users and the domains as refresh_vms finds them, owners set as the demo sets them. */
+static void
+setup(void)
+{
+    char cwd[PATH_MAX];
+
+    t_db_setup();
+    ck_assert(getcwd(cwd, sizeof(cwd)) != NULL);
+    snprintf(uri, sizeof(uri), "test://%s/%s", cwd, DEMO_XML);
+    drv = driver_open(&driver_kvm_ops, uri);
+    ck_assert_msg(drv != NULL, "%s", driver_error_message());
+    memset(&worker, 0, sizeof(worker));
+    worker.conninfo = getenv("VMRQ_DB");
+    worker.drv = drv;
+    worker.node = "demo";
+    PQclear(t_sql(t_db, "INSERT INTO users (name, is_operator, is_admin) VALUES ('alice', false, false),"
+                        " ('bob', false, false), ('carol', false, false), ('olga', true, false),"
+                        " ('adam', false, true)", 0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO nodes (name, uri) VALUES ('demo', 'test:///demo')", 0, NULL));
+    daemon_id = (int)t_sql_int(t_db, "INSERT INTO daemons (node, hostname, pid, version)"
+                                     " VALUES ('demo', 'test', 1, 'test') RETURNING id", 0, NULL);
+}
+
+static void
+teardown(void)
+{
+    PQfinish(worker.conn);
+    driver_close(drv);
+    t_db_teardown();
+}
+
+/* Enqueues `command` with `json`, claims it, runs its handler here, records the outcome like the
+ * daemon does (follow-ups included). Returns the request id; the job's outcome is in the table. */
+static long long
+run(const char *command, const char *json)
+{
+    const char *params[2] = { command, json };
+    long long id = t_sql_int(t_db, "SELECT vmrq_request($1, $2::jsonb)", 2, params);
+    char idbuf[24], dbuf[16];
+    const char *claim[2] = { idbuf, dbuf };
+    struct vmrqd_job *job = calloc(1, sizeof(*job));
+    PGresult *res;
+
+    snprintf(idbuf, sizeof(idbuf), "%lld", id);
+    snprintf(dbuf, sizeof(dbuf), "%d", daemon_id);
+    res = t_sql(t_db, "UPDATE requests SET status = 'working', id_daemon = $2::int, started_at = now(),"
+                      "       attempts = attempts + 1"
+                      " WHERE id = $1::bigint RETURNING args::text, coalesce(uid, 0), coalesce(id_domain, 0)",
+                2, claim);
+    ck_assert_int_eq(PQntuples(res), 1);
+    job->id = id;
+    job->command = strdup(command);
+    job->args = json_tokener_parse(PQgetvalue(res, 0, 0));
+    job->uid = atoi(PQgetvalue(res, 0, 1));
+    job->id_domain = atoi(PQgetvalue(res, 0, 2));
+    PQclear(res);
+    if (dispatch_prepare(job) == 0)
+        dispatch_run(job, &worker);
+    ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000), 0);
+    job_free(job);
+    return id;
+}
+
+/* Status and error of request `id` as "done" or "failed: why" (static buffer). */
+static const char *
+outcome(long long id)
+{
+    static char buf[512];
+    char idbuf[24];
+    const char *params[1] = { idbuf };
+    PGresult *res;
+
+    snprintf(idbuf, sizeof(idbuf), "%lld", id);
+    res = t_sql(t_db, "SELECT status, coalesce(error, '') FROM requests WHERE id = $1::bigint", 1, params);
+    snprintf(buf, sizeof(buf), "%s%s%s", PQgetvalue(res, 0, 0), *PQgetvalue(res, 0, 1) ? ": " : "",
+             PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return buf;
+}
+
+/* domains.status of `name`, and what the hypervisor says of it (static buffers). */
+static const char *
+db_status(const char *name)
+{
+    static char buf[64];
+    const char *params[1] = { name };
+    PGresult *res = t_sql(t_db, "SELECT status FROM domains WHERE name = $1", 1, params);
+
+    snprintf(buf, sizeof(buf), "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : "(no row)");
+    PQclear(res);
+    return buf;
+}
+
+static const char *
+hv_status(const char *name)
+{
+    struct driver_dom *dom = driver_lookup(drv, name, NULL);
+    struct dom_info info;
+
+    ck_assert_msg(dom && driver_info(drv, dom, &info) == 0, "%s", driver_error_message());
+    driver_dom_free(drv, dom);
+    return dom_state_status(info.state, info.managed_save);
+}
+
+static void
+refresh_and_own(void)
+{
+    ck_assert_str_eq(outcome(run("refresh_vms", "{\"uid\": 4}")), "done");
+    PQclear(t_sql(t_db, "UPDATE domains SET id_owner = u.id FROM users u WHERE domains.name = 'desk-' || u.name",
+                  0, NULL));
+}
+
+/* Each command on a domain in each state: running (desk-alice), paused (desk-carol), shut off
+ * (class-01), hibernated (class-02). "=STATE" means done, leaving that state; anything else is
+ * the start of the refusal. */
+static const struct {
+    const char *command;
+    const char *want[4];
+} matrix[] = {
+    /* command          running                paused                  shut off                  hibernated */
+    { "start",          { "=running",          "=running",             "=running",               "=running" } },
+    { "shutdown",       { "=shutdown",         "=shutdown",            "=shutdown",              "=hibernated" } },
+    { "force_shutdown", { "=shutdown",         "=shutdown",            "=shutdown",              "=hibernated" } },
+    { "reboot",         { "=running",          "failed: reboot: desk-carol is not running (it is paused)",
+                          "failed: reboot: class-01 is not running (it is shutdown)",
+                          "failed: reboot: class-02 is not running (it is hibernated)" } },
+    { "force_reboot",   { "=running",          "=paused",              "failed: force_reboot: class-01 is not running",
+                          "failed: force_reboot: class-02 is not running" } },
+    { "pause",          { "=paused",           "=paused",              "failed: pause: class-01 is not running",
+                          "failed: pause: class-02 is not running" } },
+    { "resume",         { "=running",          "=running",             "failed: resume: class-01 is not paused",
+                          "failed: resume: class-02 is not paused" } },
+    { "hibernate",      { "=hibernated",       "=hibernated",          "failed: hibernate: class-01 is not running",
+                          "=hibernated" } },
+    { "set_time",       { "=running",          "failed: set_time: desk-carol is not running",
+                          "failed: set_time: class-01 is not running", "failed: set_time: class-02 is not running" } },
+    { "refresh_machine", { "=running",         "=paused",              "=shutdown",              "=hibernated" } },
+};
+
+static const char *const state_domain[4] = { "desk-alice", "desk-carol", "class-01", "class-02" };
+
+START_TEST(test_every_command_in_every_state)
+{
+    int c = _i / 4, s = _i % 4;
+    const char *dom = state_domain[s], *want = matrix[c].want[s];
+    char args[128];
+    long long id;
+
+    refresh_and_own();
+    snprintf(args, sizeof(args), "{\"uid\": %d, \"name\": \"%s\"}", OLGA, dom);
+    id = run(matrix[c].command, args);
+    if (want[0] == '=') {
+        ck_assert_msg(strcmp(outcome(id), "done") == 0, "%s %s: %s", matrix[c].command, dom, outcome(id));
+        ck_assert_msg(strcmp(hv_status(dom), want + 1) == 0, "%s %s: the hypervisor says %s, want %s",
+                      matrix[c].command, dom, hv_status(dom), want + 1);
+    } else {
+        ck_assert_msg(strncmp(outcome(id), want, strlen(want)) == 0, "%s %s: got \"%s\", want \"%s...\"",
+                      matrix[c].command, dom, outcome(id), want);
+    }
+    /* whatever happened, the table tells what the hypervisor says */
+    ck_assert_str_eq(db_status(dom), hv_status(dom));
+}
+END_TEST
+
+/* Who may shut alice's desktop down: alice, an operator, an admin; not bob, not carol, not a
+ * user that does not exist. A refusal touches nothing. */
+START_TEST(test_rights_matrix)
+{
+    static const struct { int uid; const char *want; } who[] = {
+        { ALICE, "done" },
+        { BOB, "failed: user bob is not allowed to shutdown desk-alice" },
+        { CAROL, "failed: user carol is not allowed to shutdown desk-alice" },
+        { OLGA, "done" },
+        { ADAM, "done" },
+        { 99, "failed: no user 99" },
+    };
+    char args[64];
+    long long id;
+
+    refresh_and_own();
+    snprintf(args, sizeof(args), "{\"uid\": %d, \"name\": \"desk-alice\"}", who[_i].uid);
+    id = run("shutdown", args);
+    ck_assert_str_eq(outcome(id), who[_i].want);
+    ck_assert_str_eq(hv_status("desk-alice"), strcmp(who[_i].want, "done") == 0 ? "shutdown" : "running");
+    ck_assert_str_eq(db_status("desk-alice"), hv_status("desk-alice"));
+    /* the same rule for start */
+    id = run("start", "{\"uid\": 2, \"name\": \"class-01\"}");
+    ck_assert_str_eq(outcome(id), "failed: user bob is not allowed to start class-01");
+}
+END_TEST
+
+START_TEST(test_no_domain)
+{
+    refresh_and_own();
+    ck_assert_str_eq(outcome(run("start", "{\"uid\": 4, \"name\": \"desk-nobody\"}")), "failed: no domain 'desk-nobody'");
+    ck_assert_str_eq(outcome(run("start", "{\"uid\": 4, \"id_domain\": 99}")), "failed: no domain '99'");
+    /* in the table but not on the hypervisor: missing */
+    PQclear(t_sql(t_db, "INSERT INTO domains (name) VALUES ('ghost')", 0, NULL));
+    ck_assert_str_eq(outcome(run("shutdown", "{\"uid\": 4, \"name\": \"ghost\"}")), "failed: no domain 'ghost'");
+    ck_assert_str_eq(db_status("ghost"), "missing");
+}
+END_TEST
+
+/* Hooks run in table order around the operation; a before hook vetoes. */
+START_TEST(test_hooks_order_and_veto)
+{
+    PGresult *res;
+    long long id;
+
+    refresh_and_own();
+    id = run("shutdown", "{\"uid\": 3, \"name\": \"desk-carol\"}");
+    ck_assert_str_eq(outcome(id), "done");
+    res = t_sql(t_db, "SELECT output->>'hooks' FROM requests WHERE command = 'shutdown'", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "[\"before:refuse_disabled_node\", \"before:resume_paused\", "
+                                            "\"shutdown\", \"after:sync_status\", \"after:force_after_timeout\"]");
+    PQclear(res);
+    ck_assert_str_eq(hv_status("desk-carol"), "shutdown"); /* resumed first, then shut down */
+
+    PQclear(t_sql(t_db, "UPDATE nodes SET enabled = false", 0, NULL));
+    id = run("pause", "{\"uid\": 1, \"name\": \"desk-alice\"}");
+    ck_assert_str_eq(outcome(id), "failed: pause: the node of desk-alice is disabled");
+    ck_assert_str_eq(hv_status("desk-alice"), "running");
+}
+END_TEST
+
+/* A guest that ignores the power button: the shutdown enqueues force_shutdown at now + timeout
+ * for the same user and domain; the force_shutdown, when it runs, leaves the domain off. A guest
+ * that went down needs no follow-up. */
+START_TEST(test_force_shutdown_follows)
+{
+    PGresult *res;
+    long long now = (long long)time(NULL);
+
+    refresh_and_own();
+    ck_assert_str_eq(outcome(run("shutdown", "{\"uid\": 2, \"name\": \"desk-bob\", \"timeout\": 30}")), "done");
+    ck_assert_str_eq(hv_status("desk-bob"), "running");
+    res = t_sql(t_db, "SELECT uid, args->>'id_domain', extract(epoch FROM at_time)::bigint, status"
+                      "  FROM requests WHERE command = 'force_shutdown'", 0, NULL);
+    ck_assert_int_eq(PQntuples(res), 1);
+    ck_assert_int_eq(atoi(PQgetvalue(res, 0, 0)), BOB);
+    ck_assert_int_eq(atoi(PQgetvalue(res, 0, 1)), (int)t_sql_int(t_db, "SELECT id FROM domains WHERE name = 'desk-bob'", 0, NULL));
+    ck_assert_int_ge(atoll(PQgetvalue(res, 0, 2)), now + 30);
+    ck_assert_int_le(atoll(PQgetvalue(res, 0, 2)), now + 32);
+    ck_assert_str_eq(PQgetvalue(res, 0, 3), "requested");
+    PQclear(res);
+    ck_assert_str_eq(outcome(run("force_shutdown", "{\"uid\": 2, \"name\": \"desk-bob\"}")), "done");
+    ck_assert_str_eq(hv_status("desk-bob"), "shutdown");
+
+    ck_assert_str_eq(outcome(run("shutdown", "{\"uid\": 1, \"name\": \"desk-alice\", \"timeout\": 30}")), "done");
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE command = 'force_shutdown'"
+                                     " AND args->>'id_domain' = (SELECT id::text FROM domains WHERE name = 'desk-alice')",
+                               0, NULL), 0);
+}
+END_TEST
+
+/* A start makes the pending shutdowns of its domain moot; it cancels them. */
+START_TEST(test_start_cancels_moot_shutdowns)
+{
+    long long force;
+
+    refresh_and_own();
+    force = t_sql_int(t_db, "SELECT vmrq_request('force_shutdown', jsonb_build_object('uid', 4, 'name', 'class-01',"
+                            " 'at', extract(epoch FROM now())::bigint + 60))", 0, NULL);
+    ck_assert_str_eq(outcome(run("start", "{\"uid\": 4, \"name\": \"class-01\"}")), "done");
+    ck_assert_str_eq(hv_status("class-01"), "running");
+    ck_assert_msg(strncmp(outcome(force), "cancelled: moot: request", 24) == 0, "%s", outcome(force));
+}
+END_TEST
+
+/* shutdown_start: shutdown, force after timeout if needed, then start: as chained follow-ups. */
+START_TEST(test_shutdown_start)
+{
+    long long id;
+
+    refresh_and_own();
+    id = run("shutdown_start", "{\"uid\": 2, \"name\": \"desk-bob\", \"timeout\": 10}");
+    ck_assert_str_eq(outcome(id), "done");
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests s JOIN requests f"
+                                     "  ON f.id = s.after_request AND f.command = 'force_shutdown'"
+                                     " WHERE s.command = 'start' AND s.status = 'waiting'", 0, NULL), 1);
+    /* a guest that obeys: the start follows directly */
+    id = run("shutdown_start", "{\"uid\": 1, \"name\": \"desk-alice\"}");
+    ck_assert_str_eq(outcome(id), "done");
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE command = 'start'"
+                                     " AND args->>'id_domain' = (SELECT id::text FROM domains WHERE name = 'desk-alice')"
+                                     " AND status = 'requested' AND after_request IS NULL", 0, NULL), 1);
+    ck_assert_str_eq(hv_status("desk-alice"), "shutdown");
+}
+END_TEST
+
+/* refresh_vms brings the table in line after changes behind vmrq's back. */
+START_TEST(test_refresh_vms_after_changes_behind_our_back)
+{
+    struct driver_dom *dom;
+    PGresult *res;
+
+    refresh_and_own();
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domains", 0, NULL), 6);
+    ck_assert_str_eq(db_status("class-02"), "hibernated");
+    dom = driver_lookup(drv, "desk-alice", NULL);
+    ck_assert_int_eq(driver_destroy(drv, dom), 0); /* virsh destroy, as it were */
+    driver_dom_free(drv, dom);
+    PQclear(t_sql(t_db, "INSERT INTO domains (name, id_node, status) VALUES ('ghost', 1, 'running')", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE domains SET status = 'paused' WHERE name = 'lab-server'", 0, NULL));
+
+    ck_assert_str_eq(outcome(run("refresh_vms", "{}")), "done");
+    ck_assert_str_eq(db_status("desk-alice"), "shutdown");
+    ck_assert_str_eq(db_status("lab-server"), "running");
+    ck_assert_str_eq(db_status("ghost"), "missing");
+    res = t_sql(t_db, "SELECT output::text FROM requests WHERE command = 'refresh_vms' ORDER BY id DESC LIMIT 1", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "{\"added\": 0, \"missing\": 1, \"refreshed\": 6}");
+    PQclear(res);
+    /* owners survive a refresh */
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT id_owner FROM domains WHERE name = 'desk-alice'", 0, NULL), ALICE);
+}
+END_TEST
+
+/* Two daemons, two nodes: each runs only the requests of its node's domains. */
+START_TEST(test_node_affinity)
+{
+    struct t_daemon a, b;
+    const char *conf = "lease = 1s\npoll_interval = 1h\nlog_level = warning\nlibvirt_uri = test:///default\n";
+    char ca[256], cb[256];
+
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    PQclear(t_sql(t_db, "INSERT INTO nodes (name, uri) VALUES ('n1', 'test:///default'), ('n2', 'test:///default')",
+                  0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO domains (name, id_node) SELECT 'on-' || n.name || '-' || i, n.id"
+                        "  FROM nodes n, generate_series(1, 3) i WHERE n.name IN ('n1', 'n2')", 0, NULL));
+    snprintf(ca, sizeof(ca), "%snode = n1\n", conf);
+    snprintf(cb, sizeof(cb), "%snode = n2\n", conf);
+    t_daemon_start(&a, ca, false);
+    t_daemon_start(&b, cb, false);
+    PQclear(t_sql(t_db, "INSERT INTO requests (command, args)"
+                        " SELECT 'pause', jsonb_build_object('uid', 4, 'id_domain', d.id)"
+                        "   FROM domains d, generate_series(1, 10) WHERE d.name LIKE 'on-%'", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE finished_at IS NOT NULL", 60, 20000), 60);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests r JOIN domains d ON d.id = r.id_domain"
+                                     " JOIN nodes n ON n.id = d.id_node JOIN daemons m ON m.id = r.id_daemon"
+                                     " WHERE m.node = n.name", 0, NULL), 60);
+    t_daemon_cleanup(&a);
+    t_daemon_cleanup(&b);
+}
+END_TEST
+
+/* The acceptance story, end to end through a real vmrqd on the demo hypervisor: bob's guest
+ * ignores the power button; after `timeout` the force_shutdown row runs and the domain is off,
+ * as `vmrq list` shows. A non-owner's shutdown fails clearly and the domain keeps running. */
+START_TEST(test_shutdown_then_force_through_the_daemon)
+{
+    struct t_daemon d;
+    char conf[PATH_MAX + 128];
+    struct t_cli r;
+
+    memset(&d, 0, sizeof(d));
+    snprintf(conf, sizeof(conf), "lease = 1s\nlibvirt_uri = %s\nnode = demo\n", uri);
+    t_daemon_start(&d, conf, false);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains", 6, 5000), 6);
+    PQclear(t_sql(t_db, "UPDATE domains SET id_owner = u.id FROM users u WHERE domains.name = 'desk-' || u.name", 0, NULL));
+
+    r = t_cli_run("request", "shutdown", "uid=2", "name=desk-bob", "timeout=1", "--wait", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    r = t_cli_run("request", "shutdown", "uid=2", "name=desk-alice", "--wait", NULL);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "user bob is not allowed to shutdown desk-alice"));
+    t_cli_free(&r);
+
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'force_shutdown'"
+                                        " AND status = 'done'", 1, 5000), 1);
+    ck_assert_str_eq(db_status("desk-bob"), "shutdown");
+    ck_assert_str_eq(db_status("desk-alice"), "running");
+    r = t_cli_run("list", "--command", "force_shutdown", NULL);
+    ck_assert_ptr_nonnull(strstr(r.out, "done    force_shutdown  desk-bob"));
+    t_cli_free(&r);
+    ck_assert_int_eq(t_daemon_wait(&d, SIGTERM, 5000), 0);
+    t_daemon_cleanup(&d);
+}
+END_TEST
+
+Suite *
+domain_suite(void)
+{
+    Suite *s = suite_create("domain");
+    TCase *tc = tcase_create("domain");
+    int cells = (int)(sizeof(matrix) / sizeof(matrix[0])) * 4;
+
+    tcase_set_tags(tc, "db libvirt");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, test_every_command_in_every_state, 0, cells);
+    tcase_add_loop_test(tc, test_rights_matrix, 0, 6);
+    tcase_add_test(tc, test_no_domain);
+    tcase_add_test(tc, test_hooks_order_and_veto);
+    tcase_add_test(tc, test_force_shutdown_follows);
+    tcase_add_test(tc, test_start_cancels_moot_shutdowns);
+    tcase_add_test(tc, test_shutdown_start);
+    tcase_add_test(tc, test_refresh_vms_after_changes_behind_our_back);
+    tcase_add_test(tc, test_node_affinity);
+    tcase_add_test(tc, test_shutdown_then_force_through_the_daemon);
+    suite_add_tcase(s, tc);
+    return s;
+}
