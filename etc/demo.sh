@@ -1,0 +1,88 @@
+#!/bin/bash
+# demo.sh - what `make demo` runs: the real vmrqd, end to end, on a private PostgreSQL under
+# .build/demo and libvirt's test driver loaded with etc/demo-hypervisor.xml. A portal's morning
+# in a school, enqueued with the vmrq CLI as a portal would: an operator discovers the machines
+# and starts the classroom, a user resumes her paused desktop, a guest ignores the power button
+# and is forced off after its timeout, a user is refused another's desktop, a reboot is scheduled,
+# a request names a desktop that does not exist; then the requests table as an operator reads it. Each step's outcome is
+# checked: the demo exits non-zero if the story did not happen.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${VMRQ_BUILD:-.build/default}
+DEMO=$PWD/.build/demo
+
+if [ "${1:-}" != --inside ]; then
+    mkdir -p "$DEMO"
+    VMRQ_PG_DIR=$DEMO/pg VMRQ_PG_KEEP=1 exec t/with-pg "$0" --inside
+fi
+
+vmrq() { "$BUILD/vmrq" "$@"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold= plain=; fi
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
+run() { printf '$ vmrq %s\n' "$*"; vmrq "$@"; }
+fail() { echo "demo: $*" >&2; exit 1; }
+sql() { psql -qAtX -c "$1"; }
+
+URI="test://$PWD/etc/demo-hypervisor.xml"
+start_s=$(date +%s)
+
+say "The schema, people, the node and its desktops"
+run db upgrade
+for u in alice bob carol; do vmrq user add "$u" >/dev/null; done
+vmrq user add olga --operator >/dev/null
+vmrq node add demo --uri "$URI" >/dev/null
+for u in alice bob carol; do vmrq domain add "desk-$u" --owner "$u" --node demo >/dev/null; done
+run user list
+
+say "vmrqd starts (node 'demo', libvirt $URI)"
+printf 'pidfile =\nlease = 5s\ncleanup_interval = 0\nlog_level = info\n' > "$DEMO/vmrqd.conf"
+VMRQ_NODE=demo VMRQ_LIBVIRT_URI="$URI" "$BUILD/vmrqd" -d -f "$DEMO/vmrqd.conf" 2> "$DEMO/vmrqd.log" &
+daemon=$!
+trap 'kill -9 $daemon 2>/dev/null || true' EXIT
+run request ping_backend --wait --timeout 10 >/dev/null || fail "vmrqd did not answer; see $DEMO/vmrqd.log"
+echo "vmrqd answers (ping_backend done)"
+
+say "The operator (olga, uid 4) brings the table in line with the hypervisor"
+run request refresh_vms uid=4 --wait
+run domain list
+
+say "Morning: olga starts the classroom; carol resumes her paused desktop"
+run request start uid=4 name=class-01 --wait
+run request start uid=4 name=class-02 --wait          # hibernated: start restores it
+run request resume uid=3 name=desk-carol --wait
+
+say "bob shuts his desktop down, 3 s timeout; its guest ignores the power button"
+run request shutdown uid=2 name=desk-bob timeout=3 --wait
+force=$(sql "SELECT id FROM requests WHERE command = 'force_shutdown' ORDER BY id DESC LIMIT 1")
+[ -n "$force" ] || fail "no force_shutdown follow-up was enqueued"
+echo "follow-up: request $force (force_shutdown), due in 3 s"
+
+say "bob tries alice's desktop: refused, and nothing is touched"
+if run request shutdown uid=2 name=desk-alice --wait; then fail "bob was allowed to shut alice's desktop down"; fi
+
+say "olga schedules a reboot of the lab server in 2 s, then mistypes a desktop's name"
+reboot=$(vmrq request reboot uid=4 name=lab-server --at +2)
+echo "request $reboot (reboot), scheduled"
+if run request start uid=4 name=desk-alcie --wait; then fail "a domain that does not exist was started"; fi
+
+say "Waiting for the scheduled requests"
+run wait "$reboot" --timeout 20
+run wait "$force" --timeout 20
+
+say "The requests, as an operator sees them"
+run list
+say "The desktops"
+run domain list
+
+[ "$(sql "SELECT status FROM domains WHERE name = 'desk-bob'")" = shutdown ] || fail "desk-bob is not off"
+[ "$(sql "SELECT status FROM domains WHERE name = 'desk-alice'")" = running ] || fail "desk-alice did not keep running"
+[ "$(sql "SELECT count(*) FROM requests WHERE status = 'failed'")" = 2 ] || fail "expected exactly 2 failed requests"
+
+say "vmrqd's log: one line per transition"
+grep -E 'request [0-9]+ .*: (done|failed)' "$DEMO/vmrqd.log" | cut -c12- | head -n 30
+
+say "Stopping vmrqd (SIGTERM drains it)"
+kill -TERM $daemon
+wait $daemon || fail "vmrqd did not stop cleanly"
+trap - EXIT
+echo "stopped; the demo took $(( $(date +%s) - start_s )) s. Cluster and log kept under $DEMO"
