@@ -2,7 +2,9 @@
  * claim.c - the queue's statements as vmrqd runs them (see claim.h). The claim is the heart:
  *
  *   - exactly once: the rows are chosen FOR UPDATE SKIP LOCKED and flipped to `working` in the
- *     same statement, so two daemons never take the same request;
+ *     same statement, so two daemons never take the same request (id = ANY(ARRAY(...)) makes
+ *     the update find them by primary key: with IN (...) the planner scans the whole table,
+ *     finished history included);
  *   - order: priority (higher first), then age;
  *   - per-domain serialization: a request whose domain has a request working, or an older one
  *     due and pending, is not runnable. Requests scheduled for later (`at`) or waiting on a
@@ -17,18 +19,22 @@
 #include <string.h>
 
 #include "claim.h"
+#include "dispatch.h"
 #include "log.h"
 
+/* $1 daemon, $2 class, $3 limit, $4 node, $5 the inline commands ({ping_backend}); $6: true to
+ * claim the inline commands (any class), false to claim the class's other commands. */
 static const char claim_sql[] =
     "WITH claimed AS ("
     " UPDATE requests r"
     "    SET status = 'working', started_at = clock_timestamp(), id_daemon = $1,"
-    "        attempts = r.attempts + 1"
-    "  WHERE r.id IN ("
+    "        attempts = r.attempts + 1, date_changed = clock_timestamp()"
+    "  WHERE r.id = ANY (ARRAY("
     "        SELECT q.id FROM requests q LEFT JOIN commands c ON c.name = q.command"
     "         WHERE q.status = 'requested'"
     "           AND (q.at_time IS NULL OR q.at_time <= now())"
-    "           AND (c.class = $2 OR (c.name IS NULL AND $2 = 'important'))"
+    "           AND (q.command = ANY ($5::text[])) = $6"
+    "           AND ($6 OR c.class = $2 OR (c.name IS NULL AND $2 = 'important'))"
     "           AND (q.id_domain IS NULL OR NOT EXISTS ("
     "                SELECT 1 FROM requests o"
     "                 WHERE o.id_domain = q.id_domain AND o.id <> q.id"
@@ -39,7 +45,7 @@ static const char claim_sql[] =
     "                            WHERE d.id = q.id_domain AND n.name <> $4)"
     "         ORDER BY q.priority DESC, q.id"
     "         LIMIT $3"
-    "           FOR UPDATE OF q SKIP LOCKED)"
+    "           FOR UPDATE OF q SKIP LOCKED))"
     " RETURNING r.id, r.command, r.args::text, r.id_domain, r.uid, r.retry, r.attempts, r.priority)"
     " SELECT * FROM claimed ORDER BY priority DESC, id";
 
@@ -53,17 +59,19 @@ log_pg_failure(PGconn *conn, PGresult *res, const char *what)
 }
 
 int
-claim_jobs(PGconn *conn, int daemon, const char *node, vmrq_class cls, int limit, struct vmrqd_job **out)
+claim_jobs(PGconn *conn, int daemon, const char *node, vmrq_class cls, bool inline_only, int limit,
+           struct vmrqd_job **out)
 {
     char d[16], l[16];
-    const char *params[4] = { d, vmrq_class_name(cls), l, node };
+    const char *params[6] = { d, vmrq_class_name(cls), l, node, dispatch_inline_commands(),
+                              inline_only ? "true" : "false" };
     struct vmrqd_job *head = NULL, **tail = &head;
     PGresult *res;
     int n;
 
     snprintf(d, sizeof(d), "%d", daemon);
     snprintf(l, sizeof(l), "%d", limit);
-    res = PQexecParams(conn, claim_sql, 4, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(conn, claim_sql, 6, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_pg_failure(conn, res, "claim");
         PQclear(res);
@@ -93,7 +101,7 @@ claim_jobs(PGconn *conn, int daemon, const char *node, vmrq_class cls, int limit
 
 static const char complete_sql[] =
     "UPDATE requests r"
-    "   SET status = x.status::request_status,"
+    "   SET status = x.status::request_status, date_changed = clock_timestamp(),"
     "       error = x.error,"
     "       output = x.output,"
     "       finished_at = CASE WHEN x.status = 'requested' THEN NULL ELSE clock_timestamp() END,"

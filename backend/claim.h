@@ -10,10 +10,12 @@
 
 #include "job.h"
 
-/* Claims up to `limit` runnable requests of class `cls` for daemon `daemon` serving `node`, and
- * returns them as a list in priority-then-age order (*out, caller owns). Returns how many, -1 on
- * error (logged). */
-int claim_jobs(PGconn *conn, int daemon, const char *node, vmrq_class cls, int limit, struct vmrqd_job **out);
+/* Claims up to `limit` runnable requests for daemon `daemon` serving `node`: those of class `cls`
+ * that run on workers, or with `inline_only` those whose handlers run on the main loop (any
+ * class; see dispatch_inline_commands()). Returns them as a list in priority-then-age order
+ * (*out, caller owns) and how many; -1 on error (logged). */
+int claim_jobs(PGconn *conn, int daemon, const char *node, vmrq_class cls, bool inline_only, int limit,
+               struct vmrqd_job **out);
 
 /* Records the outcome of the finished jobs of `list`: done, failed, or back to requested with a
  * backoff (`backoff_ms` times 2^(attempts-1), at most an hour) when a retryable failure has

@@ -43,6 +43,7 @@ struct vmrqd {
     struct ctl ctl;
     struct pool *pool;
     struct driver *drv;
+    struct vmrqd_worker loop_worker; /* context of the inline handlers (no database of its own) */
     int wake[2];
     struct inflight *inflight; /* cfg->workers slots */
     int ninflight;
@@ -194,6 +195,35 @@ write_completions(struct vmrqd *d)
     d->want_claim = true;
 }
 
+/* Claims a batch of requests whose handlers never block and runs them here, at once; their
+ * outcomes join the next completion batch. True if the batch was full (more may wait). */
+static bool
+run_inline(struct vmrqd *d)
+{
+    struct vmrqd_job *list = NULL, *next;
+    int n = claim_jobs(d->ctl.conn, d->ctl.daemon, d->cfg->node, VMRQ_CLASS_IMPORTANT, true,
+                       d->cfg->claim_batch, &list);
+    char who[160];
+
+    if (n < 0) {
+        ctl_check(&d->ctl);
+        return false;
+    }
+    for (; list; list = next) {
+        next = list->next;
+        list->next = NULL;
+        list->retention_ms = d->cfg->retention_ms;
+        if (dispatch_prepare(list) == 0) {
+            dispatch_run(list, &d->loop_worker);
+            log_outcome(d, list);
+        } else {
+            log_info("%s: failed: %s", describe(list, who, sizeof(who)), list->error);
+        }
+        append_unwritten(d, list);
+    }
+    return n == d->cfg->claim_batch;
+}
+
 static void
 claim_pass(struct vmrqd *d)
 {
@@ -203,6 +233,8 @@ claim_pass(struct vmrqd *d)
     d->want_claim = false;
     for (int i = 0; i < 10 && (moved = claim_resolve_waiting(d->ctl.conn)) > 0; i++)
         log_debug("%d waiting request%s may now run", moved, moved == 1 ? "" : "s");
+    if (run_inline(d))
+        d->want_claim = true; /* written, then claimed again at once */
     for (int c = 0; c < VMRQ_CLASS_LAST && ctl_up(&d->ctl); c++) {
         int free_slots = d->cfg->limit[c] - d->running[c];
         struct vmrqd_job *list = NULL, *next;
@@ -211,7 +243,7 @@ claim_pass(struct vmrqd *d)
             free_slots = d->cfg->workers - d->ninflight;
         if (free_slots <= 0)
             continue;
-        if (claim_jobs(d->ctl.conn, d->ctl.daemon, d->cfg->node, (vmrq_class)c, free_slots, &list) < 0) {
+        if (claim_jobs(d->ctl.conn, d->ctl.daemon, d->cfg->node, (vmrq_class)c, false, free_slots, &list) < 0) {
             ctl_check(&d->ctl);
             return;
         }
@@ -380,6 +412,9 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
         fatal("pipe");
     if (!(d.drv = driver_open(&driver_kvm_ops, cfg->libvirt_uri)))
         fatalx("hypervisor: %s", driver_error_message());
+    d.loop_worker.index = -1;
+    d.loop_worker.drv = d.drv;
+    d.loop_worker.node = cfg->node;
     if (!(d.inflight = calloc((size_t)cfg->workers, sizeof(*d.inflight))) ||
         !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node)))
         fatalx("cannot start %d workers", cfg->workers);

@@ -9,22 +9,23 @@
 #include "handlers.h"
 #include "validate.h"
 
-/* One row per catalog command, same names; dispatch_check() proves the two tables agree. */
+/* One row per catalog command, same names; dispatch_check() proves the two tables agree.
+ * Handlers marked inline never block: the main loop runs them itself, a thousand per claim. */
 static const struct vmrqd_handler handlers[] = {
-    { "ping_backend",    handle_ping_backend },
-    { "start",           handle_domain_command },
-    { "shutdown",        handle_domain_command },
-    { "force_shutdown",  handle_domain_command },
-    { "reboot",          handle_domain_command },
-    { "force_reboot",    handle_domain_command },
-    { "pause",           handle_domain_command },
-    { "resume",          handle_domain_command },
-    { "hibernate",       handle_domain_command },
-    { "shutdown_start",  handle_shutdown_start },
-    { "refresh_vms",     handle_refresh_vms },
-    { "refresh_machine", handle_refresh_machine },
-    { "set_time",        handle_domain_command },
-    { "cleanup",         handle_cleanup },
+    { "ping_backend",    handle_ping_backend, true },
+    { "start",           handle_domain_command, false },
+    { "shutdown",        handle_domain_command, false },
+    { "force_shutdown",  handle_domain_command, false },
+    { "reboot",          handle_domain_command, false },
+    { "force_reboot",    handle_domain_command, false },
+    { "pause",           handle_domain_command, false },
+    { "resume",          handle_domain_command, false },
+    { "hibernate",       handle_domain_command, false },
+    { "shutdown_start",  handle_shutdown_start, false },
+    { "refresh_vms",     handle_refresh_vms, false },
+    { "refresh_machine", handle_refresh_machine, false },
+    { "set_time",        handle_domain_command, false },
+    { "cleanup",         handle_cleanup, false },
 };
 
 #define NHANDLERS (sizeof(handlers) / sizeof(handlers[0]))
@@ -36,6 +37,24 @@ lookup(const char *name)
         if (strcmp(handlers[i].name, name) == 0)
             return &handlers[i];
     return NULL;
+}
+
+const char *
+dispatch_inline_commands(void)
+{
+    static char list[256];
+    size_t used = 0;
+
+    if (list[0])
+        return list;
+    used += (size_t)snprintf(list, sizeof(list), "{");
+    for (size_t i = 0; i < NHANDLERS && used < sizeof(list); i++)
+        if (handlers[i].inline_ok)
+            used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", used > 1 ? "," : "",
+                                     handlers[i].name);
+    if (used < sizeof(list))
+        snprintf(list + used, sizeof(list) - used, "}");
+    return list;
 }
 
 int

@@ -15,7 +15,12 @@ typedef void (*vmrqd_handler_fn)(struct vmrqd_job *job, struct vmrqd_worker *wor
 struct vmrqd_handler {
     const char *name;  /* a catalog command */
     vmrqd_handler_fn run;
+    bool inline_ok;    /* never blocks (no I/O): runs on the main loop, claimed in large batches */
 };
+
+/* The commands whose handlers run inline, as a PostgreSQL array literal ("{ping_backend}").
+ * Static. */
+const char *dispatch_inline_commands(void);
 
 /* The start-up self-check: every catalog command has a handler and every handler a catalog
  * entry. 0 if so, else -1 with the first mismatch in err. */

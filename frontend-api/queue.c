@@ -127,7 +127,8 @@ now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Consumes pending notifications; true if one names request `id`. */
+/* Consumes pending notifications; true if one names request `id`. A vmrq_done payload lists
+ * "ID STATUS" pairs separated by commas. */
 static bool
 notified(PGconn *conn, long long id)
 {
@@ -135,8 +136,8 @@ notified(PGconn *conn, long long id)
     bool hit = false;
 
     while ((n = PQnotifies(conn))) {
-        if (strtoll(n->extra, NULL, 10) == id)
-            hit = true;
+        for (const char *p = n->extra; p && *p && !hit; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+            hit = strtoll(p, NULL, 10) == id;
         PQfreemem(n);
     }
     return hit;

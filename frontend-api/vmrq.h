@@ -180,7 +180,8 @@ VMRQ_EXPORT int vmrq_request_enqueue(PGconn *conn, vmrq_request *req);
 VMRQ_EXPORT vmrq_request *vmrq_request_fetch(PGconn *conn, long long id);
 
 /* Waits until request `id` is done, failed or cancelled, for at most `timeout_ms` milliseconds
- * (negative: no limit), LISTENing on the channel vmrq_done; the connection must not be inside a
+ * (negative: no limit), LISTENing on the channel vmrq_done (payloads: "ID STATUS" pairs separated
+ * by commas, e.g. "42 done,43 failed"); the connection must not be inside a
  * transaction, and is left UNLISTENed from vmrq_done. Stores the final status in *status.
  * -1 with VMRQ_ERR_TIMEOUT when time runs out, VMRQ_ERR_NOT_FOUND if there is no such request. */
 VMRQ_EXPORT int vmrq_request_wait(PGconn *conn, long long id, int timeout_ms, vmrq_status *status);

@@ -296,21 +296,33 @@ END $$;
 CREATE TRIGGER requests_before_insert BEFORE INSERT ON requests
     FOR EACH ROW EXECUTE FUNCTION vmrq_requests_before_insert();
 
--- What was asked is history: command, args and uuid never change; date_changed follows updates.
-CREATE FUNCTION vmrq_requests_before_update() RETURNS trigger
+-- What was asked is history: command, args and uuid never change.
+CREATE FUNCTION vmrq_requests_immutable() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
-    IF NEW.command IS DISTINCT FROM OLD.command OR NEW.args IS DISTINCT FROM OLD.args
-       OR NEW.uuid IS DISTINCT FROM OLD.uuid THEN
-        RAISE EXCEPTION USING ERRCODE = '55000',
-            MESSAGE = format('request %s: command, args and uuid cannot change', OLD.id);
-    END IF;
+    RAISE EXCEPTION USING ERRCODE = '55000',
+        MESSAGE = format('request %s: command, args and uuid cannot change', OLD.id);
+END $$;
+
+CREATE TRIGGER requests_immutable BEFORE UPDATE ON requests
+    FOR EACH ROW
+    WHEN (NEW.command IS DISTINCT FROM OLD.command OR NEW.args IS DISTINCT FROM OLD.args
+          OR NEW.uuid IS DISTINCT FROM OLD.uuid)
+    EXECUTE FUNCTION vmrq_requests_immutable();
+
+-- date_changed follows every update that does not set it itself (vmrqd sets it in its batched
+-- statements, which then pay no trigger call per row).
+CREATE FUNCTION vmrq_requests_touch() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
     NEW.date_changed := now();
     RETURN NEW;
 END $$;
 
-CREATE TRIGGER requests_before_update BEFORE UPDATE ON requests
-    FOR EACH ROW EXECUTE FUNCTION vmrq_requests_before_update();
+CREATE TRIGGER requests_touch BEFORE UPDATE ON requests
+    FOR EACH ROW
+    WHEN (NEW.date_changed IS NOT DISTINCT FROM OLD.date_changed)
+    EXECUTE FUNCTION vmrq_requests_touch();
 
 -- Wakes the backend (LISTEN vmrq_request) once per inserting statement, however many rows.
 CREATE FUNCTION vmrq_requests_notify_new() RETURNS trigger
@@ -323,7 +335,10 @@ END $$;
 CREATE TRIGGER requests_notify_new AFTER INSERT ON requests
     FOR EACH STATEMENT EXECUTE FUNCTION vmrq_requests_notify_new();
 
--- Tells waiters (LISTEN vmrq_done) that a request finished: payload 'ID STATUS'.
+-- Tells waiters (LISTEN vmrq_done) that a request finished: payload 'ID STATUS'. (Waiters also
+-- accept comma-separated lists of such pairs.) A statement-level trigger with transition tables
+-- would call once per statement, but capturing those tables for every UPDATE costs more than
+-- this call per finished row (measured: the drain slowed from 20,600 to 9,000 requests/s).
 CREATE FUNCTION vmrq_requests_notify_done() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
