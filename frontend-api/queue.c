@@ -54,6 +54,81 @@ vmrq_request_enqueue(PGconn *conn, vmrq_request *req)
     return 0;
 }
 
+/* One statement for a whole batch. Rows that were not inserted (ON CONFLICT) are matched to the
+ * request that holds them: the same uuid, else the pending twin with the same duplicate key,
+ * inserted by this statement or before it. */
+static const char batch_sql[] =
+    "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(k int, command text, args jsonb, uuid uuid)),"
+    "     ins AS (INSERT INTO requests (command, args, uuid)"
+    "             SELECT command, args, uuid FROM x ORDER BY k"
+    "             ON CONFLICT DO NOTHING RETURNING id, uuid, status, dedupe_key),"
+    "     keyed AS (SELECT x.*, vmrq_dedupe_key(x.command, x.args, 'nodup' = ANY (c.flags)) AS dkey"
+    "                 FROM x JOIN commands c ON c.name = x.command)"
+    " SELECT x.k, coalesce(i.id, u.id, di.id, dr.id), i.id IS NOT NULL,"
+    "        coalesce(i.status, u.status, di.status, dr.status), coalesce(i.uuid, u.uuid, di.uuid, dr.uuid)"
+    "   FROM keyed x"
+    "   LEFT JOIN ins i ON i.uuid = x.uuid"
+    "   LEFT JOIN requests u ON u.uuid = x.uuid"
+    "   LEFT JOIN ins di ON i.id IS NULL AND u.id IS NULL AND di.dedupe_key = x.dkey"
+    "   LEFT JOIN requests dr ON i.id IS NULL AND u.id IS NULL AND di.id IS NULL"
+    "        AND dr.dedupe_key = x.dkey AND dr.status IN ('requested', 'waiting')"
+    "  ORDER BY x.k";
+
+int
+vmrq_request_enqueue_batch(PGconn *conn, vmrq_request *const *reqs, size_t n)
+{
+    struct json_object *rows = json_object_new_array();
+    const char *params[1];
+    PGresult *res = NULL;
+    int ret = -1, st;
+
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *row = json_object_new_object();
+        if (vmrq_request_validate(reqs[i]) < 0) {
+            char why[1024];
+            snprintf(why, sizeof(why), "%s", vmrq_error_message());
+            vmrq_error_set(VMRQ_ERR_INVALID, "request %zu of %zu: %s", i + 1, n, why);
+            json_object_put(row);
+            goto cleanup;
+        }
+        json_object_object_add(row, "k", json_object_new_int64((int64_t)i));
+        json_object_object_add(row, "command", json_object_new_string(reqs[i]->command));
+        json_object_object_add(row, "args", json_object_get(reqs[i]->args));
+        json_object_object_add(row, "uuid", json_object_new_string(reqs[i]->uuid));
+        json_object_array_add(rows, row);
+    }
+    if (n == 0) {
+        ret = 0;
+        goto cleanup;
+    }
+    params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (!(res = exec_params(conn, "enqueue batch", batch_sql, 1, params, PGRES_TUPLES_OK)))
+        goto cleanup;
+    if ((size_t)PQntuples(res) != n) {
+        vmrq_error_set(VMRQ_ERR_DB, "enqueue batch: %d answers for %zu requests", PQntuples(res), n);
+        goto cleanup;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        vmrq_request *req = reqs[atoi(PQgetvalue(res, r, 0))];
+        if (PQgetisnull(res, r, 1)) {
+            vmrq_error_set(VMRQ_ERR_DB, "enqueue batch: request %d of %zu collided with a request that"
+                           " changed state meanwhile; enqueue it again", atoi(PQgetvalue(res, r, 0)) + 1, n);
+            goto cleanup;
+        }
+        req->id = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+        req->is_new = PQgetvalue(res, r, 2)[0] == 't';
+        st = vmrq_status_from_name(PQgetvalue(res, r, 3));
+        req->status = st < 0 ? VMRQ_STATUS_REQUESTED : (vmrq_status)st;
+        snprintf(req->uuid, sizeof(req->uuid), "%s", PQgetvalue(res, r, 4));
+    }
+    ret = 0;
+
+cleanup:
+    PQclear(res);
+    json_object_put(rows);
+    return ret;
+}
+
 vmrq_request *
 vmrq_request_fetch(PGconn *conn, long long id)
 {

@@ -176,6 +176,14 @@ VMRQ_EXPORT int vmrq_request_validate(const vmrq_request *req);
  * their columns, as the database does. */
 VMRQ_EXPORT int vmrq_request_enqueue(PGconn *conn, vmrq_request *req);
 
+/* Enqueues `n` requests in one statement (one round trip, one transaction): each is validated
+ * here first, and by the database's trigger as any row is; the first invalid one fails the call
+ * with "request K of N: MESSAGE" (VMRQ_ERR_INVALID) and nothing is enqueued. As with
+ * vmrq_request_enqueue(), a request whose uuid exists, or whose no-duplicate twin is pending
+ * (in the database or earlier in the batch), names the existing request (is_new false). Large
+ * batches are the caller's to split (10,000 rows per call is a good size). */
+VMRQ_EXPORT int vmrq_request_enqueue_batch(PGconn *conn, vmrq_request *const *reqs, size_t n);
+
 /* Reads request `id` back. NULL with VMRQ_ERR_NOT_FOUND if there is none. The caller frees it. */
 VMRQ_EXPORT vmrq_request *vmrq_request_fetch(PGconn *conn, long long id);
 

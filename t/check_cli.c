@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -119,6 +120,41 @@ END_TEST
 
 /* --wait: 0 done, 1 failed (with the reason) or timed out. No backend runs here, so the test
  * finishes requests itself. */
+/* --batch: JSON lines, all or nothing, one id per line. */
+START_TEST(test_request_batch)
+{
+    char name[] = "/tmp/vmrq-batch.XXXXXX";
+    struct t_cli r;
+    FILE *f;
+    int fd;
+
+    ck_assert((fd = mkstemp(name)) >= 0);
+    ck_assert((f = fdopen(fd, "w")) != NULL);
+    fputs("{\"command\": \"refresh_vms\"}\n"
+          "{\"command\": \"shutdown\", \"args\": {\"uid\": 1, \"id_domain\": 2}}\n"
+          "\n"
+          "{\"command\": \"refresh_vms\"}\n", f);
+    fclose(f);
+    r = t_cli_run("request", "--batch", name, NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.out, "1\n2\n1\n");
+    t_cli_free(&r);
+
+    ck_assert((f = fopen(name, "w")) != NULL);
+    fputs("{\"command\": \"ping_backend\"}\n{\"command\": \"shutdown\", \"args\": {\"uid\": 1}}\n", f);
+    fclose(f);
+    r = t_cli_run("request", "--batch", name, NULL);
+    ck_assert_cli_error(r, 2, "vmrq request: line 2: shutdown: needs argument 'id_domain' or 'name'");
+    t_cli_free(&r);
+    ck_assert_int_eq(count_requests(), 2);
+
+    r = t_cli_run("request", "--batch", name, "ping_backend", NULL);
+    ck_assert_cli_error(r, 2, "--batch takes its requests from the file");
+    t_cli_free(&r);
+    unlink(name);
+}
+END_TEST
+
 START_TEST(test_wait_exit_codes)
 {
     struct t_cli r;
@@ -333,6 +369,7 @@ cli_suite(void)
     tcase_add_test(tc, test_acceptance_messages);
     tcase_add_test(tc, test_request_prints_id_and_dedupes);
     tcase_add_test(tc, test_request_options);
+    tcase_add_test(tc, test_request_batch);
     tcase_add_test(tc, test_wait_exit_codes);
     tcase_add_test(tc, test_cancel_exit_codes);
     tcase_add_test(tc, test_list_and_show);

@@ -271,6 +271,43 @@ START_TEST(test_wait_times_out)
 }
 END_TEST
 
+/* A batch is one statement: validated row by row first, all or nothing, with the same duplicate
+ * and idempotency rules as single requests, inside the batch too. */
+START_TEST(test_enqueue_batch)
+{
+    vmrq_request *r[5];
+    const char *cmds[5] = { "refresh_vms", "shutdown", "refresh_vms", "ping_backend", "ping_backend" };
+
+    for (int i = 0; i < 5; i++)
+        r[i] = vmrq_request_new(cmds[i]);
+    vmrq_request_set_json(r[1], "{\"uid\": 1, \"id_domain\": 2}");
+    vmrq_request_set_uuid(r[3], "7c9e6679-7425-40de-944b-e07fc1f90ae7");
+    vmrq_request_set_uuid(r[4], "7c9e6679-7425-40de-944b-e07fc1f90ae7");
+    ck_assert_msg(vmrq_request_enqueue_batch(t_db, r, 5) == 0, "%s", vmrq_error_message());
+    ck_assert_int_eq(vmrq_request_id(r[0]), vmrq_request_id(r[2])); /* a pending twin in the batch */
+    ck_assert(vmrq_request_is_new(r[0]) && !vmrq_request_is_new(r[2]));
+    ck_assert_int_eq(vmrq_request_id(r[3]), vmrq_request_id(r[4])); /* the same uuid */
+    ck_assert_int_eq(count_requests(), 3);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT id_domain FROM requests WHERE command = 'shutdown'", 0, NULL), 2);
+
+    /* again: everything exists already */
+    ck_assert_int_eq(vmrq_request_enqueue_batch(t_db, r + 3, 1), 0);
+    ck_assert(!vmrq_request_is_new(r[3]));
+    ck_assert_int_eq(count_requests(), 3);
+
+    /* one invalid request: nothing */
+    vmrq_request_free(r[1]);
+    r[1] = vmrq_request_new("shutdown");
+    vmrq_request_set_json(r[1], "{\"uid\": 1}");
+    ck_assert_int_eq(vmrq_request_enqueue_batch(t_db, r, 2), -1);
+    ck_assert_int_eq(vmrq_error_code(), VMRQ_ERR_INVALID);
+    ck_assert_str_eq(vmrq_error_message(), "request 2 of 2: shutdown: needs argument 'id_domain' or 'name'");
+    ck_assert_int_eq(count_requests(), 3);
+    for (int i = 0; i < 5; i++)
+        vmrq_request_free(r[i]);
+}
+END_TEST
+
 START_TEST(test_database_gone)
 {
     vmrq_request *req = vmrq_request_new("ping_backend");
@@ -303,6 +340,7 @@ queue_suite(void)
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_wait_wakes_on_completion);
     tcase_add_test(tc, test_wait_times_out);
+    tcase_add_test(tc, test_enqueue_batch);
     tcase_add_test(tc, test_database_gone);
     suite_add_tcase(s, tc);
     return s;

@@ -2,15 +2,21 @@
  * request.c - `vmrq request`, `vmrq wait` and `vmrq cancel`: enqueueing through libvmrq (the
  * catalog's validation first, then the database's), waiting for the outcome, withdrawing.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "cli.h"
 
 enum { OPT_AT = 256, OPT_AFTER, OPT_AFTER_OK, OPT_RETRY, OPT_PRIORITY, OPT_UUID, OPT_FORCE,
-       OPT_ARGS, OPT_WAIT, OPT_TIMEOUT, OPT_JSON };
+       OPT_ARGS, OPT_WAIT, OPT_TIMEOUT, OPT_JSON, OPT_BATCH };
+
+/* Rows per statement of a --batch; every statement is in the one transaction. */
+#define BATCH_CHUNK 10000
 
 static const struct option request_options[] = {
     { "at", required_argument, NULL, OPT_AT },
@@ -24,12 +30,14 @@ static const struct option request_options[] = {
     { "wait", no_argument, NULL, OPT_WAIT },
     { "timeout", required_argument, NULL, OPT_TIMEOUT },
     { "json", no_argument, NULL, OPT_JSON },
+    { "batch", required_argument, NULL, OPT_BATCH },
     { NULL, 0, NULL, 0 },
 };
 
 static const struct cli_sub request_sub = {
     "request",
     "usage: vmrq request COMMAND [key=value...] [options]\n"
+    "       vmrq request --batch FILE|- [--json]\n"
     "\n"
     "Enqueues COMMAND with its arguments, checked against the catalog ('vmrq commands'),\n"
     "and prints the request's id. Values are converted by the argument's type (int, bool:\n"
@@ -48,6 +56,9 @@ static const struct cli_sub request_sub = {
     "  --wait              wait until the request has finished; exit 1 unless it is done\n"
     "  --timeout SECONDS   with --wait: give up after SECONDS (exit 1)\n"
     "  --json              print {id, uuid, created, status} instead of the id\n"
+    "  --batch FILE|-      enqueue many: one JSON object per line, {\"command\": C, \"args\": {...}}\n"
+    "                      (optional \"uuid\"); all or nothing: one invalid line, and nothing is\n"
+    "                      enqueued. Prints one id per line, in order.\n"
     "  -c, --conninfo STR  database to use (default: $VMRQ_DB, then libpq's PG* variables)\n"
     "\n"
     "An identical pending request of a no-duplicate command (see 'vmrq commands') is returned\n"
@@ -125,11 +136,119 @@ wait_and_report(PGconn *conn, long long id, long long timeout_s)
     return code;
 }
 
+/* One --batch line into a request; NULL after printing why. */
+static vmrq_request *
+batch_line(const char *line, size_t lineno)
+{
+    struct json_object *obj = json_tokener_parse(line), *v;
+    vmrq_request *req = NULL;
+
+    if (!obj || !json_object_is_type(obj, json_type_object)) {
+        fprintf(stderr, "vmrq request: line %zu: expected a JSON object\n", lineno);
+        goto out;
+    }
+    if (!json_object_object_get_ex(obj, "command", &v) || !json_object_is_type(v, json_type_string)) {
+        fprintf(stderr, "vmrq request: line %zu: missing \"command\"\n", lineno);
+        goto out;
+    }
+    if (!(req = vmrq_request_new(json_object_get_string(v))))
+        goto invalid;
+    if (json_object_object_get_ex(obj, "args", &v) &&
+        vmrq_request_set_json(req, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)) < 0)
+        goto invalid;
+    if (json_object_object_get_ex(obj, "uuid", &v) && vmrq_request_set_uuid(req, json_object_get_string(v)) < 0)
+        goto invalid;
+    if (vmrq_request_validate(req) < 0)
+        goto invalid;
+    json_object_put(obj);
+    return req;
+
+invalid:
+    fprintf(stderr, "vmrq request: line %zu: %s\n", lineno, vmrq_error_message());
+    vmrq_request_free(req);
+    req = NULL;
+out:
+    json_object_put(obj);
+    return req;
+}
+
+/* --batch: read and check every line, then enqueue them all in one transaction. */
+static int
+request_batch(const char *path, bool json)
+{
+    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    vmrq_request **reqs = NULL;
+    size_t n = 0, cap = 0, lineno = 0, len = 0;
+    char *line = NULL;
+    PGconn *conn = NULL;
+    PGresult *res;
+    int code = CLI_USAGE;
+
+    if (!in) {
+        fprintf(stderr, "vmrq request: %s: %s\n", path, strerror(errno));
+        return CLI_USAGE;
+    }
+    while (getline(&line, &len, in) >= 0) {
+        vmrq_request *req;
+        lineno++;
+        if (strspn(line, " \t\r\n") == strlen(line))
+            continue;
+        if (!(req = batch_line(line, lineno)))
+            goto cleanup;
+        if (n == cap) {
+            vmrq_request **grown = realloc(reqs, (cap = cap ? cap * 2 : 1024) * sizeof(*reqs));
+            if (!grown) {
+                vmrq_request_free(req);
+                code = cli_fail("request: out of memory");
+                goto cleanup;
+            }
+            reqs = grown;
+        }
+        reqs[n++] = req;
+    }
+    if (!(conn = cli_connect())) {
+        code = CLI_FAIL;
+        goto cleanup;
+    }
+    res = PQexecParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+    PQclear(res);
+    for (size_t i = 0; i < n; i += BATCH_CHUNK)
+        if (vmrq_request_enqueue_batch(conn, reqs + i, n - i < BATCH_CHUNK ? n - i : BATCH_CHUNK) < 0) {
+            code = cli_lib_error();
+            goto cleanup;
+        }
+    res = PQexecParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        PQclear(res);
+        code = cli_fail("request: commit failed: %s", PQerrorMessage(conn));
+        goto cleanup;
+    }
+    PQclear(res);
+    for (size_t i = 0; i < n; i++)
+        if (json)
+            printf("{\"id\": %lld, \"uuid\": \"%s\", \"created\": %s, \"status\": \"%s\"}\n",
+                   vmrq_request_id(reqs[i]), vmrq_request_uuid(reqs[i]),
+                   vmrq_request_is_new(reqs[i]) ? "true" : "false", vmrq_status_name(vmrq_request_status(reqs[i])));
+        else
+            printf("%lld\n", vmrq_request_id(reqs[i]));
+    code = CLI_OK;
+
+cleanup:
+    PQfinish(conn); /* an open transaction ends with the connection: nothing enqueued */
+    for (size_t i = 0; i < n; i++)
+        vmrq_request_free(reqs[i]);
+    free(reqs);
+    free(line);
+    if (in != stdin)
+        fclose(in);
+    return code;
+}
+
 int
 cli_cmd_request(int argc, char **argv)
 {
     const char *at = NULL, *after = NULL, *after_ok = NULL, *retry = NULL, *priority = NULL;
-    const char *uuid = NULL, *json_args = NULL;
+    const char *uuid = NULL, *json_args = NULL, *batch = NULL;
     bool force = false, wait = false, json = false;
     long long timeout = -1, epoch;
     vmrq_request *req = NULL;
@@ -151,11 +270,17 @@ cli_cmd_request(int argc, char **argv)
         case OPT_ARGS: json_args = optarg; break;
         case OPT_WAIT: wait = true; break;
         case OPT_JSON: json = true; break;
+        case OPT_BATCH: batch = optarg; break;
         case OPT_TIMEOUT:
             if (!cli_parse_long(optarg, 0, 86400 * 365, &timeout))
                 return cli_usage(&request_sub, "--timeout must be a number of seconds, not '%s'", optarg);
             break;
         }
+    }
+    if (batch) {
+        if (optind < argc || at || after || after_ok || retry || priority || uuid || force || json_args || wait)
+            return cli_usage(&request_sub, "--batch takes its requests from the file: no COMMAND, no other option");
+        return request_batch(batch, json);
     }
     if (optind >= argc)
         return cli_usage(&request_sub, "missing COMMAND");
