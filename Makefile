@@ -56,7 +56,7 @@ DAEMON := $(B)/vmrqd
 DLIB  := $(B)/libvmrqd.a
 TESTS := $(B)/check_vmrq
 
-.PHONY: all build check run-check deps install clean demo
+.PHONY: all build check run-check deps install clean demo bench
 .DEFAULT_GOAL := all
 
 all: deps
@@ -134,6 +134,16 @@ run-check: build $(TESTS)
 demo: deps
 	@$(MAKE) --no-print-directory build
 	VMRQ_BUILD=$(B) etc/demo.sh
+
+# Performance figures (README, "Performance"); parameters: make bench BENCH_ARGS="--runs 3".
+$(B)/vmrq-bench: t/bench/bench.c $(LIBA) frontend-api/vmrq.h
+	@mkdir -p $(@D) .build/bench
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(PKG_LIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory build $(B)/vmrq-bench
+	@mkdir -p .build/bench
+	VMRQD=$(CURDIR)/$(DAEMON) VMRQ_PG_DEFAULTS=1 t/with-pg $(B)/vmrq-bench $(BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)

@@ -1,0 +1,559 @@
+/*
+ * bench.c - `make bench`: vmrq's performance figures, measured on real daemons and a PostgreSQL
+ * with its default settings (t/with-pg with VMRQ_PG_DEFAULTS=1: fsync on). Each scenario runs
+ * several times; the table gives median, min, max and the target, and the same goes to a JSON
+ * file. Never part of `make check`.
+ *
+ *   vmrq-bench [--runs N] [--drain N] [--history N] [--latency N] [--rate R] [--enqueue N]
+ *              [--bulk N] [--domains N] [--domain-requests N] [--rss N] [--workers W]
+ *              [--only NAME,...] [--out FILE]
+ *
+ * Scenarios (NAME): drain, history, latency, enqueue, bulk, domains, rss. Times come from the
+ * database's own clock (started_at, finished_at), so the client's scheduling does not count.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmrq.h"
+
+static struct {
+    int runs, drain, history, latency, rate, enqueue, bulk, domains, domain_requests, rss, workers;
+    const char *only, *out;
+} opt = { 5, 20000, 1000000, 500, 200, 5000, 100000, 1000, 20000, 1000000, 8, NULL, ".build/bench/results.json" };
+
+static PGconn *db;
+
+static void __attribute__((format(printf, 1, 2), noreturn))
+die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("vmrq-bench: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+/* A statement that must succeed; returns the first value as a double (0 if none). */
+static double
+sql(const char *q)
+{
+    PGresult *res = PQexecParams(db, q, 0, NULL, NULL, NULL, NULL, 0);
+    double v = 0;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+        die("%s: %s", q, PQerrorMessage(db));
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+        v = atof(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return v;
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+/* ---------------------------------------------------------------- daemons */
+
+struct daemon {
+    pid_t pid;
+    char conf[64];
+};
+
+static void
+daemon_start(struct daemon *d, const char *extra)
+{
+    const char *vmrqd = getenv("VMRQD");
+    FILE *f;
+    int fd;
+
+    if (!vmrqd)
+        die("VMRQD is not set (run through make bench)");
+    snprintf(d->conf, sizeof(d->conf), "/tmp/vmrq-bench-conf.XXXXXX");
+    if ((fd = mkstemp(d->conf)) < 0 || !(f = fdopen(fd, "w")))
+        die("config: %s", strerror(errno));
+    fprintf(f, "pidfile =\ncleanup_interval = 0\nlog_level = warning\nworkers = %d\nlimit_important = %d\n%s\n",
+            opt.workers, opt.workers, extra ? extra : "libvirt_uri = test:///default\n");
+    fclose(f);
+    sql("TRUNCATE daemons");
+    if ((d->pid = fork()) < 0)
+        die("fork: %s", strerror(errno));
+    if (d->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl(vmrqd, vmrqd, "-d", "-f", d->conf, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000 && sql("SELECT count(*) FROM daemons WHERE stopped_at IS NULL") < 1; i++)
+        sleep_ms(10);
+}
+
+static long
+daemon_rss_kib(const struct daemon *d)
+{
+    char path[64], line[256];
+    long kib = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+static void
+daemon_stop(struct daemon *d)
+{
+    int status;
+
+    kill(d->pid, SIGTERM);
+    waitpid(d->pid, &status, 0);
+    unlink(d->conf);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("vmrqd did not stop cleanly (status %d)", status);
+}
+
+/* Waits until no request is pending or working (at most 10 minutes). */
+static void
+wait_idle(void)
+{
+    for (int i = 0; i < 60000; i++) {
+        if (sql("SELECT count(*) FROM requests WHERE status IN ('requested', 'waiting', 'working')") == 0)
+            return;
+        sleep_ms(10);
+    }
+    die("the queue did not drain within 10 minutes");
+}
+
+/* ---------------------------------------------------------------- results */
+
+struct figure {
+    const char *name, *unit, *target_text;
+    double target;
+    int higher_better; /* 1: value >= target passes; 0: value <= target passes */
+    double v[64];
+    int n;
+};
+
+static struct figure figures[16];
+static int nfigures;
+
+static struct figure *
+figure(const char *name, const char *unit, double target, int higher_better, const char *target_text)
+{
+    struct figure *f = &figures[nfigures++];
+
+    f->name = name;
+    f->unit = unit;
+    f->target = target;
+    f->higher_better = higher_better;
+    f->target_text = target_text;
+    return f;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double
+median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void
+add(struct figure *f, double v)
+{
+    if (f->n < 64)
+        f->v[f->n++] = v;
+    printf("  %-34s %12.2f %s\n", f->name, v, f->unit);
+    fflush(stdout);
+}
+
+static bool
+wanted(const char *name)
+{
+    char list[256], *save, *tok;
+
+    if (!opt.only)
+        return true;
+    snprintf(list, sizeof(list), "%s", opt.only);
+    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        if (strcmp(tok, name) == 0)
+            return true;
+    return false;
+}
+
+/* ---------------------------------------------------------------- scenarios */
+
+/* Drains `n` queued ping_backend; requests/s between the first claim and the last finish. */
+static double
+drain_once(int n)
+{
+    char q[256];
+    struct daemon d;
+    double rate;
+
+    snprintf(q, sizeof(q), "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, %d)", n);
+    sql(q);
+    sql("CHECKPOINT");
+    daemon_start(&d, NULL);
+    wait_idle();
+    rate = n / sql("SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM requests"
+                   " WHERE id_daemon IS NOT NULL");
+    daemon_stop(&d);
+    return rate;
+}
+
+static void
+scenario_drain(void)
+{
+    struct figure *f = figure("drain ping_backend", "req/s", 35000, 1, ">= 35000");
+
+    printf("drain: %d queued ping_backend, one vmrqd, %d workers\n", opt.drain, opt.workers);
+    for (int r = 0; r < opt.runs; r++) {
+        sql("TRUNCATE requests");
+        add(f, drain_once(opt.drain));
+    }
+}
+
+/* The same drain with `history` finished rows in the table. */
+static void
+scenario_history(void)
+{
+    struct figure *f = figure("drain with history", "req/s", 0, 1, "within 10% of drain");
+    char q[512];
+
+    printf("history: %d finished rows, then the drain of %d\n", opt.history, opt.drain);
+    sql("TRUNCATE requests");
+    /* the history is set up without the validation trigger: it is what the queue leaves behind */
+    sql("ALTER TABLE requests DISABLE TRIGGER USER");
+    snprintf(q, sizeof(q),
+             "INSERT INTO requests (command, args, status, started_at, finished_at, date_req, date_changed)"
+             " SELECT 'shutdown', jsonb_build_object('uid', 1, 'id_domain', i %% 1000 + 1), 'done',"
+             "        now() - interval '1 day', now() - interval '1 day', now() - interval '1 day', now()"
+             "   FROM generate_series(1, %d) i", opt.history);
+    sql(q);
+    sql("ALTER TABLE requests ENABLE TRIGGER USER");
+    sql("VACUUM ANALYZE requests");
+    for (int r = 0; r < opt.runs; r++) {
+        add(f, drain_once(opt.drain));
+        sql("DELETE FROM requests WHERE command = 'ping_backend'");
+    }
+}
+
+/* Commit of the enqueue -> handler start, for requests sent one by one at `rate` per second to
+ * an idle daemon. The commit is taken as the moment the client's enqueue returned. */
+static void
+scenario_latency(void)
+{
+    struct figure *p50 = figure("pickup latency p50", "ms", 1.0, 0, "<= 1.0");
+    struct figure *p99 = figure("pickup latency p99", "ms", 3.0, 0, "<= 3.0");
+    double *lat = calloc((size_t)opt.latency, sizeof(*lat)), *acked = calloc((size_t)opt.latency, sizeof(*acked));
+    long long *ids = calloc((size_t)opt.latency, sizeof(*ids));
+    struct daemon d;
+
+    printf("latency: %d ping_backend at %d/s to an idle vmrqd\n", opt.latency, opt.rate);
+    for (int r = 0; r < opt.runs; r++) {
+        sql("TRUNCATE requests");
+        daemon_start(&d, NULL);
+        sleep_ms(200);
+        for (int i = 0; i < opt.latency; i++) {
+            vmrq_request *req = vmrq_request_new("ping_backend");
+            double due = now_s() + 1.0 / opt.rate;
+            if (vmrq_request_enqueue(db, req) < 0)
+                die("enqueue: %s", vmrq_error_message());
+            acked[i] = now_s();
+            ids[i] = vmrq_request_id(req);
+            vmrq_request_free(req);
+            while (now_s() < due)
+                ;
+        }
+        wait_idle();
+        for (int i = 0; i < opt.latency; i++) {
+            char q[128];
+            snprintf(q, sizeof(q), "SELECT extract(epoch FROM started_at) FROM requests WHERE id = %lld", ids[i]);
+            lat[i] = (sql(q) - acked[i]) * 1000;
+        }
+        daemon_stop(&d);
+        qsort(lat, (size_t)opt.latency, sizeof(*lat), cmp_double);
+        add(p50, lat[opt.latency / 2]);
+        add(p99, lat[(int)(opt.latency * 0.99)]);
+    }
+    free(lat);
+    free(acked);
+    free(ids);
+}
+
+static vmrq_request *
+shutdown_request(int i)
+{
+    vmrq_request *req = vmrq_request_new("shutdown");
+
+    vmrq_request_set_int(req, "uid", 1);
+    vmrq_request_set_int(req, "id_domain", 1 + i % 1000);
+    vmrq_request_set_int(req, "timeout", 60);
+    return req;
+}
+
+/* libvmrq, one request per transaction on one connection. */
+static void
+scenario_enqueue(void)
+{
+    struct figure *f = figure("enqueue one per transaction", "req/s", 1500, 1, ">= 1500");
+
+    printf("enqueue: %d shutdown requests through vmrq_request_enqueue(), one per transaction\n", opt.enqueue);
+    for (int r = 0; r < opt.runs; r++) {
+        double t0;
+        sql("TRUNCATE requests");
+        t0 = now_s();
+        for (int i = 0; i < opt.enqueue; i++) {
+            vmrq_request *req = shutdown_request(i);
+            if (vmrq_request_enqueue(db, req) < 0)
+                die("enqueue: %s", vmrq_error_message());
+            vmrq_request_free(req);
+        }
+        add(f, opt.enqueue / (now_s() - t0));
+    }
+}
+
+/* vmrq_request_enqueue_batch(), 10,000 per statement, in one transaction. */
+static void
+scenario_bulk(void)
+{
+    struct figure *f = figure("enqueue bulk", "req/s", 100000, 1, ">= 100000");
+    vmrq_request **reqs = calloc((size_t)opt.bulk, sizeof(*reqs));
+
+    printf("bulk: %d shutdown requests through vmrq_request_enqueue_batch()\n", opt.bulk);
+    for (int r = 0; r < opt.runs; r++) {
+        double t0;
+        sql("TRUNCATE requests");
+        for (int i = 0; i < opt.bulk; i++)
+            reqs[i] = shutdown_request(i);
+        t0 = now_s();
+        sql("BEGIN");
+        for (int i = 0; i < opt.bulk; i += 10000)
+            if (vmrq_request_enqueue_batch(db, reqs + i, opt.bulk - i < 10000 ? (size_t)(opt.bulk - i) : 10000) < 0)
+                die("enqueue batch: %s", vmrq_error_message());
+        sql("COMMIT");
+        add(f, opt.bulk / (now_s() - t0));
+        for (int i = 0; i < opt.bulk; i++)
+            vmrq_request_free(reqs[i]);
+    }
+    free(reqs);
+}
+
+/* Domain commands on libvirt's test driver, spread over `domains` domains: pause and resume in
+ * turn on each, so every request really changes its domain. */
+static void
+scenario_domains(void)
+{
+    struct figure *f = figure("domain commands", "req/s", 5000, 1, ">= 5000");
+    char xml[] = "/tmp/vmrq-bench-xml.XXXXXX", conf[PATH_MAX + 128], q[512];
+    struct daemon d;
+    FILE *x;
+    int fd;
+
+    printf("domains: %d pause/resume over %d domains of libvirt's test driver\n", opt.domain_requests, opt.domains);
+    if ((fd = mkstemp(xml)) < 0 || !(x = fdopen(fd, "w")))
+        die("%s: %s", xml, strerror(errno));
+    fprintf(x, "<node>\n");
+    for (int i = 0; i < opt.domains; i++)
+        fprintf(x, "<domain type='test'><name>bench-%04d</name><memory>65536</memory><vcpu>1</vcpu>"
+                   "<os><type>hvm</type></os></domain>\n", i);
+    fprintf(x, "</node>\n");
+    fclose(x);
+    snprintf(conf, sizeof(conf), "libvirt_uri = test://%s\nnode = bench\n", xml);
+    for (int r = 0; r < opt.runs; r++) {
+        double rate;
+        long long overlaps, failed;
+        sql("TRUNCATE requests, domains, users, nodes RESTART IDENTITY CASCADE");
+        sql("INSERT INTO users (name, is_operator) VALUES ('bench', true)");
+        sql("INSERT INTO nodes (name, uri) VALUES ('bench', 'test:///bench')");
+        daemon_start(&d, conf);
+        sql("SELECT vmrq_request('refresh_vms')");
+        wait_idle();
+        snprintf(q, sizeof(q),
+                 "INSERT INTO requests (command, args)"
+                 " SELECT CASE WHEN (i / %d) %% 2 = 0 THEN 'pause' ELSE 'resume' END,"
+                 "        jsonb_build_object('uid', 1, 'id_domain', 1 + i %% %d)"
+                 "   FROM generate_series(0, %d) i",
+                 opt.domains, opt.domains, opt.domain_requests - 1);
+        sql(q);
+        wait_idle();
+        rate = opt.domain_requests / sql("SELECT extract(epoch FROM max(finished_at) - min(started_at))"
+                                         "  FROM requests WHERE command IN ('pause', 'resume')");
+        overlaps = (long long)sql("SELECT count(*) FROM requests a JOIN requests b ON b.id_domain = a.id_domain"
+                                  " AND b.id > a.id WHERE b.started_at < a.finished_at");
+        failed = (long long)sql("SELECT count(*) FROM requests WHERE status <> 'done'");
+        daemon_stop(&d);
+        if (overlaps || failed)
+            die("domains: %lld overlapping and %lld failed requests", overlaps, failed);
+        add(f, rate);
+    }
+    unlink(xml);
+}
+
+/* vmrqd's resident memory with its workers, early and after `rss` requests. */
+static void
+scenario_rss(void)
+{
+    struct figure *early = figure("vmrqd RSS after 5% of the requests", "MiB", 16, 0, "<= 16");
+    struct figure *late = figure("vmrqd RSS after all the requests", "MiB", 16, 0, "<= 16, flat");
+    int chunk = opt.rss / 20 > 0 ? opt.rss / 20 : 1;
+    struct daemon d;
+    char q[256];
+
+    printf("rss: %d ping_backend through one vmrqd with %d workers, in 20 chunks\n", opt.rss, opt.workers);
+    sql("TRUNCATE requests");
+    daemon_start(&d, NULL);
+    for (int c = 0; c < 20; c++) {
+        snprintf(q, sizeof(q), "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, %d)", chunk);
+        sql(q);
+        wait_idle();
+        if (c == 0)
+            add(early, daemon_rss_kib(&d) / 1024.0);
+    }
+    add(late, daemon_rss_kib(&d) / 1024.0);
+    daemon_stop(&d);
+}
+
+/* ---------------------------------------------------------------- main */
+
+static struct figure *
+find_figure(const char *name)
+{
+    for (int i = 0; i < nfigures; i++)
+        if (strcmp(figures[i].name, name) == 0)
+            return &figures[i];
+    return NULL;
+}
+
+static void
+report(void)
+{
+    struct figure *drain = find_figure("drain ping_backend"), *hist = find_figure("drain with history");
+    FILE *out;
+
+    /* the history figure's target is relative: within 10% of the empty-table drain */
+    if (drain && hist)
+        hist->target = 0.9 * median(drain->v, drain->n);
+
+    printf("\n%-36s %10s %10s %10s %-22s %s\n", "figure", "median", "min", "max", "target", "result");
+    for (int i = 0; i < nfigures; i++) {
+        struct figure *f = &figures[i];
+        double med = median(f->v, f->n);
+        bool pass = f->target == 0 || (f->higher_better ? med >= f->target : med <= f->target);
+        printf("%-36s %10.2f %10.2f %10.2f %-22s %s\n", f->name, med, f->v[0], f->v[f->n - 1], f->target_text,
+               pass ? "pass" : "FAIL");
+    }
+    if (!(out = fopen(opt.out, "w")))
+        die("%s: %s", opt.out, strerror(errno));
+    fprintf(out, "{\"runs\": %d, \"figures\": [\n", opt.runs);
+    for (int i = 0; i < nfigures; i++) {
+        struct figure *f = &figures[i];
+        double med = median(f->v, f->n);
+        fprintf(out, "  {\"name\": \"%s\", \"unit\": \"%s\", \"median\": %.3f, \"min\": %.3f, \"max\": %.3f,"
+                     " \"target\": \"%s\", \"values\": [", f->name, f->unit, med, f->v[0], f->v[f->n - 1],
+                f->target_text);
+        for (int k = 0; k < f->n; k++)
+            fprintf(out, "%s%.3f", k ? ", " : "", f->v[k]);
+        fprintf(out, "]}%s\n", i + 1 < nfigures ? "," : "");
+    }
+    fprintf(out, "]}\n");
+    fclose(out);
+    printf("\n(written to %s)\n", opt.out);
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "runs", required_argument, NULL, 'r' },    { "drain", required_argument, NULL, 'd' },
+        { "history", required_argument, NULL, 'H' }, { "latency", required_argument, NULL, 'l' },
+        { "rate", required_argument, NULL, 'R' },    { "enqueue", required_argument, NULL, 'e' },
+        { "bulk", required_argument, NULL, 'b' },    { "domains", required_argument, NULL, 'D' },
+        { "domain-requests", required_argument, NULL, 'q' }, { "rss", required_argument, NULL, 'm' },
+        { "workers", required_argument, NULL, 'w' }, { "only", required_argument, NULL, 'o' },
+        { "out", required_argument, NULL, 'O' },     { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'r': opt.runs = atoi(optarg); break;
+        case 'd': opt.drain = atoi(optarg); break;
+        case 'H': opt.history = atoi(optarg); break;
+        case 'l': opt.latency = atoi(optarg); break;
+        case 'R': opt.rate = atoi(optarg); break;
+        case 'e': opt.enqueue = atoi(optarg); break;
+        case 'b': opt.bulk = atoi(optarg); break;
+        case 'D': opt.domains = atoi(optarg); break;
+        case 'q': opt.domain_requests = atoi(optarg); break;
+        case 'm': opt.rss = atoi(optarg); break;
+        case 'w': opt.workers = atoi(optarg); break;
+        case 'o': opt.only = optarg; break;
+        case 'O': opt.out = optarg; break;
+        default: die("unknown option; see the comment at the top of t/bench/bench.c");
+        }
+    }
+    if (opt.runs < 1 || opt.runs > 64 || opt.drain < 1 || opt.latency < 1 || opt.rate < 1 || opt.workers < 1)
+        die("--runs from 1 to 64; counts, rate and workers at least 1");
+    db = PQconnectdb(getenv("VMRQ_DB") ? getenv("VMRQ_DB") : "");
+    if (PQstatus(db) != CONNECTION_OK)
+        die("database: %s", PQerrorMessage(db));
+    if (vmrq_db_upgrade(db) < 0)
+        die("db upgrade: %s", vmrq_error_message());
+    printf("vmrq %s bench: %d runs per figure; PostgreSQL %s with its default settings\n\n", vmrq_version(),
+           opt.runs, PQparameterStatus(db, "server_version"));
+    if (wanted("drain"))
+        scenario_drain();
+    if (wanted("latency"))
+        scenario_latency();
+    if (wanted("enqueue"))
+        scenario_enqueue();
+    if (wanted("bulk"))
+        scenario_bulk();
+    if (wanted("domains"))
+        scenario_domains();
+    if (wanted("history"))
+        scenario_history();
+    if (wanted("rss"))
+        scenario_rss();
+    report();
+    PQfinish(db);
+    return 0;
+}
