@@ -31,8 +31,8 @@ int
 domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
 {
     struct json_object *v;
-    char idbuf[16] = "";
-    const char *params[2] = { NULL, NULL };
+    char idbuf[16] = "", uid[16];
+    const char *params[3] = { NULL, NULL, uid };
     const char *label;
     PGresult *res;
 
@@ -46,12 +46,15 @@ domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
         params[1] = json_object_get_string(v);
         label = params[1];
     }
+    snprintf(uid, sizeof(uid), "%d", job->uid);
     res = query(job, w,
                 "SELECT d.id, d.name, coalesce(d.uuid::text, ''), coalesce(d.id_owner, 0),"
-                "       coalesce(d.shutdown_timeout, -1), coalesce(n.enabled, true)"
+                "       coalesce(d.shutdown_timeout, -1), coalesce(n.enabled, true),"
+                "       coalesce(u.name, ''), coalesce(u.is_admin OR u.is_operator, false)"
                 "  FROM domains d LEFT JOIN nodes n ON n.id = d.id_node"
+                "       LEFT JOIN users u ON u.id = $3::int"
                 " WHERE d.id = $1::int OR ($1 IS NULL AND d.name = $2)",
-                2, params);
+                3, params);
     if (!res)
         return -1;
     if (PQntuples(res) == 0) {
@@ -65,6 +68,8 @@ domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
     d->id_owner = atoi(PQgetvalue(res, 0, 3));
     d->shutdown_timeout = atoi(PQgetvalue(res, 0, 4));
     d->node_enabled = PQgetvalue(res, 0, 5)[0] == 't';
+    snprintf(d->user, sizeof(d->user), "%s", PQgetvalue(res, 0, 6));
+    d->user_privileged = PQgetvalue(res, 0, 7)[0] == 't';
     PQclear(res);
 
     if (!w->drv) {
@@ -96,24 +101,15 @@ domain_close(struct vmrqd_worker *w, struct domain *d)
 int
 domain_authorize(struct vmrqd_job *job, struct vmrqd_worker *w, const struct domain *d, const char *action)
 {
-    char uid[16];
-    const char *params[1] = { uid };
-    PGresult *res;
-    bool allowed;
-
-    snprintf(uid, sizeof(uid), "%d", job->uid);
-    if (!(res = query(job, w, "SELECT name, is_admin OR is_operator FROM users WHERE id = $1::int", 1, params)))
-        return -1;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
+    (void)w;
+    if (!d->user[0]) {
         job_fail(job, false, "no user %d", job->uid);
         return -1;
     }
-    allowed = PQgetvalue(res, 0, 1)[0] == 't' || (d->id_owner && d->id_owner == job->uid);
-    if (!allowed)
-        job_fail(job, false, "user %s is not allowed to %s %s", PQgetvalue(res, 0, 0), action, d->name);
-    PQclear(res);
-    return allowed ? 0 : -1;
+    if (d->user_privileged || (d->id_owner && d->id_owner == job->uid))
+        return 0;
+    job_fail(job, false, "user %s is not allowed to %s %s", d->user, action, d->name);
+    return -1;
 }
 
 int

@@ -16,6 +16,8 @@ struct domain {
     int id_owner;              /* 0: nobody */
     int shutdown_timeout;      /* seconds, -1 if not set */
     bool node_enabled;
+    char user[128];            /* the requesting user's name; "" if there is no such user */
+    bool user_privileged;      /* operator or admin */
     struct driver_dom *dom;    /* owned */
     struct dom_info info;      /* the hypervisor's view, refreshed by domain_sync() */
 };
@@ -26,8 +28,9 @@ struct domain {
 int domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d);
 void domain_close(struct vmrqd_worker *w, struct domain *d);
 
-/* Whether the job's user may `action` the domain: its owner, an operator or an admin. Else the
- * job fails with "user U is not allowed to ACTION D" and -1 is returned. */
+/* Whether the job's user (read by domain_open, in the same query) may `action` the domain: its
+ * owner, an operator or an admin. Else the job fails with "user U is not allowed to ACTION D"
+ * (or "no user N") and -1 is returned. */
 int domain_authorize(struct vmrqd_job *job, struct vmrqd_worker *w, const struct domain *d, const char *action);
 
 /* Re-reads the hypervisor's state into d->info and writes it to domains.status (and the uuid,

@@ -67,6 +67,10 @@ job_db(struct vmrqd_job *job, struct vmrqd_worker *worker)
                  (int)strcspn(m, "\n"), m);
         return NULL;
     }
+    /* Workers write only caches of the hypervisor's state (domains.status) and housekeeping
+     * deletes: a commit lost in a database crash is redone by the next refresh, so they need
+     * not wait for the disk. Claims and completions, on the control connection, do. */
+    PQclear(PQexecParams(worker->conn, "SET synchronous_commit = off", 0, NULL, NULL, NULL, NULL, 0));
     return worker->conn;
 }
 

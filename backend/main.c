@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,9 @@ main(int argc, char **argv)
         return 2;
     }
 
+    /* glibc gives each thread its own malloc arena; a few shared ones keep the resident size of
+     * a daemon with many mostly idle workers small. */
+    mallopt(M_ARENA_MAX, 2);
     log_init(foreground || check_only, "vmrqd");
     memset(&cfg, 0, sizeof(cfg));
     if (config_load(&cfg, path, explicit_path, err, sizeof(err)) < 0)

@@ -97,7 +97,7 @@ daemon_start(struct daemon *d, const char *extra)
     snprintf(d->conf, sizeof(d->conf), "/tmp/vmrq-bench-conf.XXXXXX");
     if ((fd = mkstemp(d->conf)) < 0 || !(f = fdopen(fd, "w")))
         die("config: %s", strerror(errno));
-    fprintf(f, "pidfile =\ncleanup_interval = 0\nlog_level = warning\nworkers = %d\nlimit_important = %d\n%s\n",
+    fprintf(f, "pidfile =\ncleanup_interval = 0\nlog_level = %s\nworkers = %d\nlimit_important = %d\n%s\n", getenv("VMRQ_BENCH_LOG") ? getenv("VMRQ_BENCH_LOG") : "warning",
             opt.workers, opt.workers, extra ? extra : "libvirt_uri = test:///default\n");
     fclose(f);
     sql("TRUNCATE daemons");
@@ -105,6 +105,7 @@ daemon_start(struct daemon *d, const char *extra)
         die("fork: %s", strerror(errno));
     if (d->pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getenv("VMRQ_BENCH_LOG")) freopen("/tmp/vmrq-bench-daemon.log", "a", stderr);
         execl(vmrqd, vmrqd, "-d", "-f", d->conf, (char *)NULL);
         _exit(127);
     }
