@@ -103,7 +103,7 @@ $(CLI): $(CLI_OBJ) $(LIBA)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(PKG_LIBS)
 
 # vmrqd: everything but main.c also goes into libvmrqd.a, which the tests link.
-$(B)/backend/%.o: backend/%.c $(wildcard backend/*.h) frontend-api/vmrq.h
+$(B)/backend/%.o: backend/%.c $(wildcard backend/*.h frontend-api/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(VIRT_CFLAGS) -pthread -c -o $@ $<
 
@@ -116,7 +116,7 @@ $(DAEMON): $(B)/backend/main.o $(DLIB) $(LIBA)
 $(B)/vmrq.pc: frontend-api/vmrq.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
 
-$(B)/t/%.o: t/%.c $(wildcard t/*.h) frontend-api/vmrq.h
+$(B)/t/%.o: t/%.c $(wildcard t/*.h backend/*.h frontend-api/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Ibackend $(shell pkg-config --cflags check) -c -o $@ $<
 

@@ -21,33 +21,45 @@
 #include "claim.h"
 #include "dispatch.h"
 #include "log.h"
+#include "stmt.h"
 
-/* $1 daemon, $2 class, $3 limit, $4 node, $5 the inline commands ({ping_backend}); $6: true to
- * claim the inline commands (any class), false to claim the class's other commands. */
+/* What makes a request runnable now, for daemon node $2 (q is the candidate row). */
+#define RUNNABLE                                                                            \
+    "q.status = 'requested' AND (q.at_time IS NULL OR q.at_time <= now())"               \
+    " AND (q.id_domain IS NULL OR NOT EXISTS ("                                          \
+    "      SELECT 1 FROM requests o"                                                     \
+    "       WHERE o.id_domain = q.id_domain AND o.id <> q.id"                            \
+    "         AND (o.status = 'working'"                                                 \
+    "              OR (o.status = 'requested' AND o.id < q.id"                           \
+    "                  AND (o.at_time IS NULL OR o.at_time <= now())))))"                \
+    " AND NOT EXISTS (SELECT 1 FROM domains d JOIN nodes n ON n.id = d.id_node"          \
+    "                  WHERE d.id = q.id_domain AND n.name <> $2)"
+
+/* One admission lane: up to LIMIT runnable requests matching COND, locked. */
+#define LANE(cond, limit)                                                                   \
+    "SELECT q.id FROM requests q LEFT JOIN commands c ON c.name = q.command"             \
+    " WHERE " RUNNABLE " AND " cond                                                      \
+    " ORDER BY q.priority DESC, q.id LIMIT " limit " FOR UPDATE OF q SKIP LOCKED"
+
+/* The claim, in one statement: inline requests ($3: the inline commands, $4 of them at most),
+ * then the worker requests of each class ($5 important, $6 secondary, $7 long at most). The
+ * lanes share one snapshot, so serialization holds across them. $1 daemon, $2 node. */
 static const char claim_sql[] =
-    "WITH claimed AS ("
+    "WITH inl AS (" LANE("q.command = ANY ($3::text[])", "$4") "),"
+    "     imp AS (" LANE("NOT q.command = ANY ($3::text[]) AND (c.class = 'important' OR c.name IS NULL)", "$5") "),"
+    "     sec AS (" LANE("NOT q.command = ANY ($3::text[]) AND c.class = 'secondary'", "$6") "),"
+    "     lng AS (" LANE("NOT q.command = ANY ($3::text[]) AND c.class = 'long'", "$7") "),"
+    "     claimed AS ("
     " UPDATE requests r"
     "    SET status = 'working', started_at = clock_timestamp(), id_daemon = $1,"
     "        attempts = r.attempts + 1, date_changed = clock_timestamp()"
-    "  WHERE r.id = ANY (ARRAY("
-    "        SELECT q.id FROM requests q LEFT JOIN commands c ON c.name = q.command"
-    "         WHERE q.status = 'requested'"
-    "           AND (q.at_time IS NULL OR q.at_time <= now())"
-    "           AND (q.command = ANY ($5::text[])) = $6"
-    "           AND ($6 OR c.class = $2 OR (c.name IS NULL AND $2 = 'important'))"
-    "           AND (q.id_domain IS NULL OR NOT EXISTS ("
-    "                SELECT 1 FROM requests o"
-    "                 WHERE o.id_domain = q.id_domain AND o.id <> q.id"
-    "                   AND (o.status = 'working'"
-    "                        OR (o.status = 'requested' AND o.id < q.id"
-    "                            AND (o.at_time IS NULL OR o.at_time <= now())))))"
-    "           AND NOT EXISTS (SELECT 1 FROM domains d JOIN nodes n ON n.id = d.id_node"
-    "                            WHERE d.id = q.id_domain AND n.name <> $4)"
-    "         ORDER BY q.priority DESC, q.id"
-    "         LIMIT $3"
-    "           FOR UPDATE OF q SKIP LOCKED))"
+    "  WHERE r.id = ANY (ARRAY(SELECT id FROM inl UNION ALL SELECT id FROM imp"
+    "                          UNION ALL SELECT id FROM sec UNION ALL SELECT id FROM lng))"
     " RETURNING r.id, r.command, r.args::text, r.id_domain, r.uid, r.retry, r.attempts, r.priority)"
-    " SELECT * FROM claimed ORDER BY priority DESC, id";
+    " SELECT k.id, k.command, k.args, k.id_domain, k.uid, k.retry, k.attempts,"
+    "        k.command = ANY ($3::text[]), coalesce(c.class, 'important')"
+    "   FROM claimed k LEFT JOIN commands c ON c.name = k.command"
+    "  ORDER BY k.priority DESC, k.id";
 
 static void
 log_pg_failure(PGconn *conn, PGresult *res, const char *what)
@@ -58,20 +70,26 @@ log_pg_failure(PGconn *conn, PGresult *res, const char *what)
     log_warnx("%s: %.*s", what, (int)strcspn(e, "\n"), e);
 }
 
+static const char next_due_sql[] =
+    "SELECT ceil(extract(epoch FROM min(at_time) - clock_timestamp()) * 1000)::bigint"
+    "  FROM requests WHERE status = 'requested' AND at_time > clock_timestamp()";
+
+static const struct stmt claim_stmt = { STMT_CLAIM, "vmrq_claim", claim_sql, 7 };
+static const struct stmt next_due_stmt = { STMT_NEXT_DUE, "vmrq_next_due", next_due_sql, 0 };
+
 int
-claim_jobs(PGconn *conn, int daemon, const char *node, vmrq_class cls, bool inline_only, int limit,
-           struct vmrqd_job **out)
+claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LANES], struct vmrqd_job **out)
 {
-    char d[16], l[16];
-    const char *params[6] = { d, vmrq_class_name(cls), l, node, dispatch_inline_commands(),
-                              inline_only ? "true" : "false" };
+    char d[16], l[CLAIM_LANES][16];
+    const char *params[7] = { d, node, dispatch_inline_commands(), l[0], l[1], l[2], l[3] };
     struct vmrqd_job *head = NULL, **tail = &head;
     PGresult *res;
     int n;
 
     snprintf(d, sizeof(d), "%d", daemon);
-    snprintf(l, sizeof(l), "%d", limit);
-    res = PQexecParams(conn, claim_sql, 6, NULL, params, NULL, NULL, 0);
+    for (int i = 0; i < CLAIM_LANES; i++)
+        snprintf(l[i], sizeof(l[i]), "%d", limit[i] > 0 ? limit[i] : 0);
+    res = stmt_exec(conn, &claim_stmt, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_pg_failure(conn, res, "claim");
         PQclear(res);
@@ -80,6 +98,8 @@ claim_jobs(PGconn *conn, int daemon, const char *node, vmrq_class cls, bool inli
     n = PQntuples(res);
     for (int i = 0; i < n; i++) {
         struct vmrqd_job *job = calloc(1, sizeof(*job));
+        const char *cls;
+
         if (!job || !(job->command = strdup(PQgetvalue(res, i, 1)))) {
             free(job);
             log_warnx("claim: out of memory; request %s stays claimed until recovery", PQgetvalue(res, i, 0));
@@ -91,6 +111,11 @@ claim_jobs(PGconn *conn, int daemon, const char *node, vmrq_class cls, bool inli
         job->uid = PQgetisnull(res, i, 4) ? 0 : atoi(PQgetvalue(res, i, 4));
         job->retry = atoi(PQgetvalue(res, i, 5));
         job->attempts = atoi(PQgetvalue(res, i, 6));
+        job->inline_run = PQgetvalue(res, i, 7)[0] == 't';
+        cls = PQgetvalue(res, i, 8);
+        job->cls = strcmp(cls, "secondary") == 0 ? VMRQ_CLASS_SECONDARY
+                   : strcmp(cls, "long") == 0    ? VMRQ_CLASS_LONG
+                                                 : VMRQ_CLASS_IMPORTANT;
         *tail = job;
         tail = &job->next;
     }
@@ -98,6 +123,16 @@ claim_jobs(PGconn *conn, int daemon, const char *node, vmrq_class cls, bool inli
     *out = head;
     return n;
 }
+
+/* The common case, requests done without output: ids only, no JSON to unpack per row. */
+static const char complete_done_sql[] =
+    "UPDATE requests r"
+    "   SET status = 'done', date_changed = clock_timestamp(), error = NULL,"
+    "       finished_at = clock_timestamp()"
+    " WHERE r.id = ANY ($1::bigint[]) AND r.status = 'working' AND r.id_daemon = $2"
+    " RETURNING r.id";
+
+static const struct stmt complete_done_stmt = { STMT_COMPLETE_DONE, "vmrq_complete_done", complete_done_sql, 2 };
 
 static const char complete_sql[] =
     "UPDATE requests r"
@@ -114,6 +149,8 @@ static const char complete_sql[] =
     "       AS x(id bigint, status text, error text, output jsonb, backoff_ms bigint)"
     " WHERE r.id = x.id AND r.status = 'working' AND r.id_daemon = $2"
     " RETURNING r.id";
+
+static const struct stmt complete_stmt = { STMT_COMPLETE, "vmrq_complete", complete_sql, 2 };
 
 /* The status a job's outcome writes, and the backoff of a retry. */
 static const char *
@@ -157,7 +194,7 @@ write_rows(PGconn *conn, int daemon, struct json_object *rows)
     PGresult *res;
 
     snprintf(d, sizeof(d), "%d", daemon);
-    res = PQexecParams(conn, complete_sql, 2, NULL, params, NULL, NULL, 0);
+    res = stmt_exec(conn, &complete_stmt, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_pg_failure(conn, res, "complete");
         PQclear(res);
@@ -225,24 +262,62 @@ cleanup:
     return ret;
 }
 
+/* Writes the ids (a PostgreSQL array literal of numbers) of requests done without output. */
+static int
+write_done(PGconn *conn, int daemon, const char *ids, size_t want)
+{
+    char d[16];
+    const char *params[2] = { ids, d };
+    PGresult *res;
+
+    snprintf(d, sizeof(d), "%d", daemon);
+    res = stmt_exec(conn, &complete_done_stmt, params);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_pg_failure(conn, res, "complete");
+        PQclear(res);
+        return -1;
+    }
+    if ((size_t)PQntuples(res) != want)
+        log_warnx("complete: %zu of %zu finished requests were no longer held by this vmrqd"
+                  " (taken back by recovery or cancelled by hand); their outcome is dropped",
+                  want - (size_t)PQntuples(res), want);
+    PQclear(res);
+    return 0;
+}
+
 int
 claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms)
 {
     struct json_object *rows = json_object_new_array();
+    size_t ndone = 0, len = 0, cap = 0;
+    char *ids = NULL;
     int ret = 0;
 
-    for (struct vmrqd_job *j = list; j; j = j->next) {
+    for (struct vmrqd_job *j = list; j && ret == 0; j = j->next) {
         if (j->nfollowups > 0) {
-            if (complete_with_followups(conn, daemon, j, backoff_ms) < 0) {
-                ret = -1;
-                break;
+            ret = complete_with_followups(conn, daemon, j, backoff_ms);
+        } else if (j->outcome == JOB_DONE && !j->output) {
+            if (len + 24 >= cap) {
+                char *grown = realloc(ids, cap = cap ? cap * 2 : 4096);
+                if (!grown) {
+                    json_object_array_add(rows, completion_row(j, backoff_ms));
+                    continue;
+                }
+                ids = grown;
             }
+            len += (size_t)snprintf(ids + len, cap - len, "%c%lld", ndone ? ',' : '{', j->id);
+            ndone++;
         } else {
             json_object_array_add(rows, completion_row(j, backoff_ms));
         }
     }
+    if (ret == 0 && ndone > 0) {
+        snprintf(ids + len, cap - len, "}");
+        ret = write_done(conn, daemon, ids, ndone);
+    }
     if (ret == 0 && json_object_array_length(rows) > 0)
         ret = write_rows(conn, daemon, rows);
+    free(ids);
     json_object_put(rows);
     return ret;
 }
@@ -287,10 +362,15 @@ claim_recover(PGconn *conn, long long lease_ms)
 long long
 claim_next_due(PGconn *conn)
 {
-    long long ms = query_int(conn,
-                             "SELECT ceil(extract(epoch FROM min(at_time) - clock_timestamp()) * 1000)::bigint"
-                             "  FROM requests WHERE status = 'requested' AND at_time > clock_timestamp()",
-                             0, NULL, -1);
+    PGresult *res = stmt_exec(conn, &next_due_stmt, NULL);
+    long long ms;
 
-    return ms < -1 ? -2 : ms;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        log_pg_failure(conn, res, "next due");
+        PQclear(res);
+        return -2;
+    }
+    ms = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return ms;
 }

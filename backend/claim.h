@@ -10,12 +10,15 @@
 
 #include "job.h"
 
-/* Claims up to `limit` runnable requests for daemon `daemon` serving `node`: those of class `cls`
- * that run on workers, or with `inline_only` those whose handlers run on the main loop (any
- * class; see dispatch_inline_commands()). Returns them as a list in priority-then-age order
- * (*out, caller owns) and how many; -1 on error (logged). */
-int claim_jobs(PGconn *conn, int daemon, const char *node, vmrq_class cls, bool inline_only, int limit,
-               struct vmrqd_job **out);
+/* The admission lanes of a claim: the inline requests, then the classes' worker requests. */
+enum { CLAIM_INLINE, CLAIM_IMPORTANT, CLAIM_SECONDARY, CLAIM_LONG, CLAIM_LANES };
+
+/* Claims, in one statement, up to limit[CLAIM_INLINE] runnable requests whose handlers run
+ * inline (dispatch_inline_commands()) and up to limit[CLAIM_<class>] of each class's other
+ * requests, for daemon `daemon` serving `node`. Returns them as a list in priority-then-age
+ * order (*out, caller owns; each job's cls and inline_run set) and how many; -1 on error
+ * (logged). */
+int claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LANES], struct vmrqd_job **out);
 
 /* Records the outcome of the finished jobs of `list`: done, failed, or back to requested with a
  * backoff (`backoff_ms` times 2^(attempts-1), at most an hour) when a retryable failure has

@@ -38,6 +38,7 @@ static const struct cfg_key keys[] = {
     { "node",             CFG_STRING,   OFF(node),                    CFG_FIXED, "",               "VMRQ_NODE",        0, 0 },
     { "workers",          CFG_INT,      OFF(workers),                 CFG_FIXED, "8",              NULL,               1, 256 },
     { "claim_batch",      CFG_INT,      OFF(claim_batch),             0,         "1000",           NULL,               1, 100000 },
+    { "lanes",            CFG_INT,      OFF(lanes),                   CFG_FIXED, "2",              NULL,               0, 16 },
     { "limit_important",  CFG_INT,      OFF(limit[VMRQ_CLASS_IMPORTANT]), 0,     "8",              NULL,               0, 256 },
     { "limit_secondary",  CFG_INT,      OFF(limit[VMRQ_CLASS_SECONDARY]), 0,     "2",              NULL,               0, 256 },
     { "limit_long",       CFG_INT,      OFF(limit[VMRQ_CLASS_LONG]),  0,         "1",              NULL,               0, 256 },

@@ -18,6 +18,7 @@ struct vmrqd_config {
     char *node;             /* the node this daemon serves (default: the host name) */
     int workers;            /* handler threads */
     int claim_batch;        /* requests claimed at once for the handlers that run inline */
+    int lanes;              /* helper lanes draining inline backlogs (lanes.h) */
     int limit[VMRQ_CLASS_LAST]; /* concurrent handlers per class */
     long long handler_deadline_ms;
     int log_level;          /* enum log_level */

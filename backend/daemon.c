@@ -22,6 +22,7 @@
 #include "daemon.h"
 #include "dispatch.h"
 #include "driver.h"
+#include "lanes.h"
 #include "log.h"
 #include "pool.h"
 
@@ -44,6 +45,7 @@ struct vmrqd {
     struct pool *pool;
     struct driver *drv;
     struct vmrqd_worker loop_worker; /* context of the inline handlers (no database of its own) */
+    struct lanes *lanes;             /* help drain inline backlogs */
     int wake[2];
     struct inflight *inflight; /* cfg->workers slots */
     int ninflight;
@@ -197,76 +199,73 @@ write_completions(struct vmrqd *d)
     d->want_claim = d->want_resolve = d->want_due = true;
 }
 
-/* Claims a batch of requests whose handlers never block and runs them here, at once; their
- * outcomes join the next completion batch. True if the batch was full (more may wait). */
-static bool
-run_inline(struct vmrqd *d)
+/* Runs an inline job here, at once; its outcome joins the next completion batch. */
+static void
+run_inline(struct vmrqd *d, struct vmrqd_job *job)
 {
-    struct vmrqd_job *list = NULL, *next;
-    int n = claim_jobs(d->ctl.conn, d->ctl.daemon, d->cfg->node, VMRQ_CLASS_IMPORTANT, true,
-                       d->cfg->claim_batch, &list);
     char who[160];
 
-    if (n < 0) {
-        ctl_check(&d->ctl);
-        return false;
+    job->retention_ms = d->cfg->retention_ms;
+    if (dispatch_prepare(job) == 0) {
+        dispatch_run(job, &d->loop_worker);
+        log_outcome(d, job);
+    } else {
+        log_info("%s: failed: %s", describe(job, who, sizeof(who)), job->error);
     }
-    for (; list; list = next) {
-        next = list->next;
-        list->next = NULL;
-        list->retention_ms = d->cfg->retention_ms;
-        if (dispatch_prepare(list) == 0) {
-            dispatch_run(list, &d->loop_worker);
-            log_outcome(d, list);
-        } else {
-            log_info("%s: failed: %s", describe(list, who, sizeof(who)), list->error);
-        }
-        append_unwritten(d, list);
-    }
-    return n == d->cfg->claim_batch;
+    append_unwritten(d, job);
 }
 
-/* Claims what may run now and hands it out: inline requests first (the ones a client waits
- * for, at a few hundred microseconds each), then each class's free slots. Dependencies are
- * resolved, and the next scheduled time re-read, only when a request finished or arrived since
- * the last pass: an idle wake-up costs one round trip per claim. */
+/* Claims what may run now in one statement and hands it out: inline requests run here (a
+ * thousand at most), the others go to workers within their class's free slots. Dependencies are
+ * resolved, and the next scheduled time re-read, only when a request arrived or finished since
+ * the last pass: an idle wake-up costs one round trip. */
 static void
 claim_pass(struct vmrqd *d)
 {
+    int limit[CLAIM_LANES], ninline = 0, free_workers = d->cfg->workers - d->ninflight;
+    struct vmrqd_job *list = NULL, *next;
     long long due;
     int moved;
 
     d->want_claim = false;
-    if (d->want_resolve) {
-        d->want_resolve = false;
-        for (int i = 0; i < 10 && (moved = claim_resolve_waiting(d->ctl.conn)) > 0; i++)
-            log_debug("%d waiting request%s may now run", moved, moved == 1 ? "" : "s");
-    }
-    if (run_inline(d))
-        d->want_claim = true; /* written, then claimed again at once */
-    for (int c = 0; c < VMRQ_CLASS_LAST && ctl_up(&d->ctl); c++) {
+    limit[CLAIM_INLINE] = d->cfg->claim_batch;
+    for (int c = 0; c < VMRQ_CLASS_LAST; c++) {
         int free_slots = d->cfg->limit[c] - d->running[c];
-        struct vmrqd_job *list = NULL, *next;
-
-        if (free_slots > d->cfg->workers - d->ninflight)
-            free_slots = d->cfg->workers - d->ninflight;
-        if (free_slots <= 0)
-            continue;
-        if (claim_jobs(d->ctl.conn, d->ctl.daemon, d->cfg->node, (vmrq_class)c, false, free_slots, &list) < 0) {
-            ctl_check(&d->ctl);
-            return;
+        limit[CLAIM_IMPORTANT + c] = free_slots < free_workers ? free_slots : free_workers;
+    }
+    if (claim_jobs(d->ctl.conn, d->ctl.daemon, d->cfg->node, limit, &list) < 0) {
+        ctl_check(&d->ctl);
+        return;
+    }
+    for (; list; list = next) {
+        next = list->next;
+        list->next = NULL;
+        if (list->inline_run) {
+            run_inline(d, list);
+            ninline++;
+        } else {
+            start_job(d, list, list->cls);
         }
-        for (; list; list = next) {
-            next = list->next;
-            list->next = NULL;
-            start_job(d, list, (vmrq_class)c);
+    }
+    if (ninline == d->cfg->claim_batch) {
+        d->want_claim = true; /* written, then claimed again at once */
+        lanes_wake(d->lanes, d->cfg, d->ctl.daemon); /* and the lanes help */
+    }
+    if (d->want_resolve && ctl_up(&d->ctl)) {
+        d->want_resolve = false;
+        for (int i = 0; i < 10 && (moved = claim_resolve_waiting(d->ctl.conn)) > 0; i++) {
+            log_debug("%d waiting request%s may now run", moved, moved == 1 ? "" : "s");
+            d->want_claim = true;
         }
     }
     if (d->want_due && ctl_up(&d->ctl)) {
         d->want_due = false;
         if ((due = claim_next_due(d->ctl.conn)) == -2)
             ctl_check(&d->ctl);
-        d->next_due_ms = due >= 0 ? now_ms() + due : -1;
+        /* 2 ms late rather than early: the database rounds against its own clock, and a claim
+         * that ran a hair early would skip the request, which the next query (due in the
+         * future only) would then miss too, leaving it to the fallback poll. */
+        d->next_due_ms = due >= 0 ? now_ms() + due + 2 : -1;
     }
     d->next_poll_ms = now_ms() + d->cfg->poll_interval_ms;
 }
@@ -428,8 +427,9 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     d.loop_worker.drv = d.drv;
     d.loop_worker.node = cfg->node;
     if (!(d.inflight = calloc((size_t)cfg->workers, sizeof(*d.inflight))) ||
-        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node)))
-        fatalx("cannot start %d workers", cfg->workers);
+        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node)) ||
+        !(d.lanes = lanes_new(cfg->lanes, cfg->database, cfg->node, &d.loop_worker)))
+        fatalx("cannot start %d workers and %d lanes", cfg->workers, cfg->lanes);
     log_info("vmrqd %s started: node '%s' (%s), %d workers (important %d, secondary %d, long %d)",
              vmrq_version(), cfg->node, cfg->libvirt_uri, cfg->workers, cfg->limit[VMRQ_CLASS_IMPORTANT],
              cfg->limit[VMRQ_CLASS_SECONDARY], cfg->limit[VMRQ_CLASS_LONG]);
@@ -492,6 +492,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     }
 
     log_info("stopped cleanly");
+    lanes_free(d.lanes);
     ctl_stop(&d.ctl);
     pool_free(d.pool);
     driver_close(d.drv);

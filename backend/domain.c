@@ -7,17 +7,43 @@
 
 #include "domain.h"
 #include "log.h"
+#include "stmt.h"
 
-/* Runs a one-row query on the worker's connection; NULL (job failed, retryable) on error. */
+static const struct stmt open_stmt = {
+    STMT_DOMAIN_OPEN, "vmrq_domain_open",
+    "SELECT d.id, d.name, coalesce(d.uuid::text, ''), coalesce(d.id_owner, 0),"
+    "       coalesce(d.shutdown_timeout, -1), coalesce(n.enabled, true),"
+    "       coalesce(u.name, ''), coalesce(u.is_admin OR u.is_operator, false)"
+    "  FROM domains d LEFT JOIN nodes n ON n.id = d.id_node"
+    "       LEFT JOIN users u ON u.id = $3::int"
+    " WHERE d.id = $1::int OR ($1 IS NULL AND d.name = $2)",
+    3,
+};
+
+static const struct stmt status_stmt = {
+    STMT_DOMAIN_STATUS, "vmrq_domain_status",
+    "UPDATE domains SET status = $2, date_changed = now() WHERE id = $1::int AND status IS DISTINCT FROM $2",
+    2,
+};
+
+static const struct stmt sync_stmt = {
+    STMT_DOMAIN_SYNC, "vmrq_domain_sync",
+    "UPDATE domains SET status = $2, uuid = coalesce(uuid, $3::uuid),"
+    "       date_changed = CASE WHEN status IS DISTINCT FROM $2 THEN now() ELSE date_changed END"
+    " WHERE id = $1::int",
+    3,
+};
+
+/* Runs a statement on the worker's connection; NULL (job failed, retryable) on error. */
 static PGresult *
-query(struct vmrqd_job *job, struct vmrqd_worker *w, const char *sql, int n, const char *const *params)
+query(struct vmrqd_job *job, struct vmrqd_worker *w, const struct stmt *st, const char *const *params)
 {
     PGconn *conn = job_db(job, w);
     PGresult *res;
 
     if (!conn)
         return NULL;
-    res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    res = stmt_exec(conn, st, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
         const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
         job_fail(job, true, "database: %s", m ? m : PQerrorMessage(conn));
@@ -47,14 +73,7 @@ domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
         label = params[1];
     }
     snprintf(uid, sizeof(uid), "%d", job->uid);
-    res = query(job, w,
-                "SELECT d.id, d.name, coalesce(d.uuid::text, ''), coalesce(d.id_owner, 0),"
-                "       coalesce(d.shutdown_timeout, -1), coalesce(n.enabled, true),"
-                "       coalesce(u.name, ''), coalesce(u.is_admin OR u.is_operator, false)"
-                "  FROM domains d LEFT JOIN nodes n ON n.id = d.id_node"
-                "       LEFT JOIN users u ON u.id = $3::int"
-                " WHERE d.id = $1::int OR ($1 IS NULL AND d.name = $2)",
-                3, params);
+    res = query(job, w, &open_stmt, params);
     if (!res)
         return -1;
     if (PQntuples(res) == 0) {
@@ -123,10 +142,7 @@ domain_set_status(PGconn *conn, int id, const char *status)
     if (!conn)
         return -1;
     snprintf(idbuf, sizeof(idbuf), "%d", id);
-    res = PQexecParams(conn,
-                       "UPDATE domains SET status = $2, date_changed = now()"
-                       " WHERE id = $1::int AND status IS DISTINCT FROM $2",
-                       2, NULL, params, NULL, NULL, 0);
+    res = stmt_exec(conn, &status_stmt, params);
     ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)
         log_warnx("domain %d: cannot record status %s: %s", id, status, PQerrorMessage(conn));
@@ -152,12 +168,7 @@ domain_sync(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
     snprintf(idbuf, sizeof(idbuf), "%d", d->id);
     params[1] = dom_state_status(d->info.state, d->info.managed_save);
     params[2] = d->info.uuid;
-    res = PQexecParams(conn,
-                       "UPDATE domains SET status = $2, uuid = coalesce(uuid, $3::uuid),"
-                       "       date_changed = CASE WHEN status IS DISTINCT FROM $2 THEN now()"
-                       "                           ELSE date_changed END"
-                       " WHERE id = $1::int",
-                       3, NULL, params, NULL, NULL, 0);
+    res = stmt_exec(conn, &sync_stmt, params);
     ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)
         log_warnx("domain %s: cannot record status %s: %s", d->name, params[1], PQerrorMessage(conn));

@@ -8,6 +8,16 @@
 
 #include "hooks.h"
 #include "log.h"
+#include "stmt.h"
+
+static const struct stmt cancel_moot_stmt = {
+    STMT_CANCEL_MOOT, "vmrq_cancel_moot",
+    "UPDATE requests SET status = 'cancelled', finished_at = now(),"
+    "       error = format('moot: request %s started the domain', $2)"
+    " WHERE id_domain = $1::int AND command IN ('shutdown', 'force_shutdown')"
+    "   AND status IN ('requested', 'waiting') AND id < $2::bigint",
+    2,
+};
 
 enum when { BEFORE, AFTER };
 
@@ -94,12 +104,7 @@ cancel_moot_shutdowns(struct op_ctx *ctx)
         return 0;
     snprintf(dom, sizeof(dom), "%d", ctx->d->id);
     snprintf(id, sizeof(id), "%lld", ctx->job->id);
-    res = PQexecParams(conn,
-                       "UPDATE requests SET status = 'cancelled', finished_at = now(),"
-                       "       error = format('moot: request %s started the domain', $2)"
-                       " WHERE id_domain = $1::int AND command IN ('shutdown', 'force_shutdown')"
-                       "   AND status IN ('requested', 'waiting') AND id < $2::bigint",
-                       2, NULL, params, NULL, NULL, 0);
+    res = stmt_exec(conn, &cancel_moot_stmt, params);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         log_warnx("request %lld: cannot cancel moot shutdowns: %s", ctx->job->id, PQerrorMessage(conn));
     else if (atoi(PQcmdTuples(res)) > 0)

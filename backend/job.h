@@ -26,6 +26,8 @@ struct vmrqd_job {
     struct json_object *args;      /* owned */
     int id_domain, uid;            /* 0 when NULL */
     int retry, attempts;
+    vmrq_class cls;                /* its class, as the claim admitted it */
+    bool inline_run;               /* its handler runs on the main loop (or a lane) */
     long long retention_ms;        /* config snapshot for the cleanup handler */
     long long started_ms;          /* monotonic, set when a worker starts it */
 

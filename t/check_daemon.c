@@ -86,7 +86,8 @@ START_TEST(test_at_time_without_polling)
     t_daemon_start(&da, FAST, false);
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', jsonb_build_object('at',"
                         " (clock_timestamp() + interval '800 ms')::text))", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 1, 5000), 1);
+    ck_assert_msg(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 1, 5000) == 1,
+                  "the scheduled request did not run; see %s", da.log);
     late_ms = count("SELECT (extract(epoch FROM started_at - at_time) * 1000)::bigint FROM requests");
     ck_assert_msg(late_ms >= 0 && late_ms <= 50, "started %lld ms after it was due", late_ms);
 }
@@ -128,7 +129,7 @@ START_TEST(test_retry_with_backoff)
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"retry\": 2}')", 0, NULL));
     for (int attempt = 1; attempt <= 3; attempt++) {
         PQclear(t_sql(t_db, "UPDATE requests SET at_time = NULL", 0, NULL)); /* due now */
-        ck_assert_int_eq(claim_jobs(t_db, daemon, "n", VMRQ_CLASS_IMPORTANT, true, 10, &job), 1);
+        ck_assert_int_eq(claim_jobs(t_db, daemon, "n", (int[CLAIM_LANES]){ [CLAIM_INLINE] = 10 }, &job), 1);
         ck_assert_int_eq(job->attempts, attempt);
         job_fail(job, true, "agent not connected yet");
         ck_assert_int_eq(claim_complete(t_db, daemon, job, 1000), 0);

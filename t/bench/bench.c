@@ -5,7 +5,7 @@
  * file. Never part of `make check`.
  *
  *   vmrq-bench [--runs N] [--drain N] [--history N] [--latency N] [--rate R] [--enqueue N]
- *              [--bulk N] [--domains N] [--domain-requests N] [--rss N] [--workers W]
+ *              [--bulk N] [--domains N] [--domain-requests N] [--rss N] [--workers W] [--lanes L]
  *              [--only NAME,...] [--out FILE]
  *
  * Scenarios (NAME): drain, history, latency, enqueue, bulk, domains, rss. Times come from the
@@ -27,9 +27,9 @@
 #include "vmrq.h"
 
 static struct {
-    int runs, drain, history, latency, rate, enqueue, bulk, domains, domain_requests, rss, workers;
+    int runs, drain, history, latency, rate, enqueue, bulk, domains, domain_requests, rss, workers, lanes;
     const char *only, *out;
-} opt = { 5, 20000, 1000000, 500, 200, 5000, 100000, 1000, 20000, 1000000, 8, NULL, ".build/bench/results.json" };
+} opt = { 5, 20000, 1000000, 500, 200, 5000, 100000, 1000, 20000, 1000000, 8, 2, NULL, ".build/bench/results.json" };
 
 static PGconn *db;
 
@@ -97,8 +97,9 @@ daemon_start(struct daemon *d, const char *extra)
     snprintf(d->conf, sizeof(d->conf), "/tmp/vmrq-bench-conf.XXXXXX");
     if ((fd = mkstemp(d->conf)) < 0 || !(f = fdopen(fd, "w")))
         die("config: %s", strerror(errno));
-    fprintf(f, "pidfile =\ncleanup_interval = 0\nlog_level = %s\nworkers = %d\nlimit_important = %d\n%s\n", getenv("VMRQ_BENCH_LOG") ? getenv("VMRQ_BENCH_LOG") : "warning",
-            opt.workers, opt.workers, extra ? extra : "libvirt_uri = test:///default\n");
+    fprintf(f, "pidfile =\ncleanup_interval = 0\nlog_level = %s\nworkers = %d\nlimit_important = %d\n"
+               "lanes = %d\n%s\n", getenv("VMRQ_BENCH_LOG") ? getenv("VMRQ_BENCH_LOG") : "warning",
+            opt.workers, opt.workers, opt.lanes, extra ? extra : "libvirt_uri = test:///default\n");
     fclose(f);
     sql("TRUNCATE daemons");
     if ((d->pid = fork()) < 0)
@@ -508,7 +509,8 @@ main(int argc, char **argv)
         { "rate", required_argument, NULL, 'R' },    { "enqueue", required_argument, NULL, 'e' },
         { "bulk", required_argument, NULL, 'b' },    { "domains", required_argument, NULL, 'D' },
         { "domain-requests", required_argument, NULL, 'q' }, { "rss", required_argument, NULL, 'm' },
-        { "workers", required_argument, NULL, 'w' }, { "only", required_argument, NULL, 'o' },
+        { "workers", required_argument, NULL, 'w' }, { "lanes", required_argument, NULL, 'L' },
+        { "only", required_argument, NULL, 'o' },
         { "out", required_argument, NULL, 'O' },     { NULL, 0, NULL, 0 },
     };
     int c;
@@ -526,6 +528,7 @@ main(int argc, char **argv)
         case 'q': opt.domain_requests = atoi(optarg); break;
         case 'm': opt.rss = atoi(optarg); break;
         case 'w': opt.workers = atoi(optarg); break;
+        case 'L': opt.lanes = atoi(optarg); break;
         case 'o': opt.only = optarg; break;
         case 'O': opt.out = optarg; break;
         default: die("unknown option; see the comment at the top of t/bench/bench.c");

@@ -1,0 +1,188 @@
+/*
+ * lanes.c - helper lanes draining inline backlogs in parallel (see lanes.h).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "claim.h"
+#include "dispatch.h"
+#include "lanes.h"
+#include "log.h"
+
+struct lane {
+    pthread_t thread;
+    int index;
+    struct lanes *lanes;
+    PGconn *conn;
+};
+
+struct lanes {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    unsigned long generation; /* bumped by lanes_wake() */
+    bool stopping;
+    int batch;                /* claim_batch, as of the last wake */
+    long long backoff_ms;     /* retry_backoff, likewise */
+    char *conninfo;
+    int daemon;
+    const char *node;
+    struct vmrqd_worker *loop_worker;
+    int n;
+    struct lane *lane;
+};
+
+static void
+pause_ms(long long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+/* Claims, runs and records batches until one is not full. Outcomes that cannot be written are
+ * written again (after reconnecting) until they are, or until the daemon stops: a request is
+ * never left behind by a lane that lives. */
+static void
+drain(struct lane *l, int daemon, int batch, long long backoff_ms)
+{
+    struct lanes *ls = l->lanes;
+    int n;
+
+    do {
+        struct vmrqd_job *list = NULL;
+
+        if (!l->conn || PQstatus(l->conn) != CONNECTION_OK) {
+            PQfinish(l->conn);
+            if (PQstatus(l->conn = PQconnectdb(ls->conninfo)) != CONNECTION_OK)
+                return; /* the main loop will wake us again */
+        }
+        int limit[CLAIM_LANES] = { [CLAIM_INLINE] = batch };
+
+        if ((n = claim_jobs(l->conn, daemon, ls->node, limit, &list)) < 0)
+            return;
+        for (struct vmrqd_job *j = list; j; j = j->next) {
+            j->retention_ms = 0;
+            if (dispatch_prepare(j) == 0)
+                dispatch_run(j, ls->loop_worker);
+            log_info("request %lld (%s, lane %d): %s in %.1f ms%s%s", j->id, j->command, l->index,
+                     j->outcome == JOB_DONE ? "done" : "failed", j->took_us / 1000.0, j->error ? ": " : "",
+                     j->error ? j->error : "");
+        }
+        while (list && claim_complete(l->conn, daemon, list, backoff_ms) < 0) {
+            bool stopping;
+            pthread_mutex_lock(&ls->lock);
+            stopping = ls->stopping;
+            pthread_mutex_unlock(&ls->lock);
+            if (stopping) {
+                log_warnx("lane %d: %d outcomes not written; recovery will take them back", l->index, n);
+                break;
+            }
+            pause_ms(500);
+            if (PQstatus(l->conn) != CONNECTION_OK)
+                PQreset(l->conn);
+        }
+        while (list) {
+            struct vmrqd_job *next = list->next;
+            job_free(list);
+            list = next;
+        }
+    } while (n == batch);
+}
+
+static void *
+lane_main(void *arg)
+{
+    struct lane *l = arg;
+    struct lanes *ls = l->lanes;
+    unsigned long seen = 0;
+
+    for (;;) {
+        int batch;
+        long long backoff;
+
+        int daemon;
+
+        pthread_mutex_lock(&ls->lock);
+        while (ls->generation == seen && !ls->stopping)
+            pthread_cond_wait(&ls->wake, &ls->lock);
+        if (ls->stopping) {
+            pthread_mutex_unlock(&ls->lock);
+            break;
+        }
+        seen = ls->generation;
+        batch = ls->batch;
+        backoff = ls->backoff_ms;
+        daemon = ls->daemon;
+        pthread_mutex_unlock(&ls->lock);
+        drain(l, daemon, batch, backoff);
+    }
+    PQfinish(l->conn);
+    return NULL;
+}
+
+struct lanes *
+lanes_new(int n, const char *conninfo, const char *node, struct vmrqd_worker *loop_worker)
+{
+    struct lanes *ls = calloc(1, sizeof(*ls));
+    sigset_t all, old;
+
+    if (!ls || !(ls->conninfo = strdup(conninfo)) || (n > 0 && !(ls->lane = calloc((size_t)n, sizeof(*ls->lane))))) {
+        log_warnx("lanes: out of memory");
+        if (ls)
+            free(ls->conninfo);
+        free(ls);
+        return NULL;
+    }
+    pthread_mutex_init(&ls->lock, NULL);
+    pthread_cond_init(&ls->wake, NULL);
+    ls->node = node;
+    ls->loop_worker = loop_worker;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int i = 0; i < n; i++) {
+        ls->lane[i].index = i;
+        ls->lane[i].lanes = ls;
+        if (pthread_create(&ls->lane[i].thread, NULL, lane_main, &ls->lane[i]) != 0) {
+            log_warnx("lanes: cannot start lane %d", i);
+            break;
+        }
+        ls->n++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return ls;
+}
+
+void
+lanes_wake(struct lanes *ls, const struct vmrqd_config *cfg, int daemon)
+{
+    if (!ls || ls->n == 0)
+        return;
+    pthread_mutex_lock(&ls->lock);
+    ls->daemon = daemon;
+    ls->batch = cfg->claim_batch;
+    ls->backoff_ms = cfg->retry_backoff_ms;
+    ls->generation++;
+    pthread_cond_broadcast(&ls->wake);
+    pthread_mutex_unlock(&ls->lock);
+}
+
+void
+lanes_free(struct lanes *ls)
+{
+    if (!ls)
+        return;
+    pthread_mutex_lock(&ls->lock);
+    ls->stopping = true;
+    pthread_cond_broadcast(&ls->wake);
+    pthread_mutex_unlock(&ls->lock);
+    for (int i = 0; i < ls->n; i++)
+        pthread_join(ls->lane[i].thread, NULL);
+    pthread_mutex_destroy(&ls->lock);
+    pthread_cond_destroy(&ls->wake);
+    free(ls->lane);
+    free(ls->conninfo);
+    free(ls);
+}
