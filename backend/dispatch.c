@@ -39,22 +39,12 @@ lookup(const char *name)
     return NULL;
 }
 
-const char *
-dispatch_inline_commands(void)
+bool
+dispatch_runs_inline(const char *command)
 {
-    static char list[256];
-    size_t used = 0;
+    const struct vmrqd_handler *h = lookup(command);
 
-    if (list[0])
-        return list;
-    used += (size_t)snprintf(list, sizeof(list), "{");
-    for (size_t i = 0; i < NHANDLERS && used < sizeof(list); i++)
-        if (handlers[i].inline_ok)
-            used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", used > 1 ? "," : "",
-                                     handlers[i].name);
-    if (used < sizeof(list))
-        snprintf(list + used, sizeof(list) - used, "}");
-    return list;
+    return h && h->inline_ok;
 }
 
 int

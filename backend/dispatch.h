@@ -18,9 +18,8 @@ struct vmrqd_handler {
     bool inline_ok;    /* never blocks (no I/O): runs on the main loop, claimed in large batches */
 };
 
-/* The commands whose handlers run inline, as a PostgreSQL array literal ("{ping_backend}").
- * Static. */
-const char *dispatch_inline_commands(void);
+/* Whether the handler of `command` runs inline (on the main loop or a lane). */
+bool dispatch_runs_inline(const char *command);
 
 /* The start-up self-check: every catalog command has a handler and every handler a catalog
  * entry. 0 if so, else -1 with the first mismatch in err. */

@@ -133,13 +133,23 @@ sync_catalog(PGconn *conn)
             " (SELECT x->>'name' FROM jsonb_array_elements($1::jsonb) x)",
             1, params, PGRES_COMMAND_OK, NULL) < 0 ||
         run(conn,
-            "INSERT INTO commands (name, class, flags, args, needs_one_of, summary)"
-            " SELECT name, class, flags, args, needs_one_of, summary"
+            "INSERT INTO commands (name, class, flags, args, needs_one_of, summary, argnames, mandatory)"
+            " SELECT name, class, flags, args, needs_one_of, summary,"
+            "        ARRAY(SELECT jsonb_object_keys(args)),"
+            "        ARRAY(SELECT key FROM jsonb_each(args) WHERE (value->>'mandatory')::boolean)"
             "   FROM jsonb_to_recordset($1::jsonb) AS x(name text, class text, flags text[],"
             "        args jsonb, needs_one_of text[], summary text)"
             " ON CONFLICT (name) DO UPDATE SET class = EXCLUDED.class, flags = EXCLUDED.flags,"
             "   args = EXCLUDED.args, needs_one_of = EXCLUDED.needs_one_of,"
-            "   summary = EXCLUDED.summary",
+            "   summary = EXCLUDED.summary, argnames = EXCLUDED.argnames,"
+            "   mandatory = EXCLUDED.mandatory",
+            1, params, PGRES_COMMAND_OK, NULL) < 0 ||
+        /* a command the catalog no longer has would never run: say so instead */
+        run(conn,
+            "UPDATE requests SET status = 'cancelled', finished_at = now(),"
+            "       error = format('command %s was removed from the catalog by vmrq db upgrade', command)"
+            " WHERE status IN ('requested', 'waiting')"
+            "   AND command NOT IN (SELECT x->>'name' FROM jsonb_array_elements($1::jsonb) x)",
             1, params, PGRES_COMMAND_OK, NULL) < 0 ||
         run(conn, "COMMIT", 0, NULL, PGRES_COMMAND_OK, NULL) < 0) {
         rollback(conn);

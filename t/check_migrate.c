@@ -72,6 +72,22 @@ START_TEST(test_catalog_follows_the_build)
 }
 END_TEST
 
+/* A pending request for a command the new catalog lacks would never run: the upgrade cancels
+ * it and says why; finished ones stay as they were. */
+START_TEST(test_removed_command_cancels_its_requests)
+{
+    ck_assert_int_ge(vmrq_db_upgrade(conn), 0);
+    PQclear(t_sql(conn, "INSERT INTO commands (name, class, summary) VALUES ('retired', 'long', 'x')", 0, NULL));
+    PQclear(t_sql(conn, "SELECT vmrq_request('retired'), vmrq_request('retired')", 0, NULL));
+    PQclear(t_sql(conn, "UPDATE requests SET status = 'done' WHERE id = 2", 0, NULL));
+    ck_assert_int_eq(vmrq_db_upgrade(conn), 0);
+    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM requests WHERE id = 1 AND status = 'cancelled'"
+                                     " AND error = 'command retired was removed from the catalog by vmrq db upgrade'",
+                               0, NULL), 1);
+    ck_assert_int_eq(t_sql_int(conn, "SELECT count(*) FROM requests WHERE id = 2 AND status = 'done'", 0, NULL), 1);
+}
+END_TEST
+
 START_TEST(test_upgrade_error_is_reported)
 {
     PGconn *dead = PQconnectdb("host=/nonexistent-vmrq-dir connect_timeout=1");
@@ -95,6 +111,7 @@ migrate_suite(void)
     tcase_add_test(tc, test_upgrade_twice_is_a_noop);
     tcase_add_test(tc, test_functions_pin_their_schema);
     tcase_add_test(tc, test_catalog_follows_the_build);
+    tcase_add_test(tc, test_removed_command_cancels_its_requests);
     tcase_add_test(tc, test_upgrade_error_is_reported);
     suite_add_tcase(s, tc);
     return s;

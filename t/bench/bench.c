@@ -114,10 +114,13 @@ daemon_start(struct daemon *d, const char *extra)
         sleep_ms(10);
 }
 
+/* A line of /proc/PID/status, in KiB: "VmRSS" (all resident pages, shared library code
+ * included) or "RssAnon" (the process's own memory: heap, stacks). */
 static long
-daemon_rss_kib(const struct daemon *d)
+daemon_status_kib(const struct daemon *d, const char *key)
 {
     char path[64], line[256];
+    size_t klen = strlen(key);
     long kib = -1;
     FILE *f;
 
@@ -125,8 +128,10 @@ daemon_rss_kib(const struct daemon *d)
     if (!(f = fopen(path, "r")))
         return -1;
     while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+            kib = atol(line + klen + 1);
             break;
+        }
     fclose(f);
     return kib;
 }
@@ -435,6 +440,7 @@ scenario_rss(void)
 {
     struct figure *early = figure("vmrqd RSS after 5% of the requests", "MiB", 16, 0, "<= 16");
     struct figure *late = figure("vmrqd RSS after all the requests", "MiB", 16, 0, "<= 16, flat");
+    struct figure *anon = figure("  of which its own (RssAnon)", "MiB", 16, 0, "<= 16");
     int chunk = opt.rss / 20 > 0 ? opt.rss / 20 : 1;
     struct daemon d;
     char q[256];
@@ -447,9 +453,10 @@ scenario_rss(void)
         sql(q);
         wait_idle();
         if (c == 0)
-            add(early, daemon_rss_kib(&d) / 1024.0);
+            add(early, daemon_status_kib(&d, "VmRSS") / 1024.0);
     }
-    add(late, daemon_rss_kib(&d) / 1024.0);
+    add(late, daemon_status_kib(&d, "VmRSS") / 1024.0);
+    add(anon, daemon_status_kib(&d, "RssAnon") / 1024.0);
     daemon_stop(&d);
 }
 
