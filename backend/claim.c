@@ -215,17 +215,17 @@ completion_row(const struct vmrqd_job *job, long long backoff_ms)
     return row;
 }
 
-/* Writes the completion rows; logs requests this daemon no longer held. -1 on error. */
+/* Runs a completion statement whose first parameter is `what` (JSON rows, or an id array) for
+ * `want` requests; logs those this daemon no longer held. -1 on error. */
 static int
-write_rows(PGconn *conn, int daemon, struct json_object *rows)
+write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *what, size_t want)
 {
     char d[16];
-    const char *params[2] = { json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN), d };
-    size_t want = json_object_array_length(rows);
+    const char *params[2] = { what, d };
     PGresult *res;
 
     snprintf(d, sizeof(d), "%d", daemon);
-    res = stmt_exec(conn, &complete_stmt, params);
+    res = stmt_exec(conn, st, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_pg_failure(conn, res, "complete");
         PQclear(res);
@@ -237,6 +237,15 @@ write_rows(PGconn *conn, int daemon, struct json_object *rows)
                   want - (size_t)PQntuples(res), want);
     PQclear(res);
     return 0;
+}
+
+/* Writes JSON completion rows (see completion_row()). */
+static int
+write_rows(PGconn *conn, int daemon, struct json_object *rows)
+{
+    return write_completion(conn, daemon, &complete_stmt,
+                            json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN),
+                            json_object_array_length(rows));
 }
 
 static int
@@ -293,29 +302,6 @@ cleanup:
     return ret;
 }
 
-/* Writes the ids (a PostgreSQL array literal of numbers) of requests done without output. */
-static int
-write_done(PGconn *conn, int daemon, const char *ids, size_t want)
-{
-    char d[16];
-    const char *params[2] = { ids, d };
-    PGresult *res;
-
-    snprintf(d, sizeof(d), "%d", daemon);
-    res = stmt_exec(conn, &complete_done_stmt, params);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_pg_failure(conn, res, "complete");
-        PQclear(res);
-        return -1;
-    }
-    if ((size_t)PQntuples(res) != want)
-        log_warnx("complete: %zu of %zu finished requests were no longer held by this vmrqd"
-                  " (taken back by recovery or cancelled by hand); their outcome is dropped",
-                  want - (size_t)PQntuples(res), want);
-    PQclear(res);
-    return 0;
-}
-
 int
 claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms)
 {
@@ -344,7 +330,7 @@ claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backo
     }
     if (ret == 0 && ndone > 0) {
         snprintf(ids + len, cap - len, "}");
-        ret = write_done(conn, daemon, ids, ndone);
+        ret = write_completion(conn, daemon, &complete_done_stmt, ids, ndone); /* ids: {1,2,...} */
     }
     if (ret == 0 && json_object_array_length(rows) > 0)
         ret = write_rows(conn, daemon, rows);

@@ -10,6 +10,8 @@
  *
  * Scenarios (NAME): drain, history, latency, enqueue, bulk, domains, rss. Times come from the
  * database's own clock (started_at, finished_at), so the client's scheduling does not count.
+ * VMRQ_BENCH_LOG=info (or debug) makes the daemons log at that level, to
+ * /tmp/vmrq-bench-daemon.log, for profiling; the figures are then slower.
  */
 #include <errno.h>
 #include <getopt.h>
