@@ -22,6 +22,7 @@
 #include "daemon.h"
 #include "dispatch.h"
 #include "driver.h"
+#include "events.h"
 #include "lanes.h"
 #include "log.h"
 #include "pool.h"
@@ -46,6 +47,7 @@ struct vmrqd {
     struct driver *drv;
     struct vmrqd_worker loop_worker; /* context of the inline handlers (no database of its own) */
     struct lanes *lanes;             /* help drain inline backlogs */
+    struct events *events;           /* the hypervisor's lifecycle events, into the database */
     int wake[2];
     struct inflight *inflight; /* cfg->workers slots */
     int ninflight;
@@ -423,6 +425,11 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
         fatal("pipe");
     if (!(d.drv = driver_open(&driver_kvm_ops, cfg->libvirt_uri)))
         fatalx("hypervisor: %s", driver_error_message());
+    if (!(d.events = events_new(cfg->database, cfg->node)))
+        fatalx("events: out of memory");
+    if (driver_events(d.drv, events_on_domain, d.events) < 0)
+        log_warnx("no lifecycle events from the hypervisor (%s): domains.status follows vmrq's own"
+                  " operations and refreshes only", driver_error_message());
     d.loop_worker.index = -1;
     d.loop_worker.drv = d.drv;
     d.loop_worker.node = cfg->node;
@@ -496,6 +503,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     ctl_stop(&d.ctl);
     pool_free(d.pool);
     driver_close(d.drv);
+    events_free(d.events);
     free(d.inflight);
     free_list(d.unwritten);
     close(d.wake[0]);

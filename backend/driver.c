@@ -122,6 +122,12 @@ driver_reboot(struct driver *drv, struct driver_dom *dom, power_mode mode)
     return drv->ops->reboot ? drv->ops->reboot(dom, mode) : UNSUPPORTED(drv, "reboot");
 }
 
+int
+driver_events(struct driver *drv, driver_event_fn fn, void *opaque)
+{
+    return drv->ops->events ? drv->ops->events(drv, fn, opaque) : UNSUPPORTED(drv, "events");
+}
+
 const char *
 dom_state_status(dom_state state, bool managed_save)
 {

@@ -41,6 +41,18 @@ struct dom_info {
     bool managed_save;
 };
 
+/* A lifecycle event, as the driver reports it (names as libvirt's documentation spells them). */
+struct dom_event {
+    const char *name;   /* the domain */
+    const char *uuid;
+    const char *event;  /* "started", "suspended", "resumed", "stopped", "crashed", ... */
+    const char *detail; /* "booted", "shutdown", "destroyed", "saved", "paused", ... */
+    const char *status; /* what domains.status becomes ("shutdown", "running", ...); NULL: unchanged */
+};
+
+/* Called on the driver's event thread for every lifecycle event; must not block for long. */
+typedef void (*driver_event_fn)(void *opaque, const struct dom_event *ev);
+
 struct driver_ops {
     const char *name;
     int (*open)(struct driver *drv, const char *uri);
@@ -59,6 +71,7 @@ struct driver_ops {
     int (*resume)(struct driver_dom *dom);
     int (*managed_save)(struct driver_dom *dom);
     int (*set_time)(struct driver_dom *dom);
+    int (*events)(struct driver *drv, driver_event_fn fn, void *opaque);
 };
 
 struct driver {
@@ -88,6 +101,8 @@ int driver_suspend(struct driver *drv, struct driver_dom *dom);
 int driver_resume(struct driver *drv, struct driver_dom *dom);
 int driver_managed_save(struct driver *drv, struct driver_dom *dom);
 int driver_set_time(struct driver *drv, struct driver_dom *dom);
+/* Subscribes `fn` to the lifecycle events of every domain, from now until driver_close(). */
+int driver_events(struct driver *drv, driver_event_fn fn, void *opaque);
 
 /* This thread's last driver error: a one-line message (libvirt's own words kept), whether
  * trying again later may work (connection lost, agent not answering, time-out), and whether the

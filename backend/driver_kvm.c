@@ -5,12 +5,17 @@
  * message kept; the connection, shared by all workers (libvirt connections are thread-safe), is
  * opened again when it drops.
  *
+ * Lifecycle events: libvirt's default event loop runs on a thread of its own (started before the
+ * first connection); kvm_events() subscribes to every domain's lifecycle and passes each event on
+ * with readable names ("stopped"/"destroyed") and the status it implies.
+ *
  * One emulation for test:// URIs only: libvirt's test driver powers a domain off at once on
  * shutdown, so a test guest that "ignores the power button" is marked in its XML with
  *   <metadata><vmrq:guest xmlns:vmrq='urn:vmrq:test'><ignore-acpi/></vmrq:guest></metadata>
  * and its polite shutdown/reboot are accepted and do nothing, as a hung real guest would.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +33,39 @@ struct kvm {
     virConnectPtr conn;
     char *uri;
     bool is_test;
+    int event_id;         /* lifecycle subscription, -1 if none */
+    driver_event_fn event_fn;
+    void *event_opaque;
 };
+
+/* libvirt's event loop: registered once per process, before the first connection, and run by
+ * one thread for the life of the process. */
+static pthread_once_t loop_once = PTHREAD_ONCE_INIT;
+
+static void *
+event_loop(void *arg)
+{
+    (void)arg;
+    for (;;)
+        if (virEventRunDefaultImpl() < 0)
+            virResetLastError();
+    return NULL;
+}
+
+static void
+start_event_loop(void)
+{
+    pthread_t thread;
+    sigset_t all, old;
+
+    if (virEventRegisterDefaultImpl() < 0)
+        return;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* signals are the main loop's */
+    if (pthread_create(&thread, NULL, event_loop, NULL) == 0)
+        pthread_detach(thread);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
 
 struct driver_dom {
     virDomainPtr dom;
@@ -75,6 +112,8 @@ kvm_open(struct driver *drv, const char *uri)
         return report("libvirt");
     }
     virSetErrorFunc(NULL, silent);
+    pthread_once(&loop_once, start_event_loop);
+    kvm->event_id = -1;
     if (!(kvm->conn = virConnectOpen(uri))) {
         report(uri);
         free(kvm->uri);
@@ -92,12 +131,16 @@ kvm_close(struct driver *drv)
 {
     struct kvm *kvm = drv->priv;
 
+    if (kvm->conn && kvm->event_id >= 0)
+        virConnectDomainEventDeregisterAny(kvm->conn, kvm->event_id);
     if (kvm->conn)
         virConnectClose(kvm->conn);
     pthread_mutex_destroy(&kvm->lock);
     free(kvm->uri);
     free(kvm);
 }
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque);
 
 /* The connection, opened again if it died (libvirtd restarted). A new reference: the caller
  * closes it. NULL on error. */
@@ -111,8 +154,13 @@ conn_get(struct kvm *kvm)
         virConnectClose(kvm->conn);
         kvm->conn = NULL;
     }
-    if (!kvm->conn && !(kvm->conn = virConnectOpen(kvm->uri)))
+    if (!kvm->conn && (kvm->conn = virConnectOpen(kvm->uri)) && kvm->event_fn) {
+        /* a new connection: subscribe again (events lost meanwhile: the caller refreshes) */
+        kvm->event_id = virConnectDomainEventRegisterAny(kvm->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                         VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), kvm, NULL);
+    } else if (!kvm->conn) {
         report(kvm->uri);
+    }
     c = kvm->conn;
     if (c)
         virConnectRef(c);
@@ -321,6 +369,71 @@ kvm_set_time(struct driver_dom *dom)
     return check(virDomainSetTime(dom->dom, (long long)now.tv_sec, (unsigned)now.tv_nsec, 0), dom);
 }
 
+/* Names of libvirt's lifecycle events and details (virDomainEventType and its detail enums). */
+static void
+event_names(int event, int detail, struct dom_event *ev, bool managed_save)
+{
+    static const char *const events[] = { "defined", "undefined", "started", "suspended", "resumed",
+                                          "stopped", "shutdown", "pmsuspended", "crashed" };
+    static const char *const started[] = { "booted", "migrated", "restored", "from_snapshot", "wakeup" };
+    static const char *const suspended[] = { "paused", "migrated", "ioerror", "watchdog", "restored",
+                                             "from_snapshot", "api_error", "postcopy", "postcopy_failed" };
+    static const char *const resumed[] = { "unpaused", "migrated", "from_snapshot", "postcopy", "postcopy_failed" };
+    static const char *const stopped[] = { "shutdown", "destroyed", "crashed", "migrated", "saved", "failed",
+                                           "from_snapshot" };
+    static const char *const shutdown[] = { "finished", "guest", "host" };
+#define NAME(table, i) ((i) >= 0 && (size_t)(i) < sizeof(table) / sizeof(table[0]) ? table[i] : "unknown")
+    ev->event = NAME(events, event);
+    ev->status = NULL;
+    switch (event) {
+    case VIR_DOMAIN_EVENT_STARTED: ev->detail = NAME(started, detail); ev->status = "running"; break;
+    case VIR_DOMAIN_EVENT_SUSPENDED: ev->detail = NAME(suspended, detail); ev->status = "paused"; break;
+    case VIR_DOMAIN_EVENT_RESUMED: ev->detail = NAME(resumed, detail); ev->status = "running"; break;
+    case VIR_DOMAIN_EVENT_STOPPED:
+        ev->detail = NAME(stopped, detail);
+        ev->status = detail == VIR_DOMAIN_EVENT_STOPPED_SAVED || managed_save ? "hibernated"
+                     : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED         ? "crashed"
+                                                                         : "shutdown";
+        break;
+    case VIR_DOMAIN_EVENT_SHUTDOWN: ev->detail = NAME(shutdown, detail); ev->status = "shutting_down"; break;
+    case VIR_DOMAIN_EVENT_PMSUSPENDED: ev->detail = "memory"; ev->status = "pmsuspended"; break;
+    case VIR_DOMAIN_EVENT_CRASHED: ev->detail = detail == 0 ? "panicked" : "crashloaded"; ev->status = "crashed"; break;
+    case VIR_DOMAIN_EVENT_UNDEFINED: ev->detail = "removed"; ev->status = "missing"; break;
+    default: ev->detail = "unknown";
+    }
+#undef NAME
+}
+
+static int
+on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+    struct kvm *kvm = opaque;
+    struct dom_event ev;
+    char uuid[VIR_UUID_STRING_BUFLEN] = "";
+
+    (void)conn;
+    virDomainGetUUIDString(dom, uuid);
+    ev.name = virDomainGetName(dom);
+    ev.uuid = uuid;
+    event_names(event, detail, &ev, false);
+    virResetLastError();
+    if (ev.name && kvm->event_fn)
+        kvm->event_fn(kvm->event_opaque, &ev);
+    return 0;
+}
+
+static int
+kvm_events(struct driver *drv, driver_event_fn fn, void *opaque)
+{
+    struct kvm *kvm = drv->priv;
+
+    kvm->event_fn = fn;
+    kvm->event_opaque = opaque;
+    kvm->event_id = virConnectDomainEventRegisterAny(kvm->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                     VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), kvm, NULL);
+    return kvm->event_id < 0 ? report("events") : 0;
+}
+
 const struct driver_ops driver_kvm_ops = {
     .name = "kvm",
     .open = kvm_open,
@@ -339,4 +452,5 @@ const struct driver_ops driver_kvm_ops = {
     .resume = kvm_resume,
     .managed_save = kvm_managed_save,
     .set_time = kvm_set_time,
+    .events = kvm_events,
 };

@@ -16,6 +16,7 @@
 #include "claim.h"
 #include "dispatch.h"
 #include "driver.h"
+#include "events.h"
 #include "tutil.h"
 
 #define DEMO_XML "etc/demo-hypervisor.xml"
@@ -344,6 +345,47 @@ START_TEST(test_refresh_vms_after_changes_behind_our_back)
 }
 END_TEST
 
+/* The hypervisor's lifecycle events, straight into the table: a shutdown makes the pending
+ * force_shutdown moot, a destroy behind vmrq's back shows at once, an unknown domain appears. */
+START_TEST(test_events_follow_the_hypervisor)
+{
+    struct events *ev = events_new(getenv("VMRQ_DB"), "demo");
+    struct driver_dom *dom;
+    long long force;
+
+    ck_assert_int_eq(driver_events(drv, events_on_domain, ev), 0);
+    refresh_and_own();
+    force = t_sql_int(t_db, "SELECT vmrq_request('force_shutdown', jsonb_build_object('uid', 1, 'name', 'desk-alice',"
+                            " 'at', extract(epoch FROM now())::bigint + 60))", 0, NULL);
+    ck_assert_str_eq(outcome(run("shutdown", "{\"uid\": 1, \"name\": \"desk-alice\"}")), "done");
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-alice'"
+                                        " AND event = 'stopped' AND detail = 'shutdown'", 1, 2000), 1);
+    ck_assert_str_eq(outcome(force), "done");
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE command = 'force_shutdown'"
+                                     " AND output->>'note' = 'domain already down' AND started_at IS NULL", 0, NULL), 1);
+
+    /* behind vmrq's back, as virsh destroy would */
+    dom = driver_lookup(drv, "desk-bob", NULL);
+    ck_assert_int_eq(driver_destroy(drv, dom), 0);
+    driver_dom_free(drv, dom);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE name = 'desk-bob' AND status = 'shutdown'",
+                                  1, 1000), 1);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-bob'"
+                                     " AND event = 'stopped' AND detail = 'destroyed'", 0, NULL), 1);
+
+    /* a domain the table does not know (any more) comes back with its state */
+    PQclear(t_sql(t_db, "DELETE FROM domains WHERE name = 'lab-server'", 0, NULL));
+    dom = driver_lookup(drv, "lab-server", NULL);
+    ck_assert_int_eq(driver_suspend(drv, dom), 0);
+    driver_dom_free(drv, dom);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE name = 'lab-server' AND status = 'paused'",
+                                  1, 1000), 1);
+    driver_close(drv); /* unsubscribes before the sink goes */
+    drv = NULL;
+    events_free(ev);
+}
+END_TEST
+
 /* Two daemons, two nodes: each runs only the requests of its node's domains. */
 START_TEST(test_node_affinity)
 {
@@ -427,6 +469,7 @@ domain_suite(void)
     tcase_add_test(tc, test_start_cancels_moot_shutdowns);
     tcase_add_test(tc, test_shutdown_start);
     tcase_add_test(tc, test_refresh_vms_after_changes_behind_our_back);
+    tcase_add_test(tc, test_events_follow_the_hypervisor);
     tcase_add_test(tc, test_node_affinity);
     tcase_add_test(tc, test_shutdown_then_force_through_the_daemon);
     suite_add_tcase(s, tc);
