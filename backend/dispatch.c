@@ -25,6 +25,7 @@ static const struct vmrqd_handler handlers[] = {
     { "refresh_vms",     handle_refresh_vms, false },
     { "refresh_machine", handle_refresh_machine, false },
     { "set_time",        handle_domain_command, false },
+    { "ping_agent",      handle_domain_command, false },
     { "cleanup",         handle_cleanup, false },
 };
 

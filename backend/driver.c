@@ -123,6 +123,12 @@ driver_reboot(struct driver *drv, struct driver_dom *dom, power_mode mode)
 }
 
 int
+driver_agent_ping(struct driver *drv, struct driver_dom *dom, long long *guest_time)
+{
+    return drv->ops->agent_ping ? drv->ops->agent_ping(dom, guest_time) : UNSUPPORTED(drv, "ping_agent");
+}
+
+int
 driver_events(struct driver *drv, driver_event_fn fn, void *opaque)
 {
     return drv->ops->events ? drv->ops->events(drv, fn, opaque) : UNSUPPORTED(drv, "events");

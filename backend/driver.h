@@ -71,6 +71,7 @@ struct driver_ops {
     int (*resume)(struct driver_dom *dom);
     int (*managed_save)(struct driver_dom *dom);
     int (*set_time)(struct driver_dom *dom);
+    int (*agent_ping)(struct driver_dom *dom, long long *guest_time);
     int (*events)(struct driver *drv, driver_event_fn fn, void *opaque);
 };
 
@@ -101,6 +102,8 @@ int driver_suspend(struct driver *drv, struct driver_dom *dom);
 int driver_resume(struct driver *drv, struct driver_dom *dom);
 int driver_managed_save(struct driver *drv, struct driver_dom *dom);
 int driver_set_time(struct driver *drv, struct driver_dom *dom);
+/* Whether the guest agent answers; its clock (seconds since the epoch) into *guest_time. */
+int driver_agent_ping(struct driver *drv, struct driver_dom *dom, long long *guest_time);
 /* Subscribes `fn` to the lifecycle events of every domain, from now until driver_close(). */
 int driver_events(struct driver *drv, driver_event_fn fn, void *opaque);
 

@@ -369,6 +369,15 @@ kvm_set_time(struct driver_dom *dom)
     return check(virDomainSetTime(dom->dom, (long long)now.tv_sec, (unsigned)now.tv_nsec, 0), dom);
 }
 
+/* The agent answers if it can tell the guest's time (virDomainGetTime goes through it). */
+static int
+kvm_agent_ping(struct driver_dom *dom, long long *guest_time)
+{
+    unsigned int nsec;
+
+    return check(virDomainGetTime(dom->dom, guest_time, &nsec, 0), dom);
+}
+
 /* Names of libvirt's lifecycle events and details (virDomainEventType and its detail enums). */
 static void
 event_names(int event, int detail, struct dom_event *ev, bool managed_save)
@@ -452,5 +461,6 @@ const struct driver_ops driver_kvm_ops = {
     .resume = kvm_resume,
     .managed_save = kvm_managed_save,
     .set_time = kvm_set_time,
+    .agent_ping = kvm_agent_ping,
     .events = kvm_events,
 };

@@ -37,6 +37,7 @@ static const struct domain_cmd domain_cmds[] = {
     { "resume",         OP_RESUME,         UP,                 S(DOM_PAUSED) | S(DOM_PMSUSPENDED),  "is not paused" },
     { "hibernate",      OP_HIBERNATE,      0,                  UP | S(DOM_PAUSED),                  "is not running" },
     { "set_time",       OP_SET_TIME,       0,                  UP,                                  "is not running" },
+    { "ping_agent",     OP_PING_AGENT,     0,                  UP,                                  "is not running" },
 };
 
 static const struct domain_cmd *
@@ -125,6 +126,8 @@ handle_domain_command(struct vmrqd_job *job, struct vmrqd_worker *w)
     ctx.ran = json_object_new_array();
     op_run(&ctx);
     job_set_output(job, output_of(&d, ctx.ran, NULL));
+    if (ctx.op == OP_PING_AGENT && job->outcome == JOB_DONE)
+        json_object_object_add(job->output, "guest_time", json_object_new_int64(ctx.guest_time));
 
 out:
     domain_close(w, &d);

@@ -35,6 +35,7 @@ op_name(enum op op)
         [OP_START] = "start",         [OP_SHUTDOWN] = "shutdown", [OP_FORCE_SHUTDOWN] = "force_shutdown",
         [OP_REBOOT] = "reboot",       [OP_FORCE_REBOOT] = "force_reboot", [OP_PAUSE] = "pause",
         [OP_RESUME] = "resume",       [OP_HIBERNATE] = "hibernate", [OP_SET_TIME] = "set_time",
+        [OP_PING_AGENT] = "ping_agent",
     };
 
     return (unsigned)op < OP_LAST ? names[op] : "?";
@@ -141,6 +142,7 @@ call_driver(struct op_ctx *c)
     case OP_RESUME: return driver_resume(drv, dom);
     case OP_HIBERNATE: return driver_managed_save(drv, dom);
     case OP_SET_TIME: return driver_set_time(drv, dom);
+    case OP_PING_AGENT: return driver_agent_ping(drv, dom, &c->guest_time);
     case OP_LAST: break;
     }
     driver_error_set(false, false, "no such operation");

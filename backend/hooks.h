@@ -18,6 +18,7 @@ enum op {
     OP_RESUME,
     OP_HIBERNATE,
     OP_SET_TIME,
+    OP_PING_AGENT,
     OP_LAST,
     OP_ANY = OP_LAST /* in the hook table: every operation */
 };
@@ -31,6 +32,7 @@ struct op_ctx {
     int timeout;             /* OP_SHUTDOWN: seconds before a force_shutdown follows; -1: none */
     int result;              /* of the driver call: 0 or -1 (for after hooks) */
     struct json_object *ran; /* names of the hooks run, in order (the job's output shows them) */
+    long long guest_time;    /* OP_PING_AGENT: the guest's clock, as its agent reported it */
 };
 
 /* Runs operation ctx->op on ctx->d: before hooks (any veto stops it: -1, job failed), the driver

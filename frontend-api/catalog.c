@@ -101,6 +101,8 @@ static const vmrq_command catalog[] = {
       "bring one domain's row in line with the hypervisor" },
     { "set_time",       SECONDARY, DOM | NODUP, args_domain,         one_domain,
       "set the guest clock from the host (guest agent)" },
+    { "ping_agent",     IMPORTANT, DOM,         args_domain,         one_domain,
+      "ask the guest agent whether it answers (it reports the guest's clock)" },
     { "cleanup",        SECONDARY, NODUP,       args_cleanup,        NULL,
       "delete finished requests older than the retention" },
 };

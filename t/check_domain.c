@@ -165,6 +165,9 @@ static const struct {
     { "set_time",       { "=running",          "failed: set_time: desk-carol is not running",
                           "failed: set_time: class-01 is not running", "failed: set_time: class-02 is not running" } },
     { "refresh_machine", { "=running",         "=paused",              "=shutdown",              "=hibernated" } },
+    /* libvirt's test driver answers for a guest agent (virDomainGetTime) */
+    { "ping_agent",     { "=running",          "failed: ping_agent: desk-carol is not running",
+                          "failed: ping_agent: class-01 is not running", "failed: ping_agent: class-02 is not running" } },
 };
 
 static const char *const state_domain[4] = { "desk-alice", "desk-carol", "class-01", "class-02" };
@@ -386,6 +389,20 @@ START_TEST(test_events_follow_the_hypervisor)
 }
 END_TEST
 
+/* ping_agent tells whether the guest agent answers, with the guest's clock. */
+START_TEST(test_ping_agent_reports_the_guest_clock)
+{
+    long long id;
+    char q[128];
+
+    refresh_and_own();
+    id = run("ping_agent", "{\"uid\": 1, \"name\": \"desk-alice\"}");
+    ck_assert_str_eq(outcome(id), "done");
+    snprintf(q, sizeof(q), "SELECT (output->>'guest_time')::bigint FROM requests WHERE id = %lld", id);
+    ck_assert_int_gt(t_sql_int(t_db, q, 0, NULL), 0);
+}
+END_TEST
+
 /* Two daemons, two nodes: each runs only the requests of its node's domains. */
 START_TEST(test_node_affinity)
 {
@@ -470,6 +487,7 @@ domain_suite(void)
     tcase_add_test(tc, test_shutdown_start);
     tcase_add_test(tc, test_refresh_vms_after_changes_behind_our_back);
     tcase_add_test(tc, test_events_follow_the_hypervisor);
+    tcase_add_test(tc, test_ping_agent_reports_the_guest_clock);
     tcase_add_test(tc, test_node_affinity);
     tcase_add_test(tc, test_shutdown_then_force_through_the_daemon);
     suite_add_tcase(s, tc);
