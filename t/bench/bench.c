@@ -150,14 +150,18 @@ daemon_stop(struct daemon *d)
         die("vmrqd did not stop cleanly (status %d)", status);
 }
 
-/* Waits until no request is pending or working (at most 10 minutes). */
+/* Waits until no request is pending or working (at most 10 minutes). One EXISTS per status, each
+ * answered by its partial index: a count over `status IN (...)` scans the whole table, and with a
+ * million finished rows that scan (112 ms, every 10 ms) took a core from the daemon it watched. */
 static void
 wait_idle(void)
 {
-    for (int i = 0; i < 60000; i++) {
-        if (sql("SELECT count(*) FROM requests WHERE status IN ('requested', 'waiting', 'working')") == 0)
+    for (int i = 0; i < 30000; i++) {
+        if (sql("SELECT (EXISTS (SELECT 1 FROM requests WHERE status = 'requested')"
+                "     OR EXISTS (SELECT 1 FROM requests WHERE status = 'working')"
+                "     OR EXISTS (SELECT 1 FROM requests WHERE status = 'waiting'))::int") == 0)
             return;
-        sleep_ms(10);
+        sleep_ms(20);
     }
     die("the queue did not drain within 10 minutes");
 }
