@@ -34,9 +34,24 @@ struct kvm {
     char *uri;
     bool is_test;
     int event_id;         /* lifecycle subscription, -1 if none */
+    pthread_mutex_t event_lock; /* guards event_fn against kvm_close() */
+    pthread_cond_t event_gone;
+    bool event_released;  /* libvirt called release_event(): no callback runs or will run */
     driver_event_fn event_fn;
     void *event_opaque;
 };
+
+/* libvirt's freecb of the subscription: called once the callback is removed and not running. */
+static void
+release_event(void *opaque)
+{
+    struct kvm *kvm = opaque;
+
+    pthread_mutex_lock(&kvm->event_lock);
+    kvm->event_released = true;
+    pthread_cond_signal(&kvm->event_gone);
+    pthread_mutex_unlock(&kvm->event_lock);
+}
 
 /* libvirt's event loop: registered once per process, before the first connection, and run by
  * one thread for the life of the process. */
@@ -121,6 +136,8 @@ kvm_open(struct driver *drv, const char *uri)
         return -1;
     }
     pthread_mutex_init(&kvm->lock, NULL);
+    pthread_mutex_init(&kvm->event_lock, NULL);
+    pthread_cond_init(&kvm->event_gone, NULL);
     kvm->is_test = strncmp(uri, "test:", 5) == 0;
     drv->priv = kvm;
     return 0;
@@ -131,16 +148,31 @@ kvm_close(struct driver *drv)
 {
     struct kvm *kvm = drv->priv;
 
-    if (kvm->conn && kvm->event_id >= 0)
-        virConnectDomainEventDeregisterAny(kvm->conn, kvm->event_id);
+    /* No event may reach a sink its owner is about to free, nor this struct once freed: stop
+     * passing events on, unsubscribe, and wait (a little) for libvirt to let go of us. */
+    pthread_mutex_lock(&kvm->event_lock);
+    kvm->event_fn = NULL;
+    pthread_mutex_unlock(&kvm->event_lock);
+    if (kvm->conn && kvm->event_id >= 0 && virConnectDomainEventDeregisterAny(kvm->conn, kvm->event_id) == 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 2;
+        pthread_mutex_lock(&kvm->event_lock);
+        while (!kvm->event_released && pthread_cond_timedwait(&kvm->event_gone, &kvm->event_lock, &until) == 0)
+            ;
+        pthread_mutex_unlock(&kvm->event_lock);
+    }
     if (kvm->conn)
         virConnectClose(kvm->conn);
     pthread_mutex_destroy(&kvm->lock);
+    pthread_mutex_destroy(&kvm->event_lock);
+    pthread_cond_destroy(&kvm->event_gone);
     free(kvm->uri);
     free(kvm);
 }
 
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque);
+static void release_event(void *opaque);
 
 /* The connection, opened again if it died (libvirtd restarted). A new reference: the caller
  * closes it. NULL on error. */
@@ -156,8 +188,9 @@ conn_get(struct kvm *kvm)
     }
     if (!kvm->conn && (kvm->conn = virConnectOpen(kvm->uri)) && kvm->event_fn) {
         /* a new connection: subscribe again (events lost meanwhile: the caller refreshes) */
+        kvm->event_released = false;
         kvm->event_id = virConnectDomainEventRegisterAny(kvm->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                                         VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), kvm, NULL);
+                                                         VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), kvm, release_event);
     } else if (!kvm->conn) {
         report(kvm->uri);
     }
@@ -426,8 +459,10 @@ on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *
     ev.uuid = uuid;
     event_names(event, detail, &ev, false);
     virResetLastError();
+    pthread_mutex_lock(&kvm->event_lock); /* kvm_close() waits for us */
     if (ev.name && kvm->event_fn)
         kvm->event_fn(kvm->event_opaque, &ev);
+    pthread_mutex_unlock(&kvm->event_lock);
     return 0;
 }
 
@@ -436,10 +471,13 @@ kvm_events(struct driver *drv, driver_event_fn fn, void *opaque)
 {
     struct kvm *kvm = drv->priv;
 
+    pthread_mutex_lock(&kvm->event_lock);
     kvm->event_fn = fn;
     kvm->event_opaque = opaque;
+    kvm->event_released = false;
+    pthread_mutex_unlock(&kvm->event_lock);
     kvm->event_id = virConnectDomainEventRegisterAny(kvm->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                                     VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), kvm, NULL);
+                                                     VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), kvm, release_event);
     return kvm->event_id < 0 ? report("events") : 0;
 }
 
