@@ -45,8 +45,7 @@ query(struct vmrqd_job *job, struct vmrqd_worker *w, const struct stmt *st, cons
         return NULL;
     res = stmt_exec(conn, st, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        job_fail(job, true, "database: %s", m ? m : PQerrorMessage(conn));
+        job_fail_pg(job, conn, res, "database");
         PQclear(res);
         return NULL;
     }

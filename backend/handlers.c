@@ -39,8 +39,7 @@ handle_cleanup(struct vmrqd_job *job, struct vmrqd_worker *worker)
                                      "  ORDER BY finished_at LIMIT $2::int)",
                                      2, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-            job_fail(job, true, "cleanup: %s", m ? m : PQerrorMessage(conn));
+            job_fail_pg(job, conn, res, "cleanup");
             PQclear(res);
             return;
         }

@@ -227,8 +227,7 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "        (SELECT count(*) FROM gone)",
         2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        job_fail(job, true, "refresh_vms: %s", m ? m : PQerrorMessage(conn));
+        job_fail_pg(job, conn, res, "refresh_vms");
     } else {
         out = json_object_new_object();
         json_object_object_add(out, "added", json_object_new_int(atoi(PQgetvalue(res, 0, 0))));

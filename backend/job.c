@@ -27,6 +27,14 @@ job_fail(struct vmrqd_job *job, bool retryable, const char *fmt, ...)
 }
 
 void
+job_fail_pg(struct vmrqd_job *job, PGconn *conn, const PGresult *res, const char *what)
+{
+    const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+    job_fail(job, true, "%s: %s", what, m ? m : PQerrorMessage(conn));
+}
+
+void
 job_set_output(struct vmrqd_job *job, struct json_object *output)
 {
     json_object_put(job->output);

@@ -59,6 +59,9 @@ struct vmrqd_worker {
 /* Marks the job failed with a one-line reason; retryable failures go back to the queue while
  * the request has retries left. */
 void job_fail(struct vmrqd_job *job, bool retryable, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* job_fail() with the message of a failed libpq result (or of `conn`), prefixed by `what`;
+ * database failures are retryable. */
+void job_fail_pg(struct vmrqd_job *job, PGconn *conn, const PGresult *res, const char *what);
 /* Sets the job's output (JSON object, ownership taken). */
 void job_set_output(struct vmrqd_job *job, struct json_object *output);
 /* Adds a follow-up request, enqueued in the same transaction as the job's completion

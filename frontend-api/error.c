@@ -56,6 +56,20 @@ vmrq_error_set(vmrq_errcode code, const char *fmt, ...)
     last_code = code;
 }
 
+PGresult *
+vmrq_pg_exec(PGconn *conn, const char *what, const char *sql, int n, const char *const *params,
+             ExecStatusType expect)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != expect) {
+        vmrq_error_from_pg(conn, res, what);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
 void
 vmrq_error_from_pg(PGconn *conn, const PGresult *res, const char *what)
 {

@@ -17,4 +17,9 @@ void vmrq_error_set(vmrq_errcode code, const char *fmt, ...) __attribute__((form
  * anything else database). `what` prefixes messages that are not vmrq's own, e.g. "enqueue". */
 void vmrq_error_from_pg(PGconn *conn, const PGresult *res, const char *what);
 
+/* Runs one parameterized statement; unless its status is `expect`, records the error (as
+ * vmrq_error_from_pg() with `what`) and returns NULL. The caller PQclear()s the result. */
+PGresult *vmrq_pg_exec(PGconn *conn, const char *what, const char *sql, int n, const char *const *params,
+                       ExecStatusType expect);
+
 #endif /* VMRQ_ERROR_H */

@@ -26,18 +26,15 @@ vmrq_db_migration_name(size_t i)
     return i < vmrq_migrations_count ? vmrq_migrations[i].name : NULL;
 }
 
-/* Runs a statement expecting `expect`; -1 with the error recorded otherwise. */
+/* vmrq_pg_exec() for upgrade statements: -1 on error; the result in *out if wanted. */
 static int
 run(PGconn *conn, const char *sql, int n, const char *const *params, ExecStatusType expect,
     PGresult **out)
 {
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *res = vmrq_pg_exec(conn, "db upgrade", sql, n, params, expect);
 
-    if (PQresultStatus(res) != expect) {
-        vmrq_error_from_pg(conn, res, "db upgrade");
-        PQclear(res);
+    if (!res)
         return -1;
-    }
     if (out)
         *out = res;
     else

@@ -13,21 +13,6 @@
 #include "error.h"
 #include "request.h"
 
-/* Runs a statement; on failure records the error and returns NULL. The caller PQclear()s. */
-static PGresult *
-exec_params(PGconn *conn, const char *what, const char *sql, int n, const char *const *params,
-            ExecStatusType expect)
-{
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-
-    if (PQresultStatus(res) != expect) {
-        vmrq_error_from_pg(conn, res, what);
-        PQclear(res);
-        return NULL;
-    }
-    return res;
-}
-
 int
 vmrq_request_enqueue(PGconn *conn, vmrq_request *req)
 {
@@ -40,7 +25,7 @@ vmrq_request_enqueue(PGconn *conn, vmrq_request *req)
     params[0] = req->command;
     params[1] = vmrq_request_args_json(req);
     params[2] = req->uuid[0] ? req->uuid : NULL;
-    res = exec_params(conn, req->command,
+    res = vmrq_pg_exec(conn, req->command,
                       "SELECT id, uuid, created, status FROM vmrq_enqueue($1, $2::jsonb, $3::uuid)",
                       3, params, PGRES_TUPLES_OK);
     if (!res)
@@ -102,7 +87,7 @@ vmrq_request_enqueue_batch(PGconn *conn, vmrq_request *const *reqs, size_t n)
         goto cleanup;
     }
     params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    if (!(res = exec_params(conn, "enqueue batch", batch_sql, 1, params, PGRES_TUPLES_OK)))
+    if (!(res = vmrq_pg_exec(conn, "enqueue batch", batch_sql, 1, params, PGRES_TUPLES_OK)))
         goto cleanup;
     if ((size_t)PQntuples(res) != n) {
         vmrq_error_set(VMRQ_ERR_DB, "enqueue batch: %d answers for %zu requests", PQntuples(res), n);
@@ -140,7 +125,7 @@ vmrq_request_fetch(PGconn *conn, long long id)
     int st;
 
     snprintf(idbuf, sizeof(idbuf), "%lld", id);
-    res = exec_params(conn, "fetch",
+    res = vmrq_pg_exec(conn, "fetch",
                       "SELECT id, uuid, command, args::text, status, error, output::text"
                       "  FROM requests WHERE id = $1",
                       1, params, PGRES_TUPLES_OK);
@@ -180,7 +165,7 @@ read_status(PGconn *conn, long long id, vmrq_status *status)
     int found, st;
 
     snprintf(idbuf, sizeof(idbuf), "%lld", id);
-    res = exec_params(conn, "wait", "SELECT status FROM requests WHERE id = $1", 1, params,
+    res = vmrq_pg_exec(conn, "wait", "SELECT status FROM requests WHERE id = $1", 1, params,
                       PGRES_TUPLES_OK);
     if (!res)
         return -1;
@@ -230,7 +215,7 @@ vmrq_request_wait(PGconn *conn, long long id, int timeout_ms, vmrq_status *statu
     PGresult *res;
     int found, ret = -1;
 
-    if (!(res = exec_params(conn, "wait", "LISTEN vmrq_done", 0, NULL, PGRES_COMMAND_OK)))
+    if (!(res = vmrq_pg_exec(conn, "wait", "LISTEN vmrq_done", 0, NULL, PGRES_COMMAND_OK)))
         return -1;
     PQclear(res);
 
@@ -290,7 +275,7 @@ vmrq_request_cancel(PGconn *conn, long long id)
     PGresult *res;
 
     snprintf(idbuf, sizeof(idbuf), "%lld", id);
-    res = exec_params(conn, "cancel", "SELECT vmrq_cancel($1)", 1, params, PGRES_TUPLES_OK);
+    res = vmrq_pg_exec(conn, "cancel", "SELECT vmrq_cancel($1)", 1, params, PGRES_TUPLES_OK);
     if (!res)
         return -1;
     PQclear(res);
