@@ -12,7 +12,8 @@
  *     scheduled in five minutes, and a child waiting on a younger request must not deadlock;
  *   - per-class admission: the caller passes the free slots of one class;
  *   - node affinity: a request whose domain lives on another node is left to that node's daemon
- *     (domains without a node, and requests without a domain, go to any daemon).
+ *     (domains without a node, and requests without a domain, go to any daemon), and so is a
+ *     refresh_vms naming another node.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,8 @@
     "              OR (o.status = 'requested' AND o.id < q.id"                           \
     "                  AND (o.at_time IS NULL OR o.at_time <= now())))))"                \
     " AND coalesce((SELECT n.name FROM domains d JOIN nodes n ON n.id = d.id_node"       \
-    "               WHERE d.id = q.id_domain), $2) = $2"
+    "               WHERE d.id = q.id_domain),"                                           \
+    "              CASE WHEN q.command = 'refresh_vms' THEN q.args->>'node' END, $2) = $2"
 
 /* One admission lane: up to LIMIT runnable requests whose command is in the array COMMANDS,
  * locked. Every condition is a per-row filter (no join): the planner then walks requests_claim

@@ -4,7 +4,7 @@
  * One thread owns the control connection and every decision; workers (pool.c) only run
  * handlers. Each turn of the loop:
  *   signals -> (re)connect -> take finished jobs -> deadlines -> write completions (one batch)
- *   -> heartbeat, recovery, periodic cleanup -> claim pass if anything woke us -> poll().
+ *   -> heartbeat, recovery, periodic cleanup and refresh -> claim pass if anything woke us -> poll().
  * It sleeps in poll() on the libpq socket (NOTIFY vmrq_request), a pipe the workers write when a
  * job finishes, and a timeout: the earliest of the next scheduled request (`at`), the fallback
  * poll, the heartbeat, recovery, cleanup, a handler deadline, a reconnection.
@@ -58,6 +58,7 @@ struct vmrqd {
     bool want_due;               /* a request arrived or was requeued: the timer may move */
     long long next_due_ms;       /* -1: nothing scheduled */
     long long next_poll_ms, next_recover_ms, next_cleanup_ms;
+    long long next_refresh_ms;   /* the first one at start-up: events were missed while stopped */
     bool draining;
     long long drain_until_ms;
 };
@@ -274,22 +275,28 @@ claim_pass(struct vmrqd *d)
     d->next_poll_ms = now_ms() + d->cfg->poll_interval_ms;
 }
 
+/* The daemon's own periodic requests: cleanup (with the configured retention) and refresh_vms
+ * of this node. A pending identical one is reused (both are NODUP). */
 static void
-enqueue_cleanup(struct vmrqd *d)
+enqueue_periodic(struct vmrqd *d, const char *command)
 {
-    vmrq_request *req = vmrq_request_new("cleanup");
+    vmrq_request *req = vmrq_request_new(command);
+    int rc = req ? 0 : -1;
 
-    if (!req || vmrq_request_set_int(req, "older_than", d->cfg->retention_ms / 1000) < 0 ||
-        vmrq_request_enqueue(d->ctl.conn, req) < 0) {
-        log_warnx("cannot enqueue cleanup: %s", vmrq_error_message());
+    if (rc == 0 && strcmp(command, "cleanup") == 0)
+        rc = vmrq_request_set_int(req, "older_than", d->cfg->retention_ms / 1000);
+    else if (rc == 0)
+        rc = vmrq_request_set_string(req, "node", d->cfg->node);
+    if (rc < 0 || vmrq_request_enqueue(d->ctl.conn, req) < 0) {
+        log_warnx("cannot enqueue %s: %s", command, vmrq_error_message());
         ctl_check(&d->ctl);
     } else {
-        log_debug("enqueued cleanup as request %lld", vmrq_request_id(req));
+        log_debug("enqueued %s as request %lld", command, vmrq_request_id(req));
     }
     vmrq_request_free(req);
 }
 
-/* Heartbeat, recovery of dead daemons' claims, periodic cleanup. */
+/* Heartbeat, recovery of dead daemons' claims, periodic cleanup and refresh. */
 static void
 housekeeping(struct vmrqd *d)
 {
@@ -314,8 +321,12 @@ housekeeping(struct vmrqd *d)
         d->next_recover_ms = now + d->cfg->lease_ms / 2;
     }
     if (d->cfg->cleanup_interval_ms > 0 && now >= d->next_cleanup_ms) {
-        enqueue_cleanup(d);
+        enqueue_periodic(d, "cleanup");
         d->next_cleanup_ms = now + d->cfg->cleanup_interval_ms;
+    }
+    if (d->cfg->refresh_interval_ms > 0 && now >= d->next_refresh_ms) {
+        enqueue_periodic(d, "refresh_vms");
+        d->next_refresh_ms = now + d->cfg->refresh_interval_ms;
     }
 }
 
@@ -397,6 +408,8 @@ poll_timeout(const struct vmrqd *d)
                                 ? d->next_recover_ms : d->ctl.up_since_ms + d->cfg->lease_ms);
         if (d->cfg->cleanup_interval_ms > 0)
             t = min_positive(t, d->next_cleanup_ms);
+        if (d->cfg->refresh_interval_ms > 0)
+            t = min_positive(t, d->next_refresh_ms);
     }
     for (int i = 0; i < d->ninflight; i++)
         if (!d->inflight[i].abandoned)
@@ -429,7 +442,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
         fatalx("hypervisor: %s", driver_error_message());
     if (!(d.events = events_new(cfg->database, cfg->node)))
         fatalx("events: out of memory");
-    if (driver_events(d.drv, events_on_domain, d.events) < 0)
+    if (driver_events(d.drv, events_on_domain, events_on_connection, d.events) < 0)
         log_warnx("no lifecycle events from the hypervisor (%s): domains.status follows vmrq's own"
                   " operations and refreshes only", driver_error_message());
     d.loop_worker.index = -1;

@@ -129,9 +129,9 @@ driver_agent_ping(struct driver *drv, struct driver_dom *dom, long long *guest_t
 }
 
 int
-driver_events(struct driver *drv, driver_event_fn fn, void *opaque)
+driver_events(struct driver *drv, driver_event_fn fn, driver_conn_fn conn_fn, void *opaque)
 {
-    return drv->ops->events ? drv->ops->events(drv, fn, opaque) : UNSUPPORTED(drv, "events");
+    return drv->ops->events ? drv->ops->events(drv, fn, conn_fn, opaque) : UNSUPPORTED(drv, "events");
 }
 
 const char *

@@ -1,9 +1,9 @@
 /*
  * driver.h - the hypervisor driver behind a vtable, after libvirt's own driver tables: one slot
  * per operation; a NULL slot means "unsupported", reported by the wrappers below as
- * "OPERATION is not supported by the NAME driver", never by callers. driver_kvm.c fills it over
- * libvirt (KVM in production, libvirt's test driver in tests and the demo) and is the only file
- * that includes libvirt.
+ * "OPERATION is not supported by the NAME driver", never by callers. driver_kvm*.c fill it over
+ * libvirt (KVM in production, libvirt's test driver in tests and the demo) and are the only files
+ * that include libvirt.
  *
  * Errors are reported once, where they happen, into a thread-local slot (driver_error_*); every
  * function returns -1 (or NULL) on error. Handles are owned by the caller and freed with
@@ -45,13 +45,19 @@ struct dom_info {
 struct dom_event {
     const char *name;   /* the domain */
     const char *uuid;
-    const char *event;  /* "started", "suspended", "resumed", "stopped", "crashed", ... */
-    const char *detail; /* "booted", "shutdown", "destroyed", "saved", "paused", ... */
+    const char *event;  /* "started", "suspended", "resumed", "stopped", "crashed", ...,
+                           "rebooted", "agent" */
+    const char *detail; /* "booted", "shutdown", "destroyed", "saved", "paused", ...,
+                           "guest" (rebooted), "connected" or "disconnected" (agent) */
     const char *status; /* what domains.status becomes ("shutdown", "running", ...); NULL: unchanged */
 };
 
-/* Called on the driver's event thread for every lifecycle event; must not block for long. */
+/* Called on the driver's event thread for every domain event; must not block for long. */
 typedef void (*driver_event_fn)(void *opaque, const struct dom_event *ev);
+/* Called on a driver thread when the hypervisor connection is lost (up false; `why` says how)
+ * and when the driver has reconnected and subscribed again (up true): events may have been
+ * missed in between. */
+typedef void (*driver_conn_fn)(void *opaque, bool up, const char *why);
 
 struct driver_ops {
     const char *name;
@@ -72,7 +78,7 @@ struct driver_ops {
     int (*managed_save)(struct driver_dom *dom);
     int (*set_time)(struct driver_dom *dom);
     int (*agent_ping)(struct driver_dom *dom, long long *guest_time);
-    int (*events)(struct driver *drv, driver_event_fn fn, void *opaque);
+    int (*events)(struct driver *drv, driver_event_fn fn, driver_conn_fn conn_fn, void *opaque);
 };
 
 struct driver {
@@ -104,8 +110,10 @@ int driver_managed_save(struct driver *drv, struct driver_dom *dom);
 int driver_set_time(struct driver *drv, struct driver_dom *dom);
 /* Whether the guest agent answers; its clock (seconds since the epoch) into *guest_time. */
 int driver_agent_ping(struct driver *drv, struct driver_dom *dom, long long *guest_time);
-/* Subscribes `fn` to the lifecycle events of every domain, from now until driver_close(). */
-int driver_events(struct driver *drv, driver_event_fn fn, void *opaque);
+/* Subscribes `fn` to the events of every domain (lifecycle, reboot, guest agent) and `conn_fn`
+ * (may be NULL) to the connection going and coming back, from now until driver_close().
+ * A driver that loses its connection reconnects by itself, with backoff. */
+int driver_events(struct driver *drv, driver_event_fn fn, driver_conn_fn conn_fn, void *opaque);
 
 /* This thread's last driver error: a one-line message (libvirt's own words kept), whether
  * trying again later may work (connection lost, agent not answering, time-out), and whether the

@@ -77,6 +77,37 @@ events_on_domain(void *opaque, const struct dom_event *e)
 }
 
 void
+events_on_connection(void *opaque, bool up, const char *why)
+{
+    struct events *ev = opaque;
+    const char *params[1] = { ev->node };
+    PGresult *res;
+
+    if (!up) {
+        log_warnx("hypervisor connection lost (%s): reconnecting; domain events wait until then", why);
+        return;
+    }
+    /* Events were missed while the connection was down: refresh this node's domains. The
+     * refresh is a request like any other, so it is in the history. */
+    pthread_mutex_lock(&ev->lock);
+    if (!ev->conn || PQstatus(ev->conn) != CONNECTION_OK) {
+        PQfinish(ev->conn);
+        ev->conn = PQconnectdb(ev->conninfo);
+    }
+    res = PQexecParams(ev->conn, "SELECT vmrq_request('refresh_vms', jsonb_build_object('node', $1::text))",
+                       1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        log_warnx("hypervisor connection back, but no refresh_vms enqueued: %s", m ? m : PQerrorMessage(ev->conn));
+    } else {
+        log_info("hypervisor connection back: events subscribed again; refresh_vms is request %s",
+                 PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    pthread_mutex_unlock(&ev->lock);
+}
+
+void
 events_free(struct events *ev)
 {
     if (!ev)

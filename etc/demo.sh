@@ -35,7 +35,7 @@ for u in alice bob carol; do vmrq domain add "desk-$u" --owner "$u" --node demo 
 run user list
 
 say "vmrqd starts (node 'demo', libvirt $URI)"
-printf 'pidfile =\nlease = 5s\ncleanup_interval = 0\nlog_level = info\n' > "$DEMO/vmrqd.conf"
+printf 'pidfile =\nlease = 5s\ncleanup_interval = 0\nrefresh_interval = 0\nlog_level = info\n' > "$DEMO/vmrqd.conf"
 VMRQ_NODE=demo VMRQ_LIBVIRT_URI="$URI" "$BUILD/vmrqd" -d -f "$DEMO/vmrqd.conf" 2> "$DEMO/vmrqd.log" &
 daemon=$!
 trap 'kill -9 $daemon 2>/dev/null || true' EXIT

@@ -52,7 +52,11 @@ static const vmrq_arg args_shutdown_start[] = {
     ARG_UID(MANDATORY), ARG_ID_DOMAIN, ARG_NAME,
     ARG_TIMEOUT("seconds before a force_shutdown follows"), ARG_END
 };
-static const vmrq_arg args_refresh_vms[] = { ARG_UID(OPTIONAL), ARG_END };
+static const vmrq_arg args_refresh_vms[] = {
+    ARG_UID(OPTIONAL),
+    { "node", OPTIONAL, VMRQ_ARG_STRING, 0, 0, NULL, "only the daemon of this node runs it (default: any)" },
+    ARG_END
+};
 static const vmrq_arg args_cleanup[] = {
     { "older_than", OPTIONAL, VMRQ_ARG_INT, 0, INT32_MAX, NULL,
       "seconds a finished request is kept (default: vmrqd's retention)" },

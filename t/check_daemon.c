@@ -266,7 +266,7 @@ START_TEST(test_sighup_keeps_running_on_a_broken_file)
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 1, 5000), 1);
 
     ck_assert((f = fopen(da.conf, "w")) != NULL);
-    fputs("pidfile =\ncleanup_interval = 0\nlease = 1s\nlog_level = debug\n", f);
+    fputs("pidfile =\ncleanup_interval = 0\nrefresh_interval = 0\nlease = 1s\nlog_level = debug\n", f);
     fclose(f);
     kill(da.pid, SIGHUP);
     for (int i = 0; i < 200 && !t_daemon_logged(&da, "configuration reloaded"); i++)

@@ -356,7 +356,7 @@ START_TEST(test_events_follow_the_hypervisor)
     struct driver_dom *dom;
     long long force;
 
-    ck_assert_int_eq(driver_events(drv, events_on_domain, ev), 0);
+    ck_assert_int_eq(driver_events(drv, events_on_domain, events_on_connection, ev), 0);
     refresh_and_own();
     force = t_sql_int(t_db, "SELECT vmrq_request('force_shutdown', jsonb_build_object('uid', 1, 'name', 'desk-alice',"
                             " 'at', extract(epoch FROM now())::bigint + 60))", 0, NULL);
