@@ -34,10 +34,10 @@ silent(void *opaque, virErrorPtr err)
     (void)err;
 }
 
-int
-kvm_report(const char *what)
+/* libvirt's error `e` (NULL: none) as this thread's driver error, prefixed with `what`. */
+static void
+report_error(const char *what, virErrorPtr e)
 {
-    virErrorPtr e = virGetLastError();
     int code = e ? e->code : VIR_ERR_INTERNAL_ERROR;
     bool retryable = code == VIR_ERR_AGENT_UNRESPONSIVE || code == VIR_ERR_OPERATION_TIMEOUT ||
                      code == VIR_ERR_NO_CONNECT || code == VIR_ERR_RPC || code == VIR_ERR_AGENT_UNSYNCED ||
@@ -45,6 +45,12 @@ kvm_report(const char *what)
 
     driver_error_set(retryable, code == VIR_ERR_NO_DOMAIN, "%s: %s", what,
                      e && e->message ? e->message : "unknown libvirt error");
+}
+
+int
+kvm_report(const char *what)
+{
+    report_error(what, virGetLastError());
     virResetLastError();
     return -1;
 }
@@ -214,10 +220,21 @@ cleanup:
     return ret;
 }
 
+/* 0, or -1 with libvirt's error reported under the domain's name. */
 static int
 check(int rc, struct driver_dom *dom)
 {
-    return rc < 0 ? kvm_report(virDomainGetName(dom->dom)) : 0;
+    virError err;
+    const char *name;
+
+    if (rc >= 0)
+        return 0;
+    memset(&err, 0, sizeof(err));
+    virCopyLastError(&err); /* every public call, virDomainGetName() too, resets it */
+    name = virDomainGetName(dom->dom);
+    report_error(name ? name : "domain", &err);
+    virResetError(&err);
+    return -1;
 }
 
 /* The test-driver emulation of a guest that ignores the power button (see the top). */

@@ -24,6 +24,8 @@ lifecycle_names(int event, int detail, struct dom_event *ev)
     static const char *const stopped[] = { "shutdown", "destroyed", "crashed", "migrated", "saved", "failed",
                                            "from_snapshot" };
     static const char *const shutdown[] = { "finished", "guest", "host" };
+    static const char *const defined[] = { "added", "updated", "renamed", "from_snapshot" };
+    static const char *const undefined[] = { "removed", "renamed" };
 #define NAME(table, i) ((i) >= 0 && (size_t)(i) < sizeof(table) / sizeof(table[0]) ? table[i] : "unknown")
     ev->event = NAME(events, event);
     ev->status = NULL;
@@ -40,7 +42,8 @@ lifecycle_names(int event, int detail, struct dom_event *ev)
     case VIR_DOMAIN_EVENT_SHUTDOWN: ev->detail = NAME(shutdown, detail); ev->status = "shutting_down"; break;
     case VIR_DOMAIN_EVENT_PMSUSPENDED: ev->detail = "memory"; ev->status = "pmsuspended"; break;
     case VIR_DOMAIN_EVENT_CRASHED: ev->detail = detail == 0 ? "panicked" : "crashloaded"; ev->status = "crashed"; break;
-    case VIR_DOMAIN_EVENT_UNDEFINED: ev->detail = "removed"; ev->status = "missing"; break;
+    case VIR_DOMAIN_EVENT_DEFINED: ev->detail = NAME(defined, detail); break;
+    case VIR_DOMAIN_EVENT_UNDEFINED: ev->detail = NAME(undefined, detail); ev->status = "missing"; break;
     default: ev->detail = "unknown";
     }
 #undef NAME

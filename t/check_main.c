@@ -1,6 +1,6 @@
 /*
  * check_main.c - the test runner: applies the schema to the throwaway database once, then runs
- * every suite. Run through t/with-pg (make check). Subsets: CK_RUN_SUITE=queue, or tags with
+ * every suite. Run through t/with-pg and t/with-libvirtd (make check). Subsets: CK_RUN_SUITE=queue, or tags with
  * CK_INCLUDE_TAGS / CK_EXCLUDE_TAGS ("db", "cli", "daemon"). Under valgrind or gdb: CK_FORK=no.
  */
 #include <stdio.h>
@@ -38,8 +38,14 @@ main(void)
     srunner_add_suite(sr, config_suite());
     srunner_add_suite(sr, daemon_suite());
     srunner_add_suite(sr, domain_suite());
+    srunner_add_suite(sr, guest_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    /* The real-guest tier never passes silently: no tier, no pass without saying so. */
+    if (getenv("VMRQ_GUEST_SKIP"))
+        printf("guest: SKIPPED: %s\n", getenv("VMRQ_GUEST_SKIP"));
+    else if (!getenv("VMRQ_GUEST_URI"))
+        printf("guest: SKIPPED: not run under t/with-libvirtd\n");
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

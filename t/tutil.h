@@ -21,6 +21,7 @@ Suite *cli_suite(void);
 Suite *config_suite(void);
 Suite *daemon_suite(void);
 Suite *domain_suite(void);
+Suite *guest_suite(void);
 
 /* A new connection to $VMRQ_DB with notices silenced; fails the test if it cannot connect. */
 PGconn *t_connect(void);

@@ -1,0 +1,400 @@
+/*
+ * check_guest.c - the real-guest tier: a real vmrqd driving a private libvirtd in session mode
+ * (t/with-libvirtd) that runs a tiny Debian guest (t/guest/) in QEMU software emulation. Every
+ * scenario goes `vmrq request` -> vmrqd -> libvirtd -> QEMU, and ends with domains.status equal
+ * to what `virsh domstate` says and domain_events telling the story.
+ *
+ * When t/with-libvirtd could not set the tier up, VMRQ_GUEST_SKIP says why: the suite then has
+ * no tests and check_main prints "guest: SKIPPED: <why>" in the summary.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tutil.h"
+
+#define TEMPLATE "t/guest/domain.xml.in"
+#define AGENT_CHANNEL "<controller type='virtio-serial'/><channel type='unix'>" \
+                      "<target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+
+static struct t_daemon daemon_;
+static const char *uri, *dir;
+
+/* Runs a shell command line (printf-style); returns its exit status. With `out`, its stdout. */
+static int __attribute__((format(printf, 3, 4)))
+sh(char *out, size_t size, const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    FILE *p;
+    size_t n = 0;
+    int status;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    ck_assert((p = popen(cmd, "r")) != NULL);
+    if (out) {
+        n = fread(out, 1, size - 1, p);
+        out[n] = '\0';
+        while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+            out[--n] = '\0';
+    } else {
+        char sink[512];
+        while (fread(sink, 1, sizeof(sink), p) > 0)
+            ;
+    }
+    status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Defines guest `name` from the template: `cmdline` for its kernel, with the agent's channel
+ * or not. */
+static void
+define(const char *name, const char *cmdline, bool agent)
+{
+    char xml[4096], out[4096], path[256];
+    FILE *f = fopen(TEMPLATE, "r");
+    size_t n;
+    char *o = out;
+
+    ck_assert_msg(f != NULL, "cannot read %s", TEMPLATE);
+    n = fread(xml, 1, sizeof(xml) - 1, f);
+    xml[n] = '\0';
+    fclose(f);
+    for (const char *p = xml; *p && o < out + sizeof(out) - 512;) {
+        const char *with = NULL;
+        size_t skip = 0;
+        if (strncmp(p, "@NAME@", 6) == 0) with = name, skip = 6;
+        else if (strncmp(p, "@DIR@", 5) == 0) with = dir, skip = 5;
+        else if (strncmp(p, "@CMDLINE@", 9) == 0) with = cmdline, skip = 9;
+        else if (strncmp(p, "@AGENT@", 7) == 0) with = agent ? AGENT_CHANNEL : "", skip = 7;
+        if (with) {
+            o += snprintf(o, out + sizeof(out) - o, "%s", with);
+            p += skip;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    snprintf(path, sizeof(path), "%s/%s.xml", dir, name);
+    ck_assert((f = fopen(path, "w")) != NULL);
+    fputs(out, f);
+    fclose(f);
+    ck_assert_int_eq(sh(NULL, 0, "virsh -q -c '%s' define '%s' 2>&1", uri, path), 0);
+}
+
+/* Whether the guest's serial console has printed `text` (the file is rewritten at each boot). */
+static bool
+serial_says(const char *name, const char *text)
+{
+    char path[256], buf[8192];
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "%s/%s.serial", dir, name);
+    if (!(f = fopen(path, "r")))
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return strstr(buf, text) != NULL;
+}
+
+static void
+wait_serial(const char *name, const char *text, int timeout_ms)
+{
+    for (int waited = 0; !serial_says(name, text); waited += 50) {
+        ck_assert_msg(waited < timeout_ms, "%s: no '%s' on the serial console within %d ms", name, text, timeout_ms);
+        sleep_ms(50);
+    }
+}
+
+/* `vmrq request ...`, which must exit with `want`; returns its stderr's first line (static). */
+static const char *
+request(int want, const char *command, const char *name, const char *extra1, const char *extra2)
+{
+    static char err[512];
+    char namearg[128];
+    struct t_cli r;
+
+    snprintf(namearg, sizeof(namearg), "name=%s", name);
+    r = t_cli_run("request", command, "uid=1", namearg, "--wait", extra1, extra2, NULL);
+    snprintf(err, sizeof(err), "%s", r.err);
+    ck_assert_msg(r.status == want, "vmrq request %s %s: exit %d, want %d: %s", command, name, r.status, want, r.err);
+    t_cli_free(&r);
+    return err;
+}
+
+/* domains.status of `name`, and whether it is what virsh domstate says. */
+static void
+assert_matches_virsh(const char *name, const char *want)
+{
+    const char *params[1] = { name };
+    char state[128];
+    PGresult *res = t_sql(t_db, "SELECT status FROM domains WHERE name = $1", 1, params);
+    const char *status;
+    const char *virsh_says;
+
+    ck_assert_int_eq(PQntuples(res), 1);
+    status = PQgetvalue(res, 0, 0);
+    ck_assert_int_eq(sh(state, sizeof(state), "virsh -q -c '%s' domstate '%s'", uri, name), 0);
+    virsh_says = strcmp(state, "shut off") == 0 ? (strcmp(status, "hibernated") == 0 ? "hibernated" : "shutdown")
+                                                 : state;
+    ck_assert_msg(strcmp(status, virsh_says) == 0, "%s: domains.status '%s', virsh domstate '%s'", name, status, state);
+    ck_assert_str_eq(status, want);
+    PQclear(res);
+}
+
+/* Waits until domains.status of `name` is `want` (events are asynchronous). */
+static void
+wait_status(const char *name, const char *want, int timeout_ms)
+{
+    const char *params[2] = { name, want };
+    PGconn *c = t_db;
+
+    for (int waited = 0;; waited += 20) {
+        if (t_sql_int(c, "SELECT count(*) FROM domains WHERE name = $1 AND status = $2", 2, params) == 1)
+            return;
+        ck_assert_msg(waited < timeout_ms, "%s: status not '%s' within %d ms", name, want, timeout_ms);
+        sleep_ms(20);
+    }
+}
+
+/* The domain's events, oldest first: "started/booted stopped/shutdown ..." (static). */
+static const char *
+story(const char *name)
+{
+    static char buf[2048];
+    const char *params[1] = { name };
+    PGresult *res = t_sql(t_db, "SELECT coalesce(string_agg(event || '/' || detail, ' ' ORDER BY id), '')"
+                                "  FROM domain_events WHERE domain = $1", 1, params);
+
+    snprintf(buf, sizeof(buf), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return buf;
+}
+
+/* Asserts that the story of `name` holds the NULL-terminated events in this order. */
+static void
+assert_story(const char *name, ...)
+{
+    const char *s = story(name), *at = s, *ev;
+    va_list ap;
+
+    va_start(ap, name);
+    while ((ev = va_arg(ap, const char *))) {
+        const char *found = strstr(at, ev);
+        ck_assert_msg(found != NULL, "%s: no '%s' after '%.*s' in its events: %s", name, ev, (int)(at - s), s, s);
+        at = found + strlen(ev);
+    }
+    va_end(ap);
+}
+
+/* Defines the guest, lets vmrqd find it (refresh_vms), gives it to alice, starts it through vmrq
+ * and waits until the guest says it is ready. */
+static void
+boot(const char *name, const char *cmdline, bool agent)
+{
+    const char *params[1] = { name };
+    struct t_cli r;
+
+    define(name, cmdline, agent);
+    r = t_cli_run("request", "refresh_vms", "--wait", NULL);
+    ck_assert_msg(r.status == 0, "refresh_vms: %s", r.err);
+    t_cli_free(&r);
+    PQclear(t_sql(t_db, "UPDATE domains SET id_owner = 1 WHERE name = $1", 1, params));
+    request(0, "start", name, NULL, NULL);
+    wait_serial(name, "GUEST-READY", 60000);
+    assert_matches_virsh(name, "running");
+}
+
+static void
+setup(void)
+{
+    char conf[1024];
+
+    t_db_setup();
+    uri = getenv("VMRQ_GUEST_URI");
+    dir = getenv("VMRQ_GUEST_DIR");
+    PQclear(t_sql(t_db, "INSERT INTO users (name, is_operator, is_admin) VALUES ('alice', false, false)", 0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO nodes (name, uri) VALUES ('guest', 'qemu:///session')", 0, NULL));
+    memset(&daemon_, 0, sizeof(daemon_));
+    snprintf(conf, sizeof(conf), "libvirt_uri = %s\nnode = guest\nlease = 1s\nretry_backoff = 1s\nlog_level = info\n", uri);
+    t_daemon_start(&daemon_, conf, false);
+}
+
+static void
+teardown(void)
+{
+    char names[4096];
+
+    t_daemon_cleanup(&daemon_);
+    /* every guest of the test goes, whatever state it was left in */
+    if (sh(names, sizeof(names), "virsh -q -c '%s' list --all --name", uri) == 0)
+        for (char *n = strtok(names, "\n"); n; n = strtok(NULL, "\n")) {
+            sh(NULL, 0, "virsh -q -c '%s' destroy '%s' >/dev/null 2>&1", uri, n);
+            sh(NULL, 0, "virsh -q -c '%s' undefine --managed-save '%s' >/dev/null 2>&1", uri, n);
+        }
+    t_db_teardown();
+}
+
+/* The power button: the guest powers off, the event says how, and the follow-up force_shutdown
+ * that the timeout queued is moot: done, without a hypervisor call. */
+START_TEST(test_shutdown_acpi)
+{
+    boot("g-acpi", "", false);
+    request(0, "shutdown", "g-acpi", "mode=acpi", "timeout=60");
+    wait_serial("g-acpi", "GUEST-POWER-BUTTON", 20000);
+    wait_status("g-acpi", "shutdown", 20000);
+    assert_matches_virsh("g-acpi", "shutdown");
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'force_shutdown'"
+                                        " AND status = 'done' AND output->>'note' = 'domain already down'", 1, 5000), 1);
+    assert_story("g-acpi", "started/booted", "stopped/shutdown", NULL);
+}
+END_TEST
+
+/* A guest that ignores the power button: after `timeout` the follow-up force_shutdown destroys it. */
+START_TEST(test_ignored_power_button_is_forced)
+{
+    boot("g-deaf", "vmrq.power=ignore", false);
+    request(0, "shutdown", "g-deaf", "mode=acpi", "timeout=2");
+    sleep_ms(1000);
+    assert_matches_virsh("g-deaf", "running"); /* still up: the guest did not react */
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'force_shutdown'"
+                                        " AND status = 'done'", 1, 20000), 1);
+    wait_status("g-deaf", "shutdown", 5000);
+    assert_matches_virsh("g-deaf", "shutdown");
+    ck_assert(!serial_says("g-deaf", "GUEST-POWER-BUTTON"));
+    assert_story("g-deaf", "started/booted", "stopped/destroyed", NULL);
+}
+END_TEST
+
+/* Pause and resume; hibernate (managed save) and start again: restored, not booted. */
+START_TEST(test_pause_resume_hibernate_restore)
+{
+    boot("g-sleep", "", false);
+    request(0, "pause", "g-sleep", NULL, NULL);
+    wait_status("g-sleep", "paused", 5000);
+    assert_matches_virsh("g-sleep", "paused");
+    request(0, "resume", "g-sleep", NULL, NULL);
+    wait_status("g-sleep", "running", 5000);
+    assert_matches_virsh("g-sleep", "running");
+    request(0, "hibernate", "g-sleep", NULL, NULL);
+    wait_status("g-sleep", "hibernated", 5000);
+    assert_matches_virsh("g-sleep", "hibernated");
+    request(0, "start", "g-sleep", NULL, NULL);
+    wait_status("g-sleep", "running", 5000);
+    assert_matches_virsh("g-sleep", "running");
+    assert_story("g-sleep", "started/booted", "suspended/paused", "resumed/unpaused", "stopped/saved",
+                 "started/restored", NULL);
+}
+END_TEST
+
+/* A domain destroyed behind vmrq's back is noticed by its event within a second. */
+START_TEST(test_destroyed_behind_our_back)
+{
+    struct timespec t0, t1;
+    long ms;
+
+    boot("g-victim", "", false);
+    ck_assert_int_eq(sh(NULL, 0, "virsh -q -c '%s' destroy g-victim", uri), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    wait_status("g-victim", "shutdown", 1000);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    ck_assert_int_lt(ms, 1000);
+    assert_matches_virsh("g-victim", "shutdown");
+    assert_story("g-victim", "started/booted", "stopped/destroyed", NULL);
+}
+END_TEST
+
+/* libvirtd killed; meanwhile one guest dies; libvirtd back: vmrqd reconnects, refreshes (the
+ * table is right again), and hears events again. */
+START_TEST(test_libvirtd_restart)
+{
+    const char *ctl = getenv("VMRQ_GUEST_LIBVIRTD");
+    char pidfile[512];
+
+    boot("g-orphan", "", false);
+    ck_assert_int_eq(sh(NULL, 0, "'%s' stop", ctl), 0);
+    /* The guest dies while nobody is listening (its QEMU killed, as a crash would). */
+    snprintf(pidfile, sizeof(pidfile), "%s/../run/libvirt/qemu/run/g-orphan.pid", dir);
+    ck_assert_int_eq(sh(NULL, 0, "kill -9 $(cat '%s')", pidfile), 0);
+    sleep_ms(500);
+    ck_assert_msg(strstr(story("g-orphan"), "stopped") == NULL, "%s", story("g-orphan")); /* nothing heard */
+    ck_assert_int_eq(sh(NULL, 0, "'%s' start", ctl), 0);
+    wait_status("g-orphan", "shutdown", 15000);
+    assert_matches_virsh("g-orphan", "shutdown");
+    ck_assert(t_daemon_logged(&daemon_, "hypervisor connection lost"));
+    ck_assert(t_daemon_logged(&daemon_, "hypervisor connection back"));
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE command = 'refresh_vms'"
+                                     " AND args->>'node' = 'guest' AND status = 'done'", 0, NULL), 1);
+    /* events flow again on the new connection */
+    request(0, "start", "g-orphan", NULL, NULL);
+    wait_serial("g-orphan", "GUEST-READY", 60000);
+    assert_matches_virsh("g-orphan", "running");
+    assert_story("g-orphan", "started/booted", "started/booted", NULL);
+}
+END_TEST
+
+/* The guest agent: not there yet -> libvirt's clear message (or retried with retry=N); once it
+ * has connected, ping_agent and set_time answer, and shutdown mode=agent powers off. */
+START_TEST(test_guest_agent)
+{
+    const char *err;
+
+    define("g-agent", "", true);
+    {
+        struct t_cli r = t_cli_run("request", "refresh_vms", "--wait", NULL);
+        ck_assert_int_eq(r.status, 0);
+        t_cli_free(&r);
+    }
+    PQclear(t_sql(t_db, "UPDATE domains SET id_owner = 1 WHERE name = 'g-agent'", 0, NULL));
+    request(0, "start", "g-agent", NULL, NULL);
+    err = request(1, "ping_agent", "g-agent", NULL, NULL); /* the guest is still booting */
+    ck_assert_msg(strstr(err, "agent") != NULL && strstr(err, "not connected") != NULL, "%s", err);
+    request(0, "ping_agent", "g-agent", "retry=30", NULL);  /* retried until the agent answers */
+    assert_story("g-agent", "started/booted", "agent/connected", NULL);
+    ck_assert_int_gt(t_sql_int(t_db, "SELECT (output->>'guest_time')::bigint FROM requests"
+                                     " WHERE command = 'ping_agent' AND status = 'done'", 0, NULL),
+                     (long long)time(NULL) - 3600);
+    request(0, "set_time", "g-agent", NULL, NULL);
+    request(0, "shutdown", "g-agent", "mode=agent", NULL);
+    wait_serial("g-agent", "GUEST-SHUTDOWN", 20000);
+    wait_status("g-agent", "shutdown", 20000);
+    assert_matches_virsh("g-agent", "shutdown");
+    assert_story("g-agent", "started/booted", "agent/connected", "stopped/shutdown", NULL);
+}
+END_TEST
+
+Suite *
+guest_suite(void)
+{
+    Suite *s = suite_create("guest");
+    TCase *tc = tcase_create("guest");
+
+    if (getenv("VMRQ_GUEST_SKIP") || !getenv("VMRQ_GUEST_URI"))
+        return s; /* check_main says SKIPPED, with the reason */
+    tcase_set_tags(tc, "db libvirt guest");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_shutdown_acpi);
+    tcase_add_test(tc, test_ignored_power_button_is_forced);
+    tcase_add_test(tc, test_pause_resume_hibernate_restore);
+    tcase_add_test(tc, test_destroyed_behind_our_back);
+    tcase_add_test(tc, test_libvirtd_restart);
+    tcase_add_test(tc, test_guest_agent);
+    suite_add_tcase(s, tc);
+    return s;
+}
