@@ -423,12 +423,35 @@ START_TEST(test_node_affinity)
     PQclear(t_sql(t_db, "INSERT INTO requests (command, args)"
                         " SELECT 'pause', jsonb_build_object('uid', 4, 'id_domain', d.id)"
                         "   FROM domains d, generate_series(1, 10) WHERE d.name LIKE 'on-%'", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE finished_at IS NOT NULL", 60, 20000), 60);
+    /* a refresh naming its node runs on that node's daemon only */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', jsonb_build_object('node', n, '_force', true))"
+                        "  FROM (VALUES ('n1'), ('n2'), ('n2'), ('n1')) v(n)", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE finished_at IS NOT NULL", 64, 20000), 64);
     ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests r JOIN domains d ON d.id = r.id_domain"
                                      " JOIN nodes n ON n.id = d.id_node JOIN daemons m ON m.id = r.id_daemon"
                                      " WHERE m.node = n.name", 0, NULL), 60);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests r JOIN daemons m ON m.id = r.id_daemon"
+                                     " WHERE r.command = 'refresh_vms' AND r.status = 'done'"
+                                     "   AND m.node = r.args->>'node'", 0, NULL), 4);
     t_daemon_cleanup(&a);
     t_daemon_cleanup(&b);
+}
+END_TEST
+
+/* vmrqd refreshes its own node at start-up and every refresh_interval, by itself. */
+START_TEST(test_periodic_refresh)
+{
+    struct t_daemon d;
+    char conf[PATH_MAX + 128];
+
+    memset(&d, 0, sizeof(d));
+    snprintf(conf, sizeof(conf), "lease = 1s\nlibvirt_uri = %s\nnode = demo\nrefresh_interval = 1s\n", uri);
+    t_daemon_start(&d, conf, false);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains", 6, 5000), 6); /* at start-up */
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT least(count(*), 2) FROM requests WHERE command = 'refresh_vms'"
+                                        " AND args->>'node' = 'demo' AND status = 'done'", 2, 5000), 2);
+    ck_assert_int_eq(t_daemon_wait(&d, SIGTERM, 5000), 0);
+    t_daemon_cleanup(&d);
 }
 END_TEST
 
@@ -489,6 +512,7 @@ domain_suite(void)
     tcase_add_test(tc, test_events_follow_the_hypervisor);
     tcase_add_test(tc, test_ping_agent_reports_the_guest_clock);
     tcase_add_test(tc, test_node_affinity);
+    tcase_add_test(tc, test_periodic_refresh);
     tcase_add_test(tc, test_shutdown_then_force_through_the_daemon);
     suite_add_tcase(s, tc);
     return s;
