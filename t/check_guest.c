@@ -267,7 +267,11 @@ teardown(void)
  * that the timeout queued is moot: done, without a hypervisor call. */
 START_TEST(test_shutdown_acpi)
 {
+    const char *err;
+
     boot("g-acpi", "", false);
+    err = request(1, "ping_agent", "g-acpi", NULL, NULL); /* no agent channel in this guest */
+    ck_assert_msg(strstr(err, "g-acpi: ") && strstr(err, "agent") && strstr(err, "not configured"), "%s", err);
     request(0, "shutdown", "g-acpi", "mode=acpi", "timeout=60");
     wait_serial("g-acpi", "GUEST-POWER-BUTTON", 20000);
     wait_status("g-acpi", "shutdown", 20000);
