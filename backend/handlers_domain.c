@@ -193,9 +193,24 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         job_fail(job, true, "no hypervisor connection");
         goto cleanup;
     }
+    if (!(conn = job_db(job, w)))
+        goto cleanup;
+    /* One refresh of a node at a time (the periodic one may meet one asked for): two would
+     * insert the same new domains at once, and the second would fail on their uuids. */
+    params[0] = w->node;
+    res = PQexecParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+    PQclear(res);
+    res = PQexecParams(conn, "SELECT pg_advisory_xact_lock(hashtext('vmrq refresh_vms ' || $1))", 1, NULL,
+                       params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        job_fail_pg(job, conn, res, "refresh_vms");
+        PQclear(res);
+        goto rollback;
+    }
+    PQclear(res);
     if (driver_list(w->drv, &doms, &n) < 0) {
         job_fail(job, driver_error_retryable(), "%s", driver_error_message());
-        goto cleanup;
+        goto rollback;
     }
     for (size_t i = 0; i < n; i++) {
         struct json_object *r = json_object_new_object();
@@ -204,8 +219,6 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         json_object_object_add(r, "status", json_object_new_string(dom_state_status(doms[i].state, doms[i].managed_save)));
         json_object_array_add(rows, r);
     }
-    if (!(conn = job_db(job, w)))
-        goto cleanup;
     params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
     params[1] = w->node;
     res = PQexecParams(conn,
@@ -228,15 +241,26 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         job_fail_pg(job, conn, res, "refresh_vms");
+        PQclear(res);
+        goto rollback;
+    }
+    out = json_object_new_object();
+    json_object_object_add(out, "added", json_object_new_int(atoi(PQgetvalue(res, 0, 0))));
+    json_object_object_add(out, "refreshed", json_object_new_int(atoi(PQgetvalue(res, 0, 1))));
+    json_object_object_add(out, "missing", json_object_new_int(atoi(PQgetvalue(res, 0, 2))));
+    PQclear(res);
+    res = PQexecParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        job_fail_pg(job, conn, res, "refresh_vms");
+        json_object_put(out);
     } else {
-        out = json_object_new_object();
-        json_object_object_add(out, "added", json_object_new_int(atoi(PQgetvalue(res, 0, 0))));
-        json_object_object_add(out, "refreshed", json_object_new_int(atoi(PQgetvalue(res, 0, 1))));
-        json_object_object_add(out, "missing", json_object_new_int(atoi(PQgetvalue(res, 0, 2))));
         job_set_output(job, out);
     }
     PQclear(res);
+    goto cleanup;
 
+rollback:
+    PQclear(PQexecParams(conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0));
 cleanup:
     free(doms);
     json_object_put(rows);

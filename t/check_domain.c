@@ -438,18 +438,23 @@ START_TEST(test_node_affinity)
 }
 END_TEST
 
-/* vmrqd refreshes its own node at start-up and every refresh_interval, by itself. */
+/* vmrqd refreshes its own node at start-up and every refresh_interval, by itself; refreshes
+ * running at once (here: three, on an empty table) do not trip over each other. */
 START_TEST(test_periodic_refresh)
 {
     struct t_daemon d;
-    char conf[PATH_MAX + 128];
+    char conf[PATH_MAX + 256];
 
     memset(&d, 0, sizeof(d));
-    snprintf(conf, sizeof(conf), "lease = 1s\nlibvirt_uri = %s\nnode = demo\nrefresh_interval = 1s\n", uri);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms'), vmrq_request('refresh_vms', '{\"uid\": 4}')", 0, NULL));
+    snprintf(conf, sizeof(conf), "lease = 1s\nlibvirt_uri = %s\nnode = demo\nrefresh_interval = 1s\n"
+                                 "limit_secondary = 3\n", uri);
     t_daemon_start(&d, conf, false);
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains", 6, 5000), 6); /* at start-up */
     ck_assert_int_eq(t_wait_value(t_db, "SELECT least(count(*), 2) FROM requests WHERE command = 'refresh_vms'"
                                         " AND args->>'node' = 'demo' AND status = 'done'", 2, 5000), 2);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE status <> 'done'"
+                                     " AND finished_at IS NOT NULL", 0, NULL), 0);
     ck_assert_int_eq(t_daemon_wait(&d, SIGTERM, 5000), 0);
     t_daemon_cleanup(&d);
 }

@@ -433,8 +433,12 @@ scenario_domains(void)
                                   " AND b.id > a.id WHERE b.started_at < a.finished_at");
         failed = (long long)sql("SELECT count(*) FROM requests WHERE status <> 'done'");
         daemon_stop(&d);
-        if (overlaps || failed)
-            die("domains: %lld overlapping and %lld failed requests", overlaps, failed);
+        if (overlaps || failed) {
+            PGresult *res = PQexec(db, "SELECT command || ': ' || coalesce(error, status::text) FROM requests"
+                                       " WHERE status <> 'done' ORDER BY id LIMIT 1");
+            die("domains: %lld overlapping and %lld failed requests; the first: %s", overlaps, failed,
+                PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) ? PQgetvalue(res, 0, 0) : "?");
+        }
         add(f, rate);
     }
     unlink(xml);
