@@ -1,5 +1,6 @@
 /*
- * claim.c - the queue's statements as vmrqd runs them (see claim.h). The claim is the heart:
+ * claim.c - the queue's statements as vmrqd runs them (see claim.h). The claim is the heart
+ * (its SQL is vmrq_claim(), sql/0004_claim.sql):
  *
  *   - exactly once: the rows are chosen FOR UPDATE SKIP LOCKED and flipped to `working` in the
  *     same statement, so two daemons never take the same request (id = ANY(ARRAY(...)) makes
@@ -24,49 +25,15 @@
 #include "log.h"
 #include "stmt.h"
 
-/* What makes a request runnable now, for daemon node $2 (q is the candidate row). */
-#define RUNNABLE                                                                            \
-    "q.status = 'requested' AND (q.at_time IS NULL OR q.at_time <= now())"               \
-    " AND (q.id_domain IS NULL OR NOT EXISTS ("                                          \
-    "      SELECT 1 FROM requests o"                                                     \
-    "       WHERE o.id_domain = q.id_domain AND o.id <> q.id"                            \
-    "         AND (o.status = 'working'"                                                 \
-    "              OR (o.status = 'requested' AND o.id < q.id"                           \
-    "                  AND (o.at_time IS NULL OR o.at_time <= now())))))"                \
-    " AND coalesce((SELECT n.name FROM domains d JOIN nodes n ON n.id = d.id_node"       \
-    "               WHERE d.id = q.id_domain),"                                           \
-    "              CASE WHEN q.command = 'refresh_vms' THEN q.args->>'node' END, $2) = $2"
-
-/* One admission lane: up to LIMIT runnable requests whose command is in the array COMMANDS,
- * locked. Every condition is a per-row filter (no join): the planner then walks requests_claim
- * in (priority, id) order and stops at LIMIT. A join here (to nodes or to commands) made it
- * evaluate every pending row and sort them: 128 ms per claim with 18,000 pending, 0.2 ms now. */
-#define LANE(commands, limit)                                                               \
-    "SELECT q.id FROM requests q"                                                        \
-    " WHERE " RUNNABLE " AND q.command = ANY (" commands "::text[])"                     \
-    " ORDER BY q.priority DESC, q.id LIMIT " limit " FOR UPDATE OF q SKIP LOCKED"
-
 /* The claim, in one statement: inline requests ($3: their commands; $4 at most), then the
- * worker requests of each class ($5, $7, $9: the class's other commands; $6, $8, $10 at most).
- * The lanes share one snapshot, so serialization holds across them. $1 daemon, $2 node. */
+ * worker requests of each class ($5, $7, $9: the class's other commands; $6, $8, $10 at most),
+ * for daemon $1 of node $2. It is the function vmrq_claim() (sql/0004_claim.sql), whose plan
+ * does not depend on the statistics of `requests`: a prepared statement's did, and a burst met a
+ * plan made for an empty queue (the migration tells the figures). */
 static const char claim_sql[] =
-    "WITH inl AS (" LANE("$3", "$4") "),"
-    "     imp AS (" LANE("$5", "$6") "),"
-    "     sec AS (" LANE("$7", "$8") "),"
-    "     lng AS (" LANE("$9", "$10") "),"
-    "     claimed AS ("
-    " UPDATE requests r"
-    "    SET status = 'working', started_at = clock_timestamp(), id_daemon = $1,"
-    "        attempts = r.attempts + 1, date_changed = clock_timestamp()"
-    "  WHERE r.id = ANY (ARRAY(SELECT id FROM inl UNION ALL SELECT id FROM imp"
-    "                          UNION ALL SELECT id FROM sec UNION ALL SELECT id FROM lng))"
-    " RETURNING r.id, r.command, r.args::text, r.id_domain, r.uid, r.retry, r.attempts, r.priority)"
-    " SELECT k.id, k.command, k.args, k.id_domain, k.uid, k.retry, k.attempts,"
-    "        k.command = ANY ($3::text[]),"
-    "        CASE WHEN k.command = ANY ($7::text[]) THEN 'secondary'"
-    "             WHEN k.command = ANY ($9::text[]) THEN 'long' ELSE 'important' END"
-    "   FROM claimed k"
-    "  ORDER BY k.priority DESC, k.id";
+    "SELECT id, command, args, id_domain, uid, retry, attempts, inline, class"
+    "  FROM vmrq_claim($1::int, $2, $3::text[], $4::int, $5::text[], $6::int, $7::text[], $8::int,"
+    "                  $9::text[], $10::int)";
 
 static void
 log_pg_failure(PGconn *conn, PGresult *res, const char *what)
