@@ -215,10 +215,19 @@ assert_story(const char *name, ...)
     va_end(ap);
 }
 
-/* Defines the guest, lets vmrqd find it (refresh_vms), gives it to alice, starts it through vmrq
- * and waits until the guest says it is ready. */
+/* `command` through vmrq; then domains.status becomes `status`, as virsh says too. */
 static void
-boot(const char *name, const char *cmdline, bool agent)
+step(const char *command, const char *name, const char *status)
+{
+    request(0, command, name, NULL, NULL);
+    wait_status(name, status, 5000);
+    assert_matches_virsh(name, status);
+}
+
+/* Defines the guest, lets vmrqd find it (refresh_vms), gives it to alice and starts it through
+ * vmrq. */
+static void
+define_and_start(const char *name, const char *cmdline, bool agent)
 {
     const char *params[1] = { name };
     struct t_cli r;
@@ -229,6 +238,13 @@ boot(const char *name, const char *cmdline, bool agent)
     t_cli_free(&r);
     PQclear(t_sql(t_db, "UPDATE domains SET id_owner = 1 WHERE name = $1", 1, params));
     request(0, "start", name, NULL, NULL);
+}
+
+/* define_and_start(), then waits until the guest says it is ready. */
+static void
+boot(const char *name, const char *cmdline, bool agent)
+{
+    define_and_start(name, cmdline, agent);
     wait_serial(name, "GUEST-READY", 60000);
     assert_matches_virsh(name, "running");
 }
@@ -302,18 +318,10 @@ END_TEST
 START_TEST(test_pause_resume_hibernate_restore)
 {
     boot("g-sleep", "", false);
-    request(0, "pause", "g-sleep", NULL, NULL);
-    wait_status("g-sleep", "paused", 5000);
-    assert_matches_virsh("g-sleep", "paused");
-    request(0, "resume", "g-sleep", NULL, NULL);
-    wait_status("g-sleep", "running", 5000);
-    assert_matches_virsh("g-sleep", "running");
-    request(0, "hibernate", "g-sleep", NULL, NULL);
-    wait_status("g-sleep", "hibernated", 5000);
-    assert_matches_virsh("g-sleep", "hibernated");
-    request(0, "start", "g-sleep", NULL, NULL);
-    wait_status("g-sleep", "running", 5000);
-    assert_matches_virsh("g-sleep", "running");
+    step("pause", "g-sleep", "paused");
+    step("resume", "g-sleep", "running");
+    step("hibernate", "g-sleep", "hibernated");
+    step("start", "g-sleep", "running");
     assert_story("g-sleep", "started/booted", "suspended/paused", "resumed/unpaused", "stopped/saved",
                  "started/restored", NULL);
 }
@@ -386,14 +394,7 @@ START_TEST(test_guest_agent)
 {
     const char *err;
 
-    define("g-agent", "", true);
-    {
-        struct t_cli r = t_cli_run("request", "refresh_vms", "--wait", NULL);
-        ck_assert_int_eq(r.status, 0);
-        t_cli_free(&r);
-    }
-    PQclear(t_sql(t_db, "UPDATE domains SET id_owner = 1 WHERE name = 'g-agent'", 0, NULL));
-    request(0, "start", "g-agent", NULL, NULL);
+    define_and_start("g-agent", "", true);
     err = request(1, "ping_agent", "g-agent", NULL, NULL); /* the guest is still booting */
     ck_assert_msg(strstr(err, "agent") != NULL && strstr(err, "not connected") != NULL, "%s", err);
     request(0, "ping_agent", "g-agent", "retry=30", NULL);  /* retried until the agent answers */
