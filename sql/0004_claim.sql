@@ -16,10 +16,13 @@
 --
 -- Lanes: inline commands (p_inline, at most p_inline_limit), then the worker commands of each
 -- class. A lane with nothing pending does not walk at all: its gate probes
--- requests_command_status once per command of the lane. The lanes share one snapshot, so the
+-- requests_pending_command once per command of the lane (LIMIT 1: a probe, never a join over
+-- every pending request, which is what the planner made of a plain EXISTS). The lanes share one snapshot, so the
 -- serialization per domain holds across them (see backend/claim.c for what "runnable" means).
 
-CREATE INDEX requests_command_status ON requests (command, status);
+-- The gate's index. Its predicate names `command IS NOT NULL`, which the walk does not say, so
+-- the walk cannot use it as a list of every pending request.
+CREATE INDEX requests_pending_command ON requests (command) WHERE status = 'requested' AND command IS NOT NULL;
 
 DROP INDEX requests_dedupe;
 CREATE UNIQUE INDEX requests_dedupe ON requests (dedupe_key)
@@ -64,7 +67,9 @@ BEGIN
                       FOR UPDATE OF q SKIP LOCKED) c
              WHERE l.lim > 0
                AND EXISTS (SELECT 1 FROM unnest(l.commands) k(c)
-                            WHERE EXISTS (SELECT 1 FROM requests p WHERE p.command = k.c AND p.status = 'requested'))),
+                            CROSS JOIN LATERAL (SELECT 1 FROM requests p
+                                                 WHERE p.command = k.c AND p.command IS NOT NULL
+                                                   AND p.status = 'requested' LIMIT 1) x)),
          claimed AS (
             UPDATE requests r
                SET status = 'working', started_at = clock_timestamp(), id_daemon = p_daemon,
