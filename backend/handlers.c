@@ -21,7 +21,7 @@ void
 handle_cleanup(struct vmrqd_job *job, struct vmrqd_worker *worker)
 {
     struct json_object *older, *out;
-    long long older_ms = job->retention_ms, deleted = 0, n;
+    long long older_ms = job->retention_ms, deleted = 0, events = 0, n;
     char ms[32];
     const char *params[2] = { ms, CLEANUP_BATCH };
     PGconn *conn;
@@ -47,7 +47,24 @@ handle_cleanup(struct vmrqd_job *job, struct vmrqd_worker *worker)
         deleted += n;
         PQclear(res);
     } while (n == atoll(CLEANUP_BATCH));
+    /* Domain events age the same way (they are appended in time order: oldest ids first). */
+    do {
+        PGresult *res = PQexecParams(conn,
+                                     "DELETE FROM domain_events WHERE id IN (SELECT id FROM domain_events"
+                                     "  WHERE at < now() - $1::bigint * interval '1 millisecond'"
+                                     "  ORDER BY id LIMIT $2::int)",
+                                     2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            job_fail_pg(job, conn, res, "cleanup");
+            PQclear(res);
+            return;
+        }
+        n = strtoll(PQcmdTuples(res), NULL, 10);
+        events += n;
+        PQclear(res);
+    } while (n == atoll(CLEANUP_BATCH));
     out = json_object_new_object();
     json_object_object_add(out, "deleted", json_object_new_int64(deleted));
+    json_object_object_add(out, "events_deleted", json_object_new_int64(events));
     job_set_output(job, out);
 }

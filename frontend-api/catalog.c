@@ -108,7 +108,7 @@ static const vmrq_command catalog[] = {
     { "ping_agent",     IMPORTANT, DOM,         args_domain,         one_domain,
       "ask the guest agent whether it answers (it reports the guest's clock)" },
     { "cleanup",        SECONDARY, NODUP,       args_cleanup,        NULL,
-      "delete finished requests older than the retention" },
+      "delete finished requests and domain events older than the retention" },
 };
 
 #define CATALOG_SIZE (sizeof(catalog) / sizeof(catalog[0]))

@@ -291,7 +291,7 @@ START_TEST(test_valgrind_clean)
 }
 END_TEST
 
-/* Old finished rows go, in batches; recent and pending ones stay. */
+/* Old finished rows and old domain events go, in batches; recent and pending ones stay. */
 START_TEST(test_cleanup_in_batches)
 {
     PQclear(t_sql(t_db, "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, 25010)", 0, NULL));
@@ -299,6 +299,10 @@ START_TEST(test_cleanup_in_batches)
                   0, NULL));
     PQclear(t_sql(t_db, "UPDATE requests SET status = 'failed', finished_at = now() WHERE id > 25000 AND id <= 25005",
                   0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO domain_events (domain, event, detail, at)"
+                        " VALUES ('d', 'started', 'booted', now() - interval '9 days'),"
+                        "        ('d', 'stopped', 'shutdown', now() - interval '8 days'),"
+                        "        ('d', 'started', 'booted', now())", 0, NULL));
     t_daemon_start(&da, FAST "log_level = warning\nretention = 7d\n", false);
     PQclear(t_sql(t_db, "SELECT vmrq_request('cleanup')", 0, NULL));
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'cleanup'"
@@ -306,6 +310,9 @@ START_TEST(test_cleanup_in_batches)
     ck_assert_int_eq(count("SELECT (output->>'deleted')::int FROM requests WHERE command = 'cleanup'"), 25000);
     /* 5 recent failures, and the pings the daemon ran meanwhile, and the cleanup itself */
     ck_assert_int_eq(count("SELECT count(*) FROM requests"), 11);
+    /* old domain events go too; the recent one stays */
+    ck_assert_int_eq(count("SELECT (output->>'events_deleted')::int FROM requests WHERE command = 'cleanup'"), 2);
+    ck_assert_int_eq(count("SELECT count(*) FROM domain_events"), 1);
 }
 END_TEST
 

@@ -53,7 +53,7 @@ t_db_teardown(void)
 void
 t_reset(PGconn *conn)
 {
-    PQclear(t_sql(conn, "TRUNCATE requests, domains, users, nodes, daemons RESTART IDENTITY CASCADE", 0, NULL));
+    PQclear(t_sql(conn, "TRUNCATE requests, domains, domain_events, users, nodes, daemons RESTART IDENTITY CASCADE", 0, NULL));
 }
 
 PGresult *

@@ -415,7 +415,7 @@ scenario_domains(void)
     for (int r = 0; r < opt.runs; r++) {
         double rate;
         long long overlaps, failed;
-        sql("TRUNCATE requests, domains, users, nodes RESTART IDENTITY CASCADE");
+        sql("TRUNCATE requests, domains, domain_events, users, nodes RESTART IDENTITY CASCADE");
         sql("INSERT INTO users (name, is_operator) VALUES ('bench', true)");
         sql("INSERT INTO nodes (name, uri) VALUES ('bench', 'test:///bench')");
         daemon_start(&d, conf);
