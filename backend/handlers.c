@@ -17,11 +17,32 @@ handle_ping_backend(struct vmrqd_job *job, struct vmrqd_worker *worker)
 /* Rows deleted per statement: keeps each transaction, and its locks, short. */
 #define CLEANUP_BATCH "10000"
 
+/* Runs a batched DELETE ($1 age in ms, $2 batch) until a batch comes back short; returns the
+ * rows deleted, or -1 with the job failed. */
+static long long
+delete_batches(struct vmrqd_job *job, PGconn *conn, const char *sql, const char *const *params)
+{
+    long long total = 0, n;
+
+    do {
+        PGresult *res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            job_fail_pg(job, conn, res, "cleanup");
+            PQclear(res);
+            return -1;
+        }
+        n = strtoll(PQcmdTuples(res), NULL, 10);
+        total += n;
+        PQclear(res);
+    } while (n == atoll(CLEANUP_BATCH));
+    return total;
+}
+
 void
 handle_cleanup(struct vmrqd_job *job, struct vmrqd_worker *worker)
 {
     struct json_object *older, *out;
-    long long older_ms = job->retention_ms, deleted = 0, events = 0, n;
+    long long older_ms = job->retention_ms, deleted, events;
     char ms[32];
     const char *params[2] = { ms, CLEANUP_BATCH };
     PGconn *conn;
@@ -31,38 +52,20 @@ handle_cleanup(struct vmrqd_job *job, struct vmrqd_worker *worker)
     snprintf(ms, sizeof(ms), "%lld", older_ms);
     if (!(conn = job_db(job, worker)))
         return;
-    do {
-        PGresult *res = PQexecParams(conn,
-                                     "DELETE FROM requests WHERE id IN (SELECT id FROM requests"
-                                     "  WHERE status IN ('done', 'failed', 'cancelled')"
-                                     "    AND finished_at < now() - $1::bigint * interval '1 millisecond'"
-                                     "  ORDER BY finished_at LIMIT $2::int)",
-                                     2, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            job_fail_pg(job, conn, res, "cleanup");
-            PQclear(res);
-            return;
-        }
-        n = strtoll(PQcmdTuples(res), NULL, 10);
-        deleted += n;
-        PQclear(res);
-    } while (n == atoll(CLEANUP_BATCH));
+    deleted = delete_batches(job, conn,
+                             "DELETE FROM requests WHERE id IN (SELECT id FROM requests"
+                             "  WHERE status IN ('done', 'failed', 'cancelled')"
+                             "    AND finished_at < now() - $1::bigint * interval '1 millisecond'"
+                             "  ORDER BY finished_at LIMIT $2::int)", params);
+    if (deleted < 0)
+        return;
     /* Domain events age the same way (they are appended in time order: oldest ids first). */
-    do {
-        PGresult *res = PQexecParams(conn,
-                                     "DELETE FROM domain_events WHERE id IN (SELECT id FROM domain_events"
-                                     "  WHERE at < now() - $1::bigint * interval '1 millisecond'"
-                                     "  ORDER BY id LIMIT $2::int)",
-                                     2, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            job_fail_pg(job, conn, res, "cleanup");
-            PQclear(res);
-            return;
-        }
-        n = strtoll(PQcmdTuples(res), NULL, 10);
-        events += n;
-        PQclear(res);
-    } while (n == atoll(CLEANUP_BATCH));
+    events = delete_batches(job, conn,
+                            "DELETE FROM domain_events WHERE id IN (SELECT id FROM domain_events"
+                            "  WHERE at < now() - $1::bigint * interval '1 millisecond'"
+                            "  ORDER BY id LIMIT $2::int)", params);
+    if (events < 0)
+        return;
     out = json_object_new_object();
     json_object_object_add(out, "deleted", json_object_new_int64(deleted));
     json_object_object_add(out, "events_deleted", json_object_new_int64(events));
