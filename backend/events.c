@@ -36,6 +36,16 @@ static const char event_sql[] =
     "              RETURNING r.id)"
     " SELECT count(*) FROM moot";
 
+/* The sink's connection, opened again if it was lost; called with ev->lock held. */
+static void
+reconnect(struct events *ev)
+{
+    if (!ev->conn || PQstatus(ev->conn) != CONNECTION_OK) {
+        PQfinish(ev->conn);
+        ev->conn = PQconnectdb(ev->conninfo);
+    }
+}
+
 struct events *
 events_new(const char *conninfo, const char *node)
 {
@@ -59,10 +69,7 @@ events_on_domain(void *opaque, const struct dom_event *e)
     PGresult *res;
 
     pthread_mutex_lock(&ev->lock);
-    if (!ev->conn || PQstatus(ev->conn) != CONNECTION_OK) {
-        PQfinish(ev->conn);
-        ev->conn = PQconnectdb(ev->conninfo);
-    }
+    reconnect(ev);
     res = PQexecParams(ev->conn, event_sql, 6, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
@@ -90,10 +97,7 @@ events_on_connection(void *opaque, bool up, const char *why)
     /* Events were missed while the connection was down: refresh this node's domains. The
      * refresh is a request like any other, so it is in the history. */
     pthread_mutex_lock(&ev->lock);
-    if (!ev->conn || PQstatus(ev->conn) != CONNECTION_OK) {
-        PQfinish(ev->conn);
-        ev->conn = PQconnectdb(ev->conninfo);
-    }
+    reconnect(ev);
     res = PQexecParams(ev->conn, "SELECT vmrq_request('refresh_vms', jsonb_build_object('node', $1::text))",
                        1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
