@@ -1,85 +1,401 @@
 /*
- * events.c - lifecycle events into the database (see events.h), one statement per event.
+ * events.c - lifecycle events into the database (see events.h).
+ *
+ * The driver's event thread only queues: it also runs libvirt's keepalive, and a database that
+ * is slow or away must not stall it. A thread of the sink takes what has queued and writes it
+ * in one statement and one transaction: a classroom starting 30 desktops makes 30 events, and
+ * one commit instead of 30 is what lets the events keep up with the requests (make bench,
+ * domains). When the database cannot be reached the queue keeps at most EVENTS_MAX events;
+ * those dropped beyond that, and those of a batch the database refused, are made up for by a
+ * refresh_vms of this node, enqueued as soon as the database answers again.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <json-c/json.h>
 #include <libpq-fe.h>
 
 #include "events.h"
 #include "log.h"
+#include "stmt.h"
+
+#define EVENTS_MAX 100000  /* queued while the database is away; beyond, dropped and refreshed */
+#define EVENTS_BATCH 1000  /* per statement */
+#define RETRY_MS 1000      /* between attempts while the database is away */
+
+struct pending {
+    struct pending *next;
+    double at;                                  /* when it arrived, epoch seconds */
+    char *name, *uuid, *status, *event, *detail; /* into the same allocation; uuid, status may be NULL */
+};
 
 struct events {
     pthread_mutex_t lock;
-    PGconn *conn;
+    pthread_cond_t wake;
+    struct pending *head, *tail; /* guarded by lock */
+    size_t queued;               /* guarded by lock */
+    size_t dropped;              /* guarded by lock: over EVENTS_MAX, not yet made up for */
+    bool refresh;                /* guarded by lock: a refresh_vms is owed */
+    bool stopping;               /* guarded by lock */
+    bool started;
+    pthread_t thread;
+    PGconn *conn;                /* the sink thread's */
     char *conninfo;
     char *node;
 };
 
-/* $1 name, $2 uuid, $3 status (or NULL), $4 node, $5 event, $6 detail. */
-static const char event_sql[] =
-    "WITH d AS (INSERT INTO domains AS x (name, uuid, status, id_node)"
-    "           VALUES ($1, $2::uuid, coalesce($3, 'unknown'), (SELECT id FROM nodes WHERE name = $4))"
+/* $1: the batch, as JSON rows in arrival order; $2: the node. Each domain's row is written once
+ * with its last status (an INSERT ... ON CONFLICT may touch a row only once), in name order so
+ * that two writers lock rows in the same order; every event is kept; a domain's pending
+ * force_shutdown is moot when the batch says it stopped. Returns the domains whose
+ * force_shutdown was moot. */
+static const char batch_sql[] =
+    "WITH ev AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
+    "                 AS e(n int, name text, uuid uuid, status text, event text, detail text, at float8)),"
+    "     dom AS (SELECT name, (array_agg(uuid ORDER BY n DESC) FILTER (WHERE uuid IS NOT NULL))[1] AS uuid,"
+    "                    (array_agg(status ORDER BY n DESC) FILTER (WHERE status IS NOT NULL))[1] AS status,"
+    "                    bool_or(event = 'stopped') AS stopped"
+    "               FROM ev GROUP BY name),"
+    "     d AS (INSERT INTO domains AS x (name, uuid, status, id_node)"
+    "           SELECT name, uuid, coalesce(status, 'unknown'), (SELECT id FROM nodes WHERE name = $2)"
+    "             FROM dom ORDER BY name"
     "           ON CONFLICT (name) DO UPDATE"
-    "              SET status = coalesce($3, x.status), uuid = coalesce(x.uuid, EXCLUDED.uuid),"
-    "                  date_changed = CASE WHEN x.status IS DISTINCT FROM coalesce($3, x.status)"
+    "              SET status = coalesce((SELECT status FROM dom WHERE dom.name = x.name), x.status),"
+    "                  uuid = coalesce(x.uuid, EXCLUDED.uuid),"
+    "                  date_changed = CASE WHEN x.status IS DISTINCT FROM"
+    "                                           coalesce((SELECT status FROM dom WHERE dom.name = x.name), x.status)"
     "                                      THEN now() ELSE x.date_changed END"
-    "           RETURNING x.id),"
-    "     e AS (INSERT INTO domain_events (id_domain, domain, event, detail)"
-    "           SELECT d.id, $1, $5, $6 FROM d),"
+    "           RETURNING x.id, x.name),"
+    "     e AS (INSERT INTO domain_events (id_domain, domain, event, detail, at)"
+    "           SELECT d.id, ev.name, ev.event, ev.detail, to_timestamp(ev.at)"
+    "             FROM ev JOIN d ON d.name = ev.name ORDER BY ev.n),"
+    "     down AS (SELECT d.id FROM d JOIN dom ON dom.name = d.name WHERE dom.stopped),"
     "     moot AS (UPDATE requests r SET status = 'done', finished_at = now(), date_changed = now(),"
     "                     output = '{\"note\": \"domain already down\"}'"
-    "                FROM d"
-    "               WHERE $5 = 'stopped' AND r.id_domain = d.id AND r.command = 'force_shutdown'"
+    "               WHERE r.id = ANY (ARRAY("
+    "                     SELECT q.id FROM requests q"
+    "                      WHERE q.id_domain = ANY (ARRAY(SELECT id FROM down)) AND q.status = 'requested'"
+    "                        AND q.command = 'force_shutdown'"
+    "                     UNION ALL"
+    "                     SELECT q.id FROM requests q"
+    "                      WHERE q.status = 'waiting' AND q.id_domain = ANY (ARRAY(SELECT id FROM down))"
+    "                        AND q.command = 'force_shutdown'))"
     "                 AND r.status IN ('requested', 'waiting')"
-    "              RETURNING r.id)"
-    " SELECT count(*) FROM moot";
+    "              RETURNING r.id_domain)"
+    " SELECT DISTINCT d.name FROM moot JOIN d ON d.id = moot.id_domain";
 
-/* The sink's connection, opened again if it was lost; called with ev->lock held. */
-static void
-reconnect(struct events *ev)
+static const struct stmt batch_stmt = { STMT_EVENTS, "vmrq_events", batch_sql, 2 };
+
+static double
+now_epoch(void)
 {
-    if (!ev->conn || PQstatus(ev->conn) != CONNECTION_OK) {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The sink's connection, opened again if it was lost; NULL (logged once per outage) if the
+ * database does not answer. Sink thread only. */
+static PGconn *
+sink_db(struct events *ev, bool *warned)
+{
+    if (ev->conn && PQstatus(ev->conn) == CONNECTION_OK)
+        return ev->conn;
+    PQfinish(ev->conn);
+    ev->conn = PQconnectdb(ev->conninfo);
+    if (PQstatus(ev->conn) != CONNECTION_OK) {
+        const char *m = PQerrorMessage(ev->conn);
+        if (!*warned)
+            log_warnx("domain events wait for the database: %.*s", (int)strcspn(m, "\n"), m);
+        *warned = true;
         PQfinish(ev->conn);
-        ev->conn = PQconnectdb(ev->conninfo);
+        ev->conn = NULL;
+        return NULL;
     }
+    if (*warned)
+        log_info("domain events: database reachable again");
+    *warned = false;
+    return ev->conn;
+}
+
+static void
+pending_free_list(struct pending *p)
+{
+    while (p) {
+        struct pending *next = p->next;
+        free(p);
+        p = next;
+    }
+}
+
+/* The batch as the JSON rows batch_sql reads; NULL if out of memory. */
+static char *
+batch_json(const struct pending *p)
+{
+    struct json_object *rows = json_object_new_array();
+    char *text = NULL;
+    int n = 0;
+
+    if (!rows)
+        return NULL;
+    for (; p; p = p->next) {
+        struct json_object *row = json_object_new_object();
+        if (!row)
+            goto cleanup;
+        json_object_object_add(row, "n", json_object_new_int(n++));
+        json_object_object_add(row, "name", json_object_new_string(p->name));
+        json_object_object_add(row, "uuid", p->uuid ? json_object_new_string(p->uuid) : NULL);
+        json_object_object_add(row, "status", p->status ? json_object_new_string(p->status) : NULL);
+        json_object_object_add(row, "event", json_object_new_string(p->event));
+        json_object_object_add(row, "detail", json_object_new_string(p->detail));
+        json_object_object_add(row, "at", json_object_new_double(p->at));
+        json_object_array_add(rows, row);
+    }
+    text = strdup(json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN));
+
+cleanup:
+    json_object_put(rows);
+    return text;
+}
+
+/* Writes one batch. 0 when written, 1 when the database refused it (logged; a refresh is owed), -1
+ * when the database could not be reached (the caller keeps the batch and tries again). */
+static int
+write_batch(struct events *ev, const struct pending *batch, size_t n, bool *warned)
+{
+    const char *params[2] = { NULL, ev->node };
+    PGconn *conn = sink_db(ev, warned);
+    char *json;
+    PGresult *res;
+
+    if (!conn)
+        return -1;
+    if (!(json = batch_json(batch))) {
+        log_warnx("%zu domain events not recorded: out of memory; refresh_vms will make up for them", n);
+        return 1;
+    }
+    params[0] = json;
+    res = stmt_exec(conn, &batch_stmt, params);
+    free(json);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        bool lost = PQstatus(conn) != CONNECTION_OK;
+        if (!lost)
+            log_warnx("%zu domain events not recorded: %s; refresh_vms will make up for them", n,
+                      m ? m : PQerrorMessage(conn));
+        PQclear(res);
+        return lost ? -1 : 1;
+    }
+    if (log_get_level() >= LOG_LEVEL_INFO) {
+        for (const struct pending *p = batch; p; p = p->next)
+            log_info("domain %s: %s/%s", p->name, p->event, p->detail);
+        for (int i = 0; i < PQntuples(res); i++)
+            log_info("domain %s stopped: its pending force_shutdown is moot", PQgetvalue(res, i, 0));
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Enqueues refresh_vms for this node: events were missed (hypervisor reconnection, events
+ * dropped or refused). 0, or -1 if the database could not be reached. */
+static int
+write_refresh(struct events *ev, bool *warned)
+{
+    const char *params[1] = { ev->node };
+    PGconn *conn = sink_db(ev, warned);
+    PGresult *res;
+
+    if (!conn)
+        return -1;
+    res = PQexecParams(conn, "SELECT vmrq_request('refresh_vms', jsonb_build_object('node', $1::text))",
+                       1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        bool lost = PQstatus(conn) != CONNECTION_OK;
+        log_warnx("no refresh_vms enqueued for the missed events: %s", m ? m : PQerrorMessage(conn));
+        PQclear(res);
+        return lost ? -1 : 0;
+    }
+    log_info("events were missed: refresh_vms is request %s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+/* Sleeps RETRY_MS or until stopped; with ev->lock held. */
+static void
+wait_retry(struct events *ev)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += RETRY_MS / 1000;
+    until.tv_nsec += (RETRY_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!ev->stopping && pthread_cond_timedwait(&ev->wake, &ev->lock, &until) == 0)
+        ;
+}
+
+/* The sink thread: takes at most EVENTS_BATCH events at a time, writes them, and owes a
+ * refresh for what could not be written. When stopping, it writes what is queued (one attempt
+ * if the database is away) and returns. */
+static void *
+sink_loop(void *opaque)
+{
+    struct events *ev = opaque;
+    bool warned = false;
+
+    pthread_mutex_lock(&ev->lock);
+    for (;;) {
+        struct pending *batch, *last = NULL;
+        size_t n = 1;
+        bool refresh;
+        int rc;
+
+        while (!ev->head && !ev->refresh && !ev->stopping)
+            pthread_cond_wait(&ev->wake, &ev->lock);
+        if (!ev->head && !ev->refresh)
+            break; /* stopping, nothing left */
+        batch = ev->head;
+        if (batch) {
+            for (last = batch; last->next && n < EVENTS_BATCH; last = last->next)
+                n++;
+            ev->head = last->next;
+            if (!ev->head)
+                ev->tail = NULL;
+            last->next = NULL;
+            ev->queued -= n;
+        }
+        refresh = (ev->refresh || ev->dropped > 0) && !ev->stopping; /* a start refreshes anyway */
+        if (ev->dropped > 0)
+            log_warnx("%zu domain events dropped while the database was away (more than %d queued);"
+                      " refresh_vms will make up for them", ev->dropped, EVENTS_MAX);
+        ev->dropped = 0;
+        ev->refresh = false;
+        pthread_mutex_unlock(&ev->lock);
+
+        rc = batch ? write_batch(ev, batch, n, &warned) : 0;
+        if (rc > 0)
+            refresh = true;
+        if (rc >= 0 && refresh && write_refresh(ev, &warned) == 0)
+            refresh = false;
+
+        pthread_mutex_lock(&ev->lock);
+        ev->refresh = ev->refresh || refresh;
+        if (rc < 0) {
+            if (ev->stopping) {
+                log_warnx("stopping with %zu domain events not recorded (no database); the next"
+                          " start's refresh makes up for them", n + ev->queued);
+                pending_free_list(batch);
+                break;
+            }
+            last->next = ev->head; /* back to the front, order kept */
+            ev->head = batch;
+            if (!ev->tail)
+                ev->tail = last;
+            ev->queued += n;
+            wait_retry(ev);
+        } else {
+            pending_free_list(batch);
+            if (ev->refresh && !ev->head && !ev->stopping)
+                wait_retry(ev); /* the refresh failed: not in a busy loop */
+        }
+    }
+    pending_free_list(ev->head);
+    ev->head = ev->tail = NULL;
+    ev->queued = 0;
+    pthread_mutex_unlock(&ev->lock);
+    return NULL;
 }
 
 struct events *
 events_new(const char *conninfo, const char *node)
 {
     struct events *ev = calloc(1, sizeof(*ev));
+    sigset_t all, old;
+    int err;
 
     if (!ev || !(ev->conninfo = strdup(conninfo)) || !(ev->node = strdup(node))) {
-        if (ev)
-            free(ev->conninfo);
-        free(ev);
-        return NULL;
+        log_warnx("events: out of memory");
+        goto fail;
     }
     pthread_mutex_init(&ev->lock, NULL);
+    pthread_cond_init(&ev->wake, NULL);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* signals are for the main loop only */
+    err = pthread_create(&ev->thread, NULL, sink_loop, ev);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err != 0) {
+        log_warnx("events: cannot start the sink thread: %s", strerror(err));
+        pthread_cond_destroy(&ev->wake);
+        pthread_mutex_destroy(&ev->lock);
+        goto fail;
+    }
+    ev->started = true;
     return ev;
+
+fail:
+    if (ev) {
+        free(ev->conninfo);
+        free(ev->node);
+    }
+    free(ev);
+    return NULL;
+}
+
+/* Copies `s` into *at, advancing it; NULL stays NULL. */
+static char *
+put(char **at, const char *s)
+{
+    char *p = *at;
+    size_t len;
+
+    if (!s)
+        return NULL;
+    len = strlen(s) + 1;
+    memcpy(p, s, len);
+    *at += len;
+    return p;
 }
 
 void
 events_on_domain(void *opaque, const struct dom_event *e)
 {
     struct events *ev = opaque;
-    const char *params[6] = { e->name, e->uuid[0] ? e->uuid : NULL, e->status, ev->node, e->event, e->detail };
-    PGresult *res;
+    const char *uuid = e->uuid && e->uuid[0] ? e->uuid : NULL;
+    size_t size = sizeof(struct pending) + strlen(e->name) + strlen(e->event) + strlen(e->detail) + 3 +
+                  (uuid ? strlen(uuid) + 1 : 0) + (e->status ? strlen(e->status) + 1 : 0);
+    struct pending *p = malloc(size);
+    char *at;
 
     pthread_mutex_lock(&ev->lock);
-    reconnect(ev);
-    res = PQexecParams(ev->conn, event_sql, 6, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        log_warnx("event %s/%s of %s not recorded: %s", e->event, e->detail, e->name,
-                  m ? m : PQerrorMessage(ev->conn));
-    } else {
-        log_info("domain %s: %s/%s%s", e->name, e->event, e->detail,
-                 atoi(PQgetvalue(res, 0, 0)) > 0 ? "; its pending force_shutdown is moot" : "");
+    if (!p || ev->queued >= EVENTS_MAX) {
+        ev->dropped++;
+        pthread_mutex_unlock(&ev->lock);
+        free(p);
+        return;
     }
-    PQclear(res);
+    at = (char *)(p + 1);
+    p->next = NULL;
+    p->at = now_epoch();
+    p->name = put(&at, e->name);
+    p->uuid = put(&at, uuid);
+    p->status = put(&at, e->status);
+    p->event = put(&at, e->event);
+    p->detail = put(&at, e->detail);
+    if (ev->tail)
+        ev->tail->next = p;
+    else
+        ev->head = p;
+    ev->tail = p;
+    ev->queued++;
+    pthread_cond_signal(&ev->wake);
     pthread_mutex_unlock(&ev->lock);
 }
 
@@ -87,8 +403,6 @@ void
 events_on_connection(void *opaque, bool up, const char *why)
 {
     struct events *ev = opaque;
-    const char *params[1] = { ev->node };
-    PGresult *res;
 
     if (!up) {
         log_warnx("hypervisor connection lost (%s): reconnecting; domain events wait until then", why);
@@ -96,18 +410,10 @@ events_on_connection(void *opaque, bool up, const char *why)
     }
     /* Events were missed while the connection was down: refresh this node's domains. The
      * refresh is a request like any other, so it is in the history. */
+    log_info("hypervisor connection back: events subscribed again; a refresh_vms follows");
     pthread_mutex_lock(&ev->lock);
-    reconnect(ev);
-    res = PQexecParams(ev->conn, "SELECT vmrq_request('refresh_vms', jsonb_build_object('node', $1::text))",
-                       1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        log_warnx("hypervisor connection back, but no refresh_vms enqueued: %s", m ? m : PQerrorMessage(ev->conn));
-    } else {
-        log_info("hypervisor connection back: events subscribed again; refresh_vms is request %s",
-                 PQgetvalue(res, 0, 0));
-    }
-    PQclear(res);
+    ev->refresh = true;
+    pthread_cond_signal(&ev->wake);
     pthread_mutex_unlock(&ev->lock);
 }
 
@@ -116,7 +422,15 @@ events_free(struct events *ev)
 {
     if (!ev)
         return;
+    if (ev->started) {
+        pthread_mutex_lock(&ev->lock);
+        ev->stopping = true;
+        pthread_cond_signal(&ev->wake);
+        pthread_mutex_unlock(&ev->lock);
+        pthread_join(ev->thread, NULL);
+    }
     PQfinish(ev->conn);
+    pthread_cond_destroy(&ev->wake);
     pthread_mutex_destroy(&ev->lock);
     free(ev->conninfo);
     free(ev->node);

@@ -18,6 +18,7 @@ enum stmt_id {
     STMT_DOMAIN_SYNC,
     STMT_DOMAIN_STATUS,
     STMT_CANCEL_MOOT,
+    STMT_EVENTS,
     STMT_LAST /* at most 64 */
 };
 

@@ -389,6 +389,42 @@ START_TEST(test_events_follow_the_hypervisor)
 }
 END_TEST
 
+/* A burst of events (a classroom's desktops changing at once) is written in batches: every
+ * event kept, in the order it came, each domain ending with the status of its last lifecycle
+ * event (a reboot leaves it alone), and what is queued when the sink stops is written, not lost. */
+START_TEST(test_event_bursts_keep_order_and_last_status)
+{
+    struct events *ev = events_new(getenv("VMRQ_DB"), "demo");
+    char detail[16], *want = calloc(1, 8192);
+    size_t len = 0;
+    PGresult *res;
+
+    for (int i = 0; i < 300; i++) {
+        struct dom_event e = { .uuid = "", .event = i % 2 ? "resumed" : "suspended", .detail = detail,
+                               .status = i % 2 ? "running" : "paused" };
+        e.name = i % 3 == 0 ? "burst-0" : i % 3 == 1 ? "burst-1" : "burst-2";
+        snprintf(detail, sizeof(detail), "e%d", i);
+        events_on_domain(ev, &e);
+        len += (size_t)snprintf(want + len, 8192 - len, "%s%s", i ? "," : "", detail);
+    }
+    events_on_domain(ev, &(struct dom_event){ .name = "burst-1", .uuid = "", .event = "rebooted", .detail = "guest" });
+    snprintf(want + len, 8192 - len, ",guest");
+    events_free(ev); /* writes what is still queued */
+
+    res = t_sql(t_db, "SELECT string_agg(detail, ',' ORDER BY id) FROM domain_events WHERE domain LIKE 'burst-%'", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+    PQclear(res);
+    /* the last of burst-0 is e297 (resumed), of burst-1 e298 (paused; then the reboot), of burst-2 e299 */
+    res = t_sql(t_db, "SELECT string_agg(name || '=' || status, ' ' ORDER BY name) FROM domains"
+                      " WHERE name LIKE 'burst-%'", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "burst-0=running burst-1=paused burst-2=running");
+    PQclear(res);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domain_events e JOIN domains d ON d.id = e.id_domain"
+                                     " WHERE e.domain LIKE 'burst-%' AND d.name = e.domain", 0, NULL), 301);
+    free(want);
+}
+END_TEST
+
 /* ping_agent tells whether the guest agent answers, with the guest's clock. */
 START_TEST(test_ping_agent_reports_the_guest_clock)
 {
@@ -515,6 +551,7 @@ domain_suite(void)
     tcase_add_test(tc, test_shutdown_start);
     tcase_add_test(tc, test_refresh_vms_after_changes_behind_our_back);
     tcase_add_test(tc, test_events_follow_the_hypervisor);
+    tcase_add_test(tc, test_event_bursts_keep_order_and_last_status);
     tcase_add_test(tc, test_ping_agent_reports_the_guest_clock);
     tcase_add_test(tc, test_node_affinity);
     tcase_add_test(tc, test_periodic_refresh);
