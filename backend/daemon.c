@@ -49,8 +49,8 @@ struct vmrqd {
     struct lanes *lanes;             /* help drain inline backlogs */
     struct events *events;           /* the hypervisor's lifecycle events, into the database */
     int wake[2];
-    struct inflight *inflight; /* cfg->workers slots */
-    int ninflight;
+    struct inflight *inflight; /* ninflight used of cap_inflight */
+    int ninflight, cap_inflight;
     int running[VMRQ_CLASS_LAST];
     struct vmrqd_job *unwritten; /* finished, outcome not yet in the database */
     bool want_claim;
@@ -111,20 +111,36 @@ free_list(struct vmrqd_job *list)
     }
 }
 
-/* Prepares a claimed job and hands it to a worker; a job that cannot run is failed at once. */
+/* Prepares a claimed job and hands it to a worker; a job that cannot run is failed at once.
+ * Each class is claimed within its own limit and the free workers, so one claim may bring more
+ * jobs than there are free workers (8 important, 2 secondary and 1 long for 8 workers): those
+ * wait in the pool's queue, and the table of jobs in flight grows to hold them. */
 static void
 start_job(struct vmrqd *d, struct vmrqd_job *job, vmrq_class cls)
 {
-    struct inflight *slot = &d->inflight[d->ninflight];
+    struct inflight *slot;
     char who[160];
 
     job->retention_ms = d->cfg->retention_ms;
     describe(job, who, sizeof(who));
+    if (d->ninflight == d->cap_inflight) {
+        int cap = d->cap_inflight * 2;
+        struct inflight *grown = realloc(d->inflight, (size_t)cap * sizeof(*grown));
+        if (!grown) {
+            job_fail(job, true, "out of memory for the jobs in flight");
+            log_warnx("%s: %s", who, job->error);
+            append_unwritten(d, job);
+            return;
+        }
+        d->inflight = grown;
+        d->cap_inflight = cap;
+    }
     if (dispatch_prepare(job) < 0) {
         log_info("%s: failed: %s", who, job->error);
         append_unwritten(d, job);
         return;
     }
+    slot = &d->inflight[d->ninflight];
     log_info("%s: working (attempt %d)", who, job->attempts);
     slot->job = job;
     slot->id = job->id;
@@ -448,7 +464,8 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     d.loop_worker.index = -1;
     d.loop_worker.drv = d.drv;
     d.loop_worker.node = cfg->node;
-    if (!(d.inflight = calloc((size_t)cfg->workers, sizeof(*d.inflight))) ||
+    d.cap_inflight = cfg->workers;
+    if (!(d.inflight = calloc((size_t)d.cap_inflight, sizeof(*d.inflight))) ||
         !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node)) ||
         !(d.lanes = lanes_new(cfg->lanes, cfg->database, cfg->node, &d.loop_worker)))
         fatalx("cannot start %d workers and %d lanes", cfg->workers, cfg->lanes);

@@ -78,6 +78,22 @@ START_TEST(test_order_priority_then_age)
 }
 END_TEST
 
+/* Each class is claimed within its own limit: one worker may be handed an important, two
+ * secondary and a long request at once. The extra ones wait for the worker; all run, and the
+ * daemon stops cleanly (under SANITIZE=1 an overrun of the table of jobs in flight aborts it). */
+START_TEST(test_classes_beyond_free_workers)
+{
+    PQclear(t_sql(t_db, "SELECT vmrq_request(c, jsonb_build_object('uid', 1, 'id_domain', d))"
+                        "  FROM (VALUES ('start', 1), ('set_time', 2), ('refresh_machine', 3), ('hibernate', 4)) v(c, d)",
+                  0, NULL));
+    t_daemon_start(&da, FAST "workers = 1\nlimit_important = 1\nlimit_secondary = 2\nlimit_long = 1\n", false);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE id <= 4 AND finished_at IS NOT NULL",
+                                  4, 5000), 4);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id <= 4 AND error = format('no domain ''%s''', id_domain)"), 4);
+    ck_assert_int_eq(t_daemon_wait(&da, SIGTERM, 5000), 0);
+}
+END_TEST
+
 /* The daemon sleeps until the request is due: no earlier, and not a poll tick later. */
 START_TEST(test_at_time_without_polling)
 {
@@ -365,6 +381,7 @@ daemon_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_wakes_on_notify);
     tcase_add_test(tc, test_order_priority_then_age);
+    tcase_add_test(tc, test_classes_beyond_free_workers);
     tcase_add_test(tc, test_at_time_without_polling);
     tcase_add_test(tc, test_dependencies);
     tcase_add_test(tc, test_retry_with_backoff);
