@@ -60,7 +60,9 @@ static const char batch_sql[] =
     "                    bool_or(event = 'stopped') AS stopped"
     "               FROM ev GROUP BY name),"
     "     d AS (INSERT INTO domains AS x (name, uuid, status, id_node)"
-    "           SELECT name, uuid, coalesce(status, 'unknown'), (SELECT id FROM nodes WHERE name = $2)"
+    "           SELECT name, CASE WHEN NOT EXISTS (SELECT 1 FROM domains o WHERE o.uuid = dom.uuid AND o.name <> dom.name)"
+    "                             THEN uuid END,"  /* renamed: the old name's row keeps the uuid */
+    "                  coalesce(status, 'unknown'), (SELECT id FROM nodes WHERE name = $2)"
     "             FROM dom ORDER BY name"
     "           ON CONFLICT (name) DO UPDATE"
     "              SET status = coalesce((SELECT status FROM dom WHERE dom.name = x.name), x.status),"

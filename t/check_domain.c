@@ -408,7 +408,11 @@ START_TEST(test_event_bursts_keep_order_and_last_status)
         len += (size_t)snprintf(want + len, 8192 - len, "%s%s", i ? "," : "", detail);
     }
     events_on_domain(ev, &(struct dom_event){ .name = "burst-1", .uuid = "", .event = "rebooted", .detail = "guest" });
-    snprintf(want + len, 8192 - len, ",guest");
+    /* renamed behind our back: the new name's row must not take the uuid (nor fail the batch) */
+    PQclear(t_sql(t_db, "INSERT INTO domains (name, uuid) VALUES ('burst-old', '6b2a5f0e-3c1d-4e8f-9a7b-0c1d2e3f4a5b')", 0, NULL));
+    events_on_domain(ev, &(struct dom_event){ .name = "burst-new", .uuid = "6b2a5f0e-3c1d-4e8f-9a7b-0c1d2e3f4a5b",
+                                              .event = "defined", .detail = "renamed", .status = "shutdown" });
+    snprintf(want + len, 8192 - len, ",guest,renamed");
     events_free(ev); /* writes what is still queued */
 
     res = t_sql(t_db, "SELECT string_agg(detail, ',' ORDER BY id) FROM domain_events WHERE domain LIKE 'burst-%'", 0, NULL);
@@ -417,10 +421,11 @@ START_TEST(test_event_bursts_keep_order_and_last_status)
     /* the last of burst-0 is e297 (resumed), of burst-1 e298 (paused; then the reboot), of burst-2 e299 */
     res = t_sql(t_db, "SELECT string_agg(name || '=' || status, ' ' ORDER BY name) FROM domains"
                       " WHERE name LIKE 'burst-%'", 0, NULL);
-    ck_assert_str_eq(PQgetvalue(res, 0, 0), "burst-0=running burst-1=paused burst-2=running");
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "burst-0=running burst-1=paused burst-2=running burst-new=shutdown"
+                                            " burst-old=unknown");
     PQclear(res);
     ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domain_events e JOIN domains d ON d.id = e.id_domain"
-                                     " WHERE e.domain LIKE 'burst-%' AND d.name = e.domain", 0, NULL), 301);
+                                     " WHERE e.domain LIKE 'burst-%' AND d.name = e.domain", 0, NULL), 302);
     free(want);
 }
 END_TEST
