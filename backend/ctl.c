@@ -10,8 +10,8 @@
 #include "ctl.h"
 #include "log.h"
 
-/* vmrqd needs the backend migration (0002). */
-#define SCHEMA_NEEDED 2
+/* vmrqd needs the claim function (0004_claim.sql) and the events table (0003) before it. */
+#define SCHEMA_NEEDED 4
 #define BACKOFF_MAX_MS 30000
 
 long long

@@ -26,14 +26,6 @@ static const struct stmt status_stmt = {
     2,
 };
 
-static const struct stmt sync_stmt = {
-    STMT_DOMAIN_SYNC, "vmrq_domain_sync",
-    "UPDATE domains SET status = $2, uuid = coalesce(uuid, $3::uuid),"
-    "       date_changed = CASE WHEN status IS DISTINCT FROM $2 THEN now() ELSE date_changed END"
-    " WHERE id = $1::int",
-    3,
-};
-
 /* Runs a statement on the worker's connection; NULL (job failed, retryable) on error. */
 static PGresult *
 query(struct vmrqd_job *job, struct vmrqd_worker *w, const struct stmt *st, const char *const *params)
@@ -52,8 +44,24 @@ query(struct vmrqd_job *job, struct vmrqd_worker *w, const struct stmt *st, cons
     return res;
 }
 
-int
-domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
+/* The domain's row and the user's rights as the claim read them. */
+static void
+from_claim(const struct vmrqd_job *job, struct domain *d)
+{
+    d->id = job->id_domain;
+    snprintf(d->name, sizeof(d->name), "%s", job->dom.name);
+    snprintf(d->uuid, sizeof(d->uuid), "%s", job->dom.uuid);
+    d->id_owner = job->dom.id_owner;
+    d->shutdown_timeout = job->dom.shutdown_timeout;
+    d->node_enabled = job->dom.node_enabled;
+    snprintf(d->user, sizeof(d->user), "%s", job->dom.user);
+    d->user_privileged = job->dom.user_privileged;
+}
+
+/* The domain's row and the user's rights, read here: the job did not come from a claim that
+ * read them (a request naming its domain by a name unknown at insert, or a test). */
+static int
+from_database(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
 {
     struct json_object *v;
     char idbuf[16] = "", uid[16];
@@ -61,7 +69,6 @@ domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
     const char *label;
     PGresult *res;
 
-    memset(d, 0, sizeof(*d));
     if (json_object_object_get_ex(job->args, "id_domain", &v)) {
         snprintf(idbuf, sizeof(idbuf), "%d", json_object_get_int(v));
         params[0] = idbuf;
@@ -89,7 +96,17 @@ domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
     snprintf(d->user, sizeof(d->user), "%s", PQgetvalue(res, 0, 6));
     d->user_privileged = PQgetvalue(res, 0, 7)[0] == 't';
     PQclear(res);
+    return 0;
+}
 
+int
+domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
+{
+    memset(d, 0, sizeof(*d));
+    if (job->dom.known)
+        from_claim(job, d);
+    else if (from_database(job, w, d) < 0)
+        return -1;
     if (!w->drv) {
         job_fail(job, true, "no hypervisor connection");
         return -1;
@@ -152,25 +169,12 @@ domain_set_status(PGconn *conn, int id, const char *status)
 int
 domain_sync(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
 {
-    char idbuf[16];
-    const char *params[3] = { idbuf, NULL, NULL };
-    PGconn *conn = job_db(job, w);
-    PGresult *res;
-    int ok;
-
     if (driver_info(w->drv, d->dom, &d->info) < 0) {
         log_warnx("domain %s: %s", d->name, driver_error_message());
         return -1;
     }
-    if (!conn)
-        return -1;
-    snprintf(idbuf, sizeof(idbuf), "%d", d->id);
-    params[1] = dom_state_status(d->info.state, d->info.managed_save);
-    params[2] = d->info.uuid;
-    res = stmt_exec(conn, &sync_stmt, params);
-    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok)
-        log_warnx("domain %s: cannot record status %s: %s", d->name, params[1], PQerrorMessage(conn));
-    PQclear(res);
-    return ok ? 0 : -1;
+    job->sync.id = d->id;
+    job->sync.status = dom_state_status(d->info.state, d->info.managed_save);
+    snprintf(job->sync.uuid, sizeof(job->sync.uuid), "%s", d->info.uuid);
+    return 0;
 }

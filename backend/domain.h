@@ -22,7 +22,8 @@ struct domain {
     struct dom_info info;      /* the hypervisor's view, refreshed by domain_sync() */
 };
 
-/* Opens the domain named by the job's id_domain or name. On failure the job is failed ("no
+/* Opens the domain named by the job's id_domain or name: its row as the claim read it, else as
+ * read now on the worker's connection, and its handle in the driver. On failure the job is failed ("no
  * domain 'X'" when the row or the hypervisor's domain is missing) and -1 returned; on success
  * close it with domain_close(). */
 int domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d);
@@ -33,8 +34,9 @@ void domain_close(struct vmrqd_worker *w, struct domain *d);
  * (or "no user N") and -1 is returned. */
 int domain_authorize(struct vmrqd_job *job, struct vmrqd_worker *w, const struct domain *d, const char *action);
 
-/* Re-reads the hypervisor's state into d->info and writes it to domains.status (and the uuid,
- * if the row lacked it). -1 on error (logged; the job is not failed for it). */
+/* Re-reads the hypervisor's state into d->info, to be written to domains.status (and the uuid,
+ * if the row lacked it) with the job's completion. -1 on error (logged; the job is not failed
+ * for it). */
 int domain_sync(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d);
 
 /* Sets domains.status of domain `id` to `status`. */

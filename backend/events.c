@@ -48,8 +48,8 @@ struct events {
 };
 
 /* $1: the batch, as JSON rows in arrival order; $2: the node. Each domain's row is written once
- * with its last status (an INSERT ... ON CONFLICT may touch a row only once), in name order so
- * that two writers lock rows in the same order; every event is kept; a domain's pending
+ * with its last status (an INSERT ... ON CONFLICT may touch a row only once), its row locked
+ * first in id order like every writer of several domains (see claim.c); every event is kept; a domain's pending
  * force_shutdown is moot when the batch says it stopped. Returns the domains whose
  * force_shutdown was moot. */
 static const char batch_sql[] =
@@ -59,11 +59,13 @@ static const char batch_sql[] =
     "                    (array_agg(status ORDER BY n DESC) FILTER (WHERE status IS NOT NULL))[1] AS status,"
     "                    bool_or(event = 'stopped') AS stopped"
     "               FROM ev GROUP BY name),"
+    "     lk AS (SELECT o.id FROM domains o WHERE o.name = ANY (ARRAY(SELECT name FROM dom))"
+    "             ORDER BY o.id FOR UPDATE),"
     "     d AS (INSERT INTO domains AS x (name, uuid, status, id_node)"
     "           SELECT name, CASE WHEN NOT EXISTS (SELECT 1 FROM domains o WHERE o.uuid = dom.uuid AND o.name <> dom.name)"
     "                             THEN uuid END,"  /* renamed: the old name's row keeps the uuid */
     "                  coalesce(status, 'unknown'), (SELECT id FROM nodes WHERE name = $2)"
-    "             FROM dom ORDER BY name"
+    "             FROM dom WHERE (SELECT count(*) FROM lk) >= 0 ORDER BY name"
     "           ON CONFLICT (name) DO UPDATE"
     "              SET status = coalesce((SELECT status FROM dom WHERE dom.name = x.name), x.status),"
     "                  uuid = coalesce(x.uuid, EXCLUDED.uuid),"

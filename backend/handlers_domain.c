@@ -224,8 +224,12 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
     res = PQexecParams(conn,
         "WITH h AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(name text, uuid uuid, status text)),"
         "     node AS (SELECT (SELECT id FROM nodes WHERE name = $2) AS id),"
+        /* locked first, in id order, as every writer of several domains does (claim.c) */
+        "     lk AS (SELECT o.id FROM domains o"
+        "             WHERE o.name IN (SELECT name FROM h) OR o.id_node IS NULL OR o.id_node = (SELECT id FROM node)"
+        "             ORDER BY o.id FOR UPDATE),"
         "     up AS (INSERT INTO domains AS d (name, uuid, status, id_node)"
-        "            SELECT h.name, h.uuid, h.status, node.id FROM h, node"
+        "            SELECT h.name, h.uuid, h.status, node.id FROM h, node WHERE (SELECT count(*) FROM lk) >= 0"
         "            ON CONFLICT (name) DO UPDATE"
         "               SET status = EXCLUDED.status, uuid = EXCLUDED.uuid,"
         "                   id_node = coalesce(d.id_node, EXCLUDED.id_node),"
@@ -233,7 +237,8 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "                                       THEN now() ELSE d.date_changed END"
         "            RETURNING (xmax = 0) AS added),"
         "     gone AS (UPDATE domains d SET status = 'missing', date_changed = now()"
-        "               WHERE d.status <> 'missing' AND d.name NOT IN (SELECT name FROM h)"
+        "               WHERE (SELECT count(*) FROM lk) >= 0"
+        "                 AND d.status <> 'missing' AND d.name NOT IN (SELECT name FROM h)"
         "                 AND (d.id_node IS NULL OR d.id_node = (SELECT id FROM node))"
         "              RETURNING 1)"
         " SELECT (SELECT count(*) FROM up WHERE added), (SELECT count(*) FROM up WHERE NOT added),"

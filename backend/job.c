@@ -88,6 +88,9 @@ job_free(struct vmrqd_job *job)
     if (!job)
         return;
     free(job->command);
+    free(job->dom.name);
+    free(job->dom.uuid);
+    free(job->dom.user);
     json_object_put(job->args);
     free(job->error);
     json_object_put(job->output);

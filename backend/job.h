@@ -28,6 +28,12 @@ struct vmrqd_job {
     int retry, attempts;
     vmrq_class cls;                /* its class, as the claim admitted it */
     bool inline_run;               /* its handler runs on the main loop (or a lane) */
+    struct job_domain {            /* its domain's row and its user's rights, read by the claim */
+        bool known;                /* false: the handler reads them itself (domain_open) */
+        char *name, *uuid, *user;  /* owned; uuid and user "" when unknown */
+        int id_owner, shutdown_timeout;
+        bool node_enabled, user_privileged;
+    } dom;
     long long retention_ms;        /* config snapshot for the cleanup handler */
     long long started_ms;          /* monotonic, set when a worker starts it */
 
@@ -39,6 +45,11 @@ struct vmrqd_job {
     bool *chained;                 /* followups[i] runs after followups[i-1] (after_request) */
     size_t nfollowups;
     long long took_us;
+    struct {                       /* domains.status to write with the completion (domain_sync) */
+        int id;                    /* 0: nothing to write */
+        const char *status;        /* static (dom_state_status) */
+        char uuid[37];
+    } sync;
 
     bool abandoned;                /* its deadline passed: already failed, result ignored */
     struct vmrqd_job *next;        /* list link (pool queues, completion batches) */
