@@ -208,6 +208,9 @@ check_deadlines(struct vmrqd *d)
     }
 }
 
+/* Writes the outcomes. Freed workers and finished parents mean a claim pass and a look at the
+ * waiting requests; the timer of scheduled requests moves only if a retry was put back with a
+ * backoff (follow-ups scheduled by hooks arrive as notifications, like any new request). */
 static void
 write_completions(struct vmrqd *d)
 {
@@ -215,9 +218,12 @@ write_completions(struct vmrqd *d)
         ctl_check(&d->ctl); /* kept: written again once the database answers */
         return;
     }
+    for (struct vmrqd_job *j = d->unwritten; j; j = j->next)
+        if (j->outcome == JOB_RETRY && j->retry > 0)
+            d->want_due = true;
     free_list(d->unwritten);
     d->unwritten = NULL;
-    d->want_claim = d->want_resolve = d->want_due = true;
+    d->want_claim = d->want_resolve = true;
 }
 
 /* Runs an inline job here, at once; its outcome joins the next completion batch. */
