@@ -4,7 +4,9 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <uuid/uuid.h>
 
@@ -32,6 +34,23 @@ nomem:
     return NULL;
 }
 
+/* A UUID version 7 (RFC 9562): Unix milliseconds in the first 48 bits, then random bits, so that
+ * requests' uuids sort by time like those the database makes (vmrq_uuid_v7(), see
+ * sql/0005_uuid_order.sql for why). This libuuid (util-linux 2.38) has no version 7 of its own. */
+static void
+uuid_v7(uuid_t u)
+{
+    struct timespec ts;
+    uint64_t ms;
+
+    uuid_generate_random(u); /* version 4: random, with the variant bits set */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    for (int i = 0; i < 6; i++)
+        u[i] = (unsigned char)(ms >> (8 * (5 - i)));
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x70);
+}
+
 vmrq_request *
 vmrq_request_new(const char *command)
 {
@@ -48,7 +67,7 @@ vmrq_request_new(const char *command)
     }
     if (!(req = vmrq_request_alloc(command, NULL)))
         return NULL;
-    uuid_generate_random(u);
+    uuid_v7(u);
     uuid_unparse_lower(u, req->uuid);
     req->is_new = true;
     return req;

@@ -124,6 +124,43 @@ START_TEST(test_uuid_is_an_idempotency_key)
 }
 END_TEST
 
+/* Uuids, made by libvmrq or by the database, begin with the time (version 7): the index on them
+ * then grows at its end, however much history the table keeps (sql/0005_uuid_order.sql). */
+START_TEST(test_uuids_follow_time)
+{
+    vmrq_request *a = vmrq_request_new("ping_backend"), *b;
+    struct timespec ms = { 0, 2000000 };
+    PGresult *res;
+    char first[40];
+
+    nanosleep(&ms, NULL);
+    b = vmrq_request_new("ping_backend");
+    ck_assert_int_eq(vmrq_request_uuid(a)[14], '7');
+    ck_assert_msg(strchr("89ab", vmrq_request_uuid(a)[19]) != NULL, "variant of %s", vmrq_request_uuid(a));
+    ck_assert_msg(strcmp(vmrq_request_uuid(a), vmrq_request_uuid(b)) < 0, "%s then %s", vmrq_request_uuid(a),
+                  vmrq_request_uuid(b));
+    /* the first 12 digits are the Unix milliseconds */
+    snprintf(first, sizeof(first), "%.8s%.4s", vmrq_request_uuid(a), vmrq_request_uuid(a) + 9);
+    ck_assert_int_le(llabs(strtoll(first, NULL, 16) - (long long)time(NULL) * 1000), 5000);
+
+    PQclear(t_sql(t_db, "INSERT INTO requests (command) VALUES ('ping_backend')", 0, NULL));
+    nanosleep(&ms, NULL);
+    PQclear(t_sql(t_db, "INSERT INTO requests (command) VALUES ('ping_backend')", 0, NULL));
+    res = t_sql(t_db, "SELECT string_agg(substr(uuid::text, 15, 1) || substr(uuid::text, 20, 1), ' ' ORDER BY id),"
+                      "       bool_and(uuid > coalesce(prev, uuid) OR prev IS NULL),"
+                      "       max(abs(('x' || lpad(replace(left(uuid::text, 13), '-', ''), 16, '0'))::bit(64)::bigint"
+                      "               - (extract(epoch FROM now()) * 1000)::bigint))"
+                      "  FROM (SELECT id, uuid, lag(uuid) OVER (ORDER BY id) AS prev FROM requests) r", 0, NULL);
+    ck_assert_int_eq(PQgetvalue(res, 0, 0)[0], '7');
+    ck_assert_int_eq(PQgetvalue(res, 0, 0)[3], '7');
+    ck_assert_str_eq(PQgetvalue(res, 0, 1), "t");
+    ck_assert_int_le(atoll(PQgetvalue(res, 0, 2)), 5000);
+    PQclear(res);
+    vmrq_request_free(a);
+    vmrq_request_free(b);
+}
+END_TEST
+
 START_TEST(test_no_duplicate_while_pending)
 {
     vmrq_request *a = enqueue("refresh_vms", "{}"), *b = enqueue("refresh_vms", "{}"), *c, *d;
@@ -334,6 +371,7 @@ queue_suite(void)
     tcase_add_test(tc, test_options_move_to_columns);
     tcase_add_test(tc, test_domain_name_resolves_to_id);
     tcase_add_test(tc, test_uuid_is_an_idempotency_key);
+    tcase_add_test(tc, test_uuids_follow_time);
     tcase_add_test(tc, test_no_duplicate_while_pending);
     tcase_add_test(tc, test_duplicate_rules);
     tcase_add_test(tc, test_invalid_changes_nothing);
