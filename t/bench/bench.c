@@ -5,8 +5,8 @@
  * file. Never part of `make check`.
  *
  *   vmrq-bench [--runs N] [--drain N] [--history N] [--latency N] [--rate R] [--enqueue N]
- *              [--bulk N] [--domains N] [--domain-requests N] [--rss N] [--workers W] [--lanes L]
- *              [--only NAME,...] [--out FILE]
+ *              [--bulk N] [--domains N] [--domain-requests N] [--domain-workers W,...] [--rss N]
+ *              [--workers W] [--lanes L] [--only NAME,...] [--out FILE]
  *
  * Scenarios (NAME): drain, history, latency, enqueue, bulk, domains, rss. Times come from the
  * database's own clock (started_at, finished_at), so the client's scheduling does not count.
@@ -30,8 +30,9 @@
 
 static struct {
     int runs, drain, history, latency, rate, enqueue, bulk, domains, domain_requests, rss, workers, lanes;
-    const char *only, *out;
-} opt = { 5, 20000, 1000000, 500, 200, 5000, 100000, 1000, 20000, 1000000, 8, 2, NULL, ".build/bench/results.json" };
+    const char *only, *out, *domain_workers;
+} opt = { 5, 20000, 1000000, 500, 200, 5000, 100000, 1000, 20000, 1000000, 8, 2, NULL, ".build/bench/results.json",
+          "8,32" };
 
 static PGconn *db;
 
@@ -88,7 +89,7 @@ struct daemon {
 };
 
 static void
-daemon_start(struct daemon *d, const char *extra)
+daemon_start(struct daemon *d, const char *extra, int workers)
 {
     const char *vmrqd = getenv("VMRQD");
     FILE *f;
@@ -101,7 +102,7 @@ daemon_start(struct daemon *d, const char *extra)
         die("config: %s", strerror(errno));
     fprintf(f, "pidfile =\ncleanup_interval = 0\nlog_level = %s\nworkers = %d\nlimit_important = %d\n"
                "lanes = %d\n%s\n", getenv("VMRQ_BENCH_LOG") ? getenv("VMRQ_BENCH_LOG") : "warning",
-            opt.workers, opt.workers, opt.lanes, extra ? extra : "libvirt_uri = test:///default\n");
+            workers, workers, opt.lanes, extra ? extra : "libvirt_uri = test:///default\n");
     fclose(f);
     sql("TRUNCATE daemons");
     if ((d->pid = fork()) < 0)
@@ -182,8 +183,11 @@ static int nfigures;
 static struct figure *
 figure(const char *name, const char *unit, double target, int higher_better, const char *target_text)
 {
-    struct figure *f = &figures[nfigures++];
+    struct figure *f;
 
+    if (nfigures == (int)(sizeof(figures) / sizeof(figures[0])))
+        die("more figures than the table holds");
+    f = &figures[nfigures++];
     f->name = name;
     f->unit = unit;
     f->target = target;
@@ -243,7 +247,7 @@ drain_once(int n)
     snprintf(q, sizeof(q), "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, %d)", n);
     sql(q);
     sql("CHECKPOINT");
-    daemon_start(&d, NULL);
+    daemon_start(&d, NULL, opt.workers);
     wait_idle();
     /* ping_backend only: the daemon's own start-up refresh_vms is not part of the drain (and
      * survives from one history run to the next) */
@@ -304,7 +308,7 @@ scenario_latency(void)
     printf("latency: %d ping_backend at %d/s to an idle vmrqd\n", opt.latency, opt.rate);
     for (int r = 0; r < opt.runs; r++) {
         sql("TRUNCATE requests");
-        daemon_start(&d, NULL);
+        daemon_start(&d, NULL, opt.workers);
         sleep_ms(200);
         for (int i = 0; i < opt.latency; i++) {
             vmrq_request *req = vmrq_request_new("ping_backend");
@@ -392,17 +396,18 @@ scenario_bulk(void)
 }
 
 /* Domain commands on libvirt's test driver, spread over `domains` domains: pause and resume in
- * turn on each, so every request really changes its domain. */
+ * turn on each, so every request really changes its domain. Once per worker count of
+ * --domain-workers: a domain command's cost is mostly the claim and the completion of its
+ * batch, and the batch is as large as the workers free to take it. */
 static void
 scenario_domains(void)
 {
-    struct figure *f = figure("domain commands", "req/s", 5000, 1, ">= 5000");
-    char xml[] = "/tmp/vmrq-bench-xml.XXXXXX", conf[PATH_MAX + 128], q[512];
-    struct daemon d;
+    char xml[] = "/tmp/vmrq-bench-xml.XXXXXX", conf[PATH_MAX + 128], q[512], list[128], *save, *tok;
     FILE *x;
     int fd;
 
-    printf("domains: %d pause/resume over %d domains of libvirt's test driver\n", opt.domain_requests, opt.domains);
+    printf("domains: %d pause/resume over %d domains of libvirt's test driver, with %s workers\n",
+           opt.domain_requests, opt.domains, opt.domain_workers);
     if ((fd = mkstemp(xml)) < 0 || !(x = fdopen(fd, "w")))
         die("%s: %s", xml, strerror(errno));
     fprintf(x, "<node>\n");
@@ -412,36 +417,49 @@ scenario_domains(void)
     fprintf(x, "</node>\n");
     fclose(x);
     snprintf(conf, sizeof(conf), "libvirt_uri = test://%s\nnode = bench\n", xml);
-    for (int r = 0; r < opt.runs; r++) {
-        double rate;
-        long long overlaps, failed;
-        sql("TRUNCATE requests, domains, domain_events, users, nodes RESTART IDENTITY CASCADE");
-        sql("INSERT INTO users (name, is_operator) VALUES ('bench', true)");
-        sql("INSERT INTO nodes (name, uri) VALUES ('bench', 'test:///bench')");
-        daemon_start(&d, conf);
-        sql("SELECT vmrq_request('refresh_vms')");
-        wait_idle();
-        snprintf(q, sizeof(q),
-                 "INSERT INTO requests (command, args)"
-                 " SELECT CASE WHEN (i / %d) %% 2 = 0 THEN 'pause' ELSE 'resume' END,"
-                 "        jsonb_build_object('uid', 1, 'id_domain', 1 + i %% %d)"
-                 "   FROM generate_series(0, %d) i",
-                 opt.domains, opt.domains, opt.domain_requests - 1);
-        sql(q);
-        wait_idle();
-        rate = opt.domain_requests / sql("SELECT extract(epoch FROM max(finished_at) - min(started_at))"
-                                         "  FROM requests WHERE command IN ('pause', 'resume')");
-        overlaps = (long long)sql("SELECT count(*) FROM requests a JOIN requests b ON b.id_domain = a.id_domain"
-                                  " AND b.id > a.id WHERE b.started_at < a.finished_at");
-        failed = (long long)sql("SELECT count(*) FROM requests WHERE status <> 'done'");
-        daemon_stop(&d);
-        if (overlaps || failed) {
-            PGresult *res = PQexec(db, "SELECT command || ': ' || coalesce(error, status::text) FROM requests"
-                                       " WHERE status <> 'done' ORDER BY id LIMIT 1");
-            die("domains: %lld overlapping and %lld failed requests; the first: %s", overlaps, failed,
-                PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) ? PQgetvalue(res, 0, 0) : "?");
+    snprintf(list, sizeof(list), "%s", opt.domain_workers);
+    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int workers = atoi(tok);
+        char *name = malloc(64); /* lives as long as the figure table */
+        struct figure *f;
+
+        if (!name || workers < 1)
+            die("--domain-workers: '%s' is not a worker count", tok);
+        snprintf(name, 64, "domain commands, %d workers", workers);
+        f = figure(name, "req/s", 5000, 1, ">= 5000");
+        for (int r = 0; r < opt.runs; r++) {
+            struct daemon d;
+            double rate;
+            long long overlaps, failed;
+
+            sql("TRUNCATE requests, domains, domain_events, users, nodes RESTART IDENTITY CASCADE");
+            sql("INSERT INTO users (name, is_operator) VALUES ('bench', true)");
+            sql("INSERT INTO nodes (name, uri) VALUES ('bench', 'test:///bench')");
+            daemon_start(&d, conf, workers);
+            sql("SELECT vmrq_request('refresh_vms')");
+            wait_idle();
+            snprintf(q, sizeof(q),
+                     "INSERT INTO requests (command, args)"
+                     " SELECT CASE WHEN (i / %d) %% 2 = 0 THEN 'pause' ELSE 'resume' END,"
+                     "        jsonb_build_object('uid', 1, 'id_domain', 1 + i %% %d)"
+                     "   FROM generate_series(0, %d) i",
+                     opt.domains, opt.domains, opt.domain_requests - 1);
+            sql(q);
+            wait_idle();
+            rate = opt.domain_requests / sql("SELECT extract(epoch FROM max(finished_at) - min(started_at))"
+                                             "  FROM requests WHERE command IN ('pause', 'resume')");
+            overlaps = (long long)sql("SELECT count(*) FROM requests a JOIN requests b ON b.id_domain = a.id_domain"
+                                      " AND b.id > a.id WHERE b.started_at < a.finished_at");
+            failed = (long long)sql("SELECT count(*) FROM requests WHERE status <> 'done'");
+            daemon_stop(&d);
+            if (overlaps || failed) {
+                PGresult *res = PQexec(db, "SELECT command || ': ' || coalesce(error, status::text) FROM requests"
+                                           " WHERE status <> 'done' ORDER BY id LIMIT 1");
+                die("domains: %lld overlapping and %lld failed requests; the first: %s", overlaps, failed,
+                    PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) ? PQgetvalue(res, 0, 0) : "?");
+            }
+            add(f, rate);
         }
-        add(f, rate);
     }
     unlink(xml);
 }
@@ -459,7 +477,7 @@ scenario_rss(void)
 
     printf("rss: %d ping_backend through one vmrqd with %d workers, in 20 chunks\n", opt.rss, opt.workers);
     sql("TRUNCATE requests");
-    daemon_start(&d, NULL);
+    daemon_start(&d, NULL, opt.workers);
     for (int c = 0; c < 20; c++) {
         snprintf(q, sizeof(q), "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, %d)", chunk);
         sql(q);
@@ -529,7 +547,7 @@ main(int argc, char **argv)
         { "bulk", required_argument, NULL, 'b' },    { "domains", required_argument, NULL, 'D' },
         { "domain-requests", required_argument, NULL, 'q' }, { "rss", required_argument, NULL, 'm' },
         { "workers", required_argument, NULL, 'w' }, { "lanes", required_argument, NULL, 'L' },
-        { "only", required_argument, NULL, 'o' },
+        { "only", required_argument, NULL, 'o' },    { "domain-workers", required_argument, NULL, 'W' },
         { "out", required_argument, NULL, 'O' },     { NULL, 0, NULL, 0 },
     };
     int c;
@@ -549,6 +567,7 @@ main(int argc, char **argv)
         case 'w': opt.workers = atoi(optarg); break;
         case 'L': opt.lanes = atoi(optarg); break;
         case 'o': opt.only = optarg; break;
+        case 'W': opt.domain_workers = optarg; break;
         case 'O': opt.out = optarg; break;
         default: die("unknown option; see the comment at the top of t/bench/bench.c");
         }
