@@ -14,15 +14,6 @@
 #define SCHEMA_NEEDED 4
 #define BACKOFF_MAX_MS 30000
 
-long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 first_line(const char *msg, char *buf, size_t size)
 {

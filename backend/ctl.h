@@ -9,6 +9,8 @@
 
 #include <libpq-fe.h>
 
+#include "clock.h"
+
 #include "config.h"
 
 struct ctl {
@@ -19,9 +21,6 @@ struct ctl {
     long long backoff_ms;
     long long last_beat_ms;
 };
-
-/* Monotonic milliseconds. */
-long long now_ms(void);
 
 /* Connects (if the backoff allows), checks the schema, LISTENs, registers the daemon or
  * refreshes its row. 0 when connected; -1 otherwise (logged once per outage, retried later). */

@@ -16,6 +16,7 @@
 
 #include <libvirt/virterror.h>
 
+#include "clock.h"
 #include "driver_kvm.h"
 
 #define BACKOFF_FIRST_MS 1000
@@ -112,13 +113,7 @@ nap(struct kvm *kvm, long ms)
 {
     struct timespec until;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_deadline(&until, ms);
     while (!kvm->closing && pthread_cond_timedwait(&kvm->wake, &kvm->lock, &until) == 0)
         ;
 }

@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 #include <libpq-fe.h>
 
+#include "clock.h"
 #include "events.h"
 #include "log.h"
 #include "stmt.h"
@@ -237,13 +238,7 @@ wait_ms(struct events *ev, long ms, bool for_events)
 {
     struct timespec until;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_deadline(&until, ms);
     while (!ev->stopping && !(for_events && ev->queued >= EVENTS_BATCH) &&
            pthread_cond_timedwait(&ev->wake, &ev->lock, &until) == 0)
         ;
