@@ -22,6 +22,7 @@
 #include "events.h"
 #include "log.h"
 #include "stmt.h"
+#include "vmrq.h"
 
 #define EVENTS_MAX 100000  /* queued while the database is away; beyond, dropped and refreshed */
 #define EVENTS_BATCH 1000  /* per statement */
@@ -42,7 +43,6 @@ struct events {
     size_t dropped;              /* guarded by lock: over EVENTS_MAX, not yet made up for */
     bool refresh;                /* guarded by lock: a refresh_vms is owed */
     bool stopping;               /* guarded by lock */
-    bool started;
     pthread_t thread;
     PGconn *conn;                /* the sink thread's */
     char *conninfo;
@@ -206,29 +206,27 @@ write_batch(struct events *ev, const struct pending *batch, size_t n, bool *warn
     return 0;
 }
 
-/* Enqueues refresh_vms for this node: events were missed (hypervisor reconnection, events
- * dropped or refused). 0, or -1 if the database could not be reached. */
+/* Enqueues refresh_vms for this node through libvmrq, as the daemon's periodic one is: events
+ * were missed (hypervisor reconnection, events dropped or refused). 0, or -1 if the database
+ * could not be reached. */
 static int
 write_refresh(struct events *ev, bool *warned)
 {
-    const char *params[1] = { ev->node };
     PGconn *conn = sink_db(ev, warned);
-    PGresult *res;
+    vmrq_request *req;
+    int ret = 0;
 
     if (!conn)
         return -1;
-    res = PQexecParams(conn, "SELECT vmrq_request('refresh_vms', jsonb_build_object('node', $1::text))",
-                       1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        bool lost = PQstatus(conn) != CONNECTION_OK;
-        log_warnx("no refresh_vms enqueued for the missed events: %s", m ? m : PQerrorMessage(conn));
-        PQclear(res);
-        return lost ? -1 : 0;
+    if (!(req = vmrq_request_new("refresh_vms")) || vmrq_request_set_string(req, "node", ev->node) < 0 ||
+        vmrq_request_enqueue(conn, req) < 0) {
+        log_warnx("no refresh_vms enqueued for the missed events: %s", vmrq_error_message());
+        ret = PQstatus(conn) != CONNECTION_OK ? -1 : 0;
+    } else {
+        log_info("events were missed: refresh_vms is request %lld", vmrq_request_id(req));
     }
-    log_info("events were missed: refresh_vms is request %s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return 0;
+    vmrq_request_free(req);
+    return ret;
 }
 
 /* Sleeps `ms`, or until stopped or (with `for_events`) until a full batch has queued; with
@@ -345,7 +343,6 @@ events_new(const char *conninfo, const char *node)
         pthread_mutex_destroy(&ev->lock);
         goto fail;
     }
-    ev->started = true;
     return ev;
 
 fail:
@@ -430,13 +427,11 @@ events_free(struct events *ev)
 {
     if (!ev)
         return;
-    if (ev->started) {
-        pthread_mutex_lock(&ev->lock);
-        ev->stopping = true;
-        pthread_cond_signal(&ev->wake);
-        pthread_mutex_unlock(&ev->lock);
-        pthread_join(ev->thread, NULL);
-    }
+    pthread_mutex_lock(&ev->lock);
+    ev->stopping = true;
+    pthread_cond_signal(&ev->wake);
+    pthread_mutex_unlock(&ev->lock);
+    pthread_join(ev->thread, NULL);
     PQfinish(ev->conn);
     pthread_cond_destroy(&ev->wake);
     pthread_mutex_destroy(&ev->lock);
