@@ -323,12 +323,14 @@ claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backo
             ret = complete_with_followups(conn, daemon, j, backoff_ms);
         } else if (j->outcome == JOB_DONE && !j->output && !j->sync.id) {
             if (len + 24 >= cap) {
-                char *grown = realloc(ids, cap = cap ? cap * 2 : 4096);
+                size_t grown_cap = cap ? cap * 2 : 4096;
+                char *grown = realloc(ids, grown_cap);
                 if (!grown) {
                     json_object_array_add(rows, completion_row(j, backoff_ms));
                     continue;
                 }
                 ids = grown;
+                cap = grown_cap;
             }
             len += (size_t)snprintf(ids + len, cap - len, "%c%lld", ndone ? ',' : '{', j->id);
             ndone++;
