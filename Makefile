@@ -146,10 +146,15 @@ $(B)/vmrq-bench: t/bench/bench.c $(LIBA) frontend-api/vmrq.h
 	@mkdir -p $(@D) .build/bench
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(PKG_LIBS)
 
+$(B)/vmrq-rss-floor: t/bench/rss_floor.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(VIRT_CFLAGS) -o $@ $< $(PKG_LIBS) $(VIRT_LIBS)
+
 bench: deps
-	@$(MAKE) --no-print-directory build $(B)/vmrq-bench
+	@$(MAKE) --no-print-directory build $(B)/vmrq-bench $(B)/vmrq-rss-floor
 	@mkdir -p .build/bench
-	VMRQD=$(CURDIR)/$(DAEMON) VMRQ_PG_DEFAULTS=1 t/with-pg $(B)/vmrq-bench $(BENCH_ARGS)
+	VMRQD=$(CURDIR)/$(DAEMON) VMRQ_RSS_FLOOR=$(CURDIR)/$(B)/vmrq-rss-floor VMRQ_PG_DEFAULTS=1 \
+	    t/with-pg $(B)/vmrq-bench $(BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
