@@ -120,14 +120,14 @@ daemon_start(struct daemon *d, const char *extra, int workers)
 /* A line of /proc/PID/status, in KiB: "VmRSS" (all resident pages, shared library code
  * included) or "RssAnon" (the process's own memory: heap, stacks). */
 static long
-daemon_status_kib(const struct daemon *d, const char *key)
+status_kib(pid_t pid, const char *key)
 {
     char path[64], line[256];
     size_t klen = strlen(key);
     long kib = -1;
     FILE *f;
 
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)d->pid);
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
     if (!(f = fopen(path, "r")))
         return -1;
     while (fgets(line, sizeof(line), f))
@@ -466,15 +466,16 @@ scenario_domains(void)
 }
 
 /* What the libraries alone take: $VMRQ_RSS_FLOOR (t/bench/rss_floor.c) opens one libvirt and
- * one libpq connection, as vmrqd does first, and reports its RSS. No target: it is the floor
- * under vmrqd's figure. */
+ * one libpq connection, as vmrqd does first, and waits. No target: it is the floor under
+ * vmrqd's figure. */
 static void
 rss_floor(void)
 {
     const char *prog = getenv("VMRQ_RSS_FLOOR");
     struct figure *f;
     char cmd[PATH_MAX + 64];
-    long rss = -1, own = -1;
+    long rss = -1;
+    int pid = -1;
     FILE *p;
 
     if (!prog) {
@@ -483,8 +484,11 @@ rss_floor(void)
     }
     f = figure("floor: libvirt + libpq, nothing else", "MiB", 0, 0, "(reference)");
     snprintf(cmd, sizeof(cmd), "'%s' test:///default", prog);
-    if (!(p = popen(cmd, "r")) || fscanf(p, "%ld %ld", &rss, &own) != 2 || pclose(p) != 0 || rss < 0)
-        die("%s did not report its RSS", prog);
+    if (!(p = popen(cmd, "r")) || fscanf(p, "ready %d", &pid) != 1 || (rss = status_kib(pid, "VmRSS")) < 0)
+        die("%s did not start", prog);
+    kill(pid, SIGTERM);
+    if (pclose(p) != 0)
+        die("%s failed", prog);
     add(f, rss / 1024.0);
 }
 
@@ -507,10 +511,10 @@ scenario_rss(void)
         sql(q);
         wait_idle();
         if (c == 0)
-            add(early, daemon_status_kib(&d, "VmRSS") / 1024.0);
+            add(early, status_kib(d.pid, "VmRSS") / 1024.0);
     }
-    add(late, daemon_status_kib(&d, "VmRSS") / 1024.0);
-    add(anon, daemon_status_kib(&d, "RssAnon") / 1024.0);
+    add(late, status_kib(d.pid, "VmRSS") / 1024.0);
+    add(anon, status_kib(d.pid, "RssAnon") / 1024.0);
     daemon_stop(&d);
     rss_floor();
 }
