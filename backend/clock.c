@@ -1,6 +1,8 @@
 /*
  * clock.c - the daemon's clocks (see clock.h).
  */
+#include <stdio.h>
+
 #include "clock.h"
 
 long long
@@ -22,4 +24,22 @@ clock_deadline(struct timespec *until, long ms)
         until->tv_sec++;
         until->tv_nsec -= 1000000000L;
     }
+}
+
+int
+clock_utc_after(long long ms, char *buf, size_t size)
+{
+    struct timespec ts;
+    long long at_ms;
+    time_t secs;
+    struct tm tm;
+    size_t len;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    at_ms = (long long)ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000 + ms;
+    secs = (time_t)(at_ms / 1000);
+    if (!gmtime_r(&secs, &tm) || (len = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm)) == 0 ||
+        (size_t)snprintf(buf + len, size - len, ".%03lld+00", at_ms % 1000) >= size - len)
+        return -1;
+    return 0;
 }

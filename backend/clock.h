@@ -1,6 +1,6 @@
 /*
- * clock.h - the daemon's two clocks: monotonic milliseconds for its timers, and the wall-clock
- * deadlines that pthread_cond_timedwait() takes.
+ * clock.h - the daemon's two clocks: monotonic milliseconds for its timers; the wall clock for
+ * the deadlines that pthread_cond_timedwait() takes and for times written into requests.
  */
 #ifndef VMRQD_CLOCK_H
 #define VMRQD_CLOCK_H
@@ -12,5 +12,10 @@ long long now_ms(void);
 
 /* *until = now (CLOCK_REALTIME, the clock of pthread_cond_timedwait()) + ms. */
 void clock_deadline(struct timespec *until, long ms);
+
+/* Writes into buf the UTC timestamp of now (CLOCK_REALTIME) + ms, rounded up to the millisecond
+ * ("2026-11-22 06:50:01.124+00", which the `at` option takes): never earlier than asked, as
+ * whole epoch seconds would be by up to a second. Returns 0, or -1 if size is too small. */
+int clock_utc_after(long long ms, char *buf, size_t size);
 
 #endif /* VMRQD_CLOCK_H */

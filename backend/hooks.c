@@ -4,8 +4,8 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "clock.h"
 #include "hooks.h"
 #include "log.h"
 #include "stmt.h"
@@ -77,13 +77,14 @@ static int
 force_after_timeout(struct op_ctx *ctx)
 {
     dom_state s = ctx->d->info.state;
-    vmrq_request *req;
+    vmrq_request *req = NULL;
+    char at[40];
 
     if (ctx->result < 0 || ctx->timeout <= 0 || s == DOM_SHUTOFF || s == DOM_CRASHED || s == DOM_NOSTATE)
         return 0;
-    if (!(req = vmrq_request_new("force_shutdown")) || vmrq_request_set_int(req, "uid", ctx->job->uid) < 0 ||
-        vmrq_request_set_int(req, "id_domain", ctx->d->id) < 0 ||
-        vmrq_request_set_int(req, "at", (long long)time(NULL) + ctx->timeout) < 0) {
+    if (clock_utc_after((long long)ctx->timeout * 1000, at, sizeof(at)) < 0 ||
+        !(req = vmrq_request_new("force_shutdown")) || vmrq_request_set_int(req, "uid", ctx->job->uid) < 0 ||
+        vmrq_request_set_int(req, "id_domain", ctx->d->id) < 0 || vmrq_request_set_string(req, "at", at) < 0) {
         log_warnx("request %lld: cannot build the force_shutdown follow-up: %s", ctx->job->id, vmrq_error_message());
         vmrq_request_free(req);
         return -1;
