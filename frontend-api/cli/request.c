@@ -90,7 +90,8 @@ static const struct cli_sub cancel_sub = {
     NULL,
 };
 
-/* "+90", "+5m", "+2h", "+1d" -> epoch seconds from now; false if not of that form. */
+/* "+90", "+5m", "+2h", "+1d" -> epoch seconds from now, rounded up (whole seconds from the
+ * start of this one would come due up to a second early); false if not of that form. */
 static bool
 parse_relative(const char *text, long long *epoch)
 {
@@ -110,7 +111,7 @@ parse_relative(const char *text, long long *epoch)
     }
     if (!cli_parse_long(num, 0, 100LL * 365 * 86400, &n))
         return false;
-    *epoch = (long long)time(NULL) + n * unit;
+    *epoch = (long long)time(NULL) + 1 + n * unit;
     return true;
 }
 
