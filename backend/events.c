@@ -138,20 +138,20 @@ pending_free_list(struct pending *p)
     }
 }
 
-/* The batch as the JSON rows batch_sql reads; NULL if out of memory. */
-static char *
+/* The batch as the JSON rows batch_sql reads (the caller json_object_put()s it); NULL if out
+ * of memory. */
+static struct json_object *
 batch_json(const struct pending *p)
 {
     struct json_object *rows = json_object_new_array();
-    char *text = NULL;
     int n = 0;
 
-    if (!rows)
-        return NULL;
-    for (; p; p = p->next) {
+    for (; rows && p; p = p->next) {
         struct json_object *row = json_object_new_object();
-        if (!row)
-            goto cleanup;
+        if (!row) {
+            json_object_put(rows);
+            return NULL;
+        }
         json_object_object_add(row, "n", json_object_new_int(n++));
         json_object_object_add(row, "name", json_object_new_string(p->name));
         json_object_object_add(row, "uuid", p->uuid ? json_object_new_string(p->uuid) : NULL);
@@ -161,11 +161,7 @@ batch_json(const struct pending *p)
         json_object_object_add(row, "at", json_object_new_double(p->at));
         json_object_array_add(rows, row);
     }
-    text = strdup(json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN));
-
-cleanup:
-    json_object_put(rows);
-    return text;
+    return rows;
 }
 
 /* Writes one batch. 0 when written, 1 when the database refused it (logged; a refresh is owed), -1
@@ -175,18 +171,18 @@ write_batch(struct events *ev, const struct pending *batch, size_t n, bool *warn
 {
     const char *params[2] = { NULL, ev->node };
     PGconn *conn = sink_db(ev, warned);
-    char *json;
+    struct json_object *rows;
     PGresult *res;
 
     if (!conn)
         return -1;
-    if (!(json = batch_json(batch))) {
+    if (!(rows = batch_json(batch))) {
         log_warnx("%zu domain events not recorded: out of memory; refresh_vms will make up for them", n);
         return 1;
     }
-    params[0] = json;
+    params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
     res = stmt_exec(conn, &batch_stmt, params);
-    free(json);
+    json_object_put(rows);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
         bool lost = PQstatus(conn) != CONNECTION_OK;

@@ -544,7 +544,7 @@ report(void)
     for (int i = 0; i < nfigures; i++) {
         struct figure *f = &figures[i];
         double med = median(f->v, f->n);
-        bool pass = f->target == 0 || (f->higher_better ? med >= f->target : med <= f->target);
+        bool pass = f->higher_better ? med >= f->target : med <= f->target;
         printf("%-36s %10.2f %10.2f %10.2f %-22s %s\n", f->name, med, f->v[0], f->v[f->n - 1], f->target_text,
                f->target == 0 ? "-" : pass ? "pass" : "FAIL");
     }
