@@ -111,12 +111,13 @@ free_list(struct vmrqd_job *list)
     }
 }
 
-/* Prepares a claimed job and hands it to a worker; a job that cannot run is failed at once.
+/* Prepares a claimed job for a worker (appended to *batch, for pool_submit()); a job that
+ * cannot run is failed at once.
  * Each class is claimed within its own limit and the free workers, so one claim may bring more
  * jobs than there are free workers (8 important, 2 secondary and 1 long for 8 workers): those
  * wait in the pool's queue, and the table of jobs in flight grows to hold them. */
 static void
-start_job(struct vmrqd *d, struct vmrqd_job *job, vmrq_class cls)
+start_job(struct vmrqd *d, struct vmrqd_job *job, vmrq_class cls, struct vmrqd_job ***batch)
 {
     struct inflight *slot;
     char who[160];
@@ -149,7 +150,8 @@ start_job(struct vmrqd *d, struct vmrqd_job *job, vmrq_class cls)
     slot->abandoned = false;
     d->ninflight++;
     d->running[cls]++;
-    pool_submit(d->pool, job);
+    **batch = job;
+    *batch = &job->next;
 }
 
 /* Moves jobs the workers finished from the in-flight table to the unwritten list. */
@@ -250,7 +252,7 @@ static void
 claim_pass(struct vmrqd *d)
 {
     int limit[CLAIM_LANES], ninline = 0, free_workers = d->cfg->workers - d->ninflight;
-    struct vmrqd_job *list = NULL, *next;
+    struct vmrqd_job *list = NULL, *next, *batch = NULL, **batch_tail = &batch;
     long long due;
     int moved;
 
@@ -271,9 +273,10 @@ claim_pass(struct vmrqd *d)
             run_inline(d, list);
             ninline++;
         } else {
-            start_job(d, list, list->cls);
+            start_job(d, list, list->cls, &batch_tail);
         }
     }
+    pool_submit(d->pool, batch);
     if (ninline == d->cfg->claim_batch) {
         d->want_claim = true; /* written, then claimed again at once */
         lanes_wake(d->lanes, d->cfg, d->ctl.daemon); /* and the lanes help */

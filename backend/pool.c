@@ -135,18 +135,27 @@ fail:
 }
 
 void
-pool_submit(struct pool *pool, struct vmrqd_job *job)
+pool_submit(struct pool *pool, struct vmrqd_job *list)
 {
-    job->next = NULL;
+    struct vmrqd_job *tail = list;
+    int n = 1;
+
+    if (!list)
+        return;
+    for (; tail->next; tail = tail->next)
+        n++;
     pthread_mutex_lock(&pool->lock);
     if (pool->queue_tail)
-        pool->queue_tail->next = job;
+        pool->queue_tail->next = list;
     else
-        pool->queue = job;
-    pool->queue_tail = job;
-    pool->busy++;
-    pthread_cond_signal(&pool->work);
+        pool->queue = list;
+    pool->queue_tail = tail;
+    pool->busy += n;
     pthread_mutex_unlock(&pool->lock);
+    /* after the unlock: a woken worker does not wait at once for the lock the loop holds; one
+     * wake-up per job, no more than there are workers */
+    for (int i = 0; i < n && i < pool->n; i++)
+        pthread_cond_signal(&pool->work);
 }
 
 struct vmrqd_job *
