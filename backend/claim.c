@@ -147,13 +147,19 @@ claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LAN
     return n;
 }
 
+/* Each completion statement also says whether any request waits on a dependency (evaluated
+ * once per statement): if none does, the loop need not look for waiting requests to move on
+ * after writing outcomes, a statement less per turn. A request that starts waiting later comes
+ * with its notification, which calls for that look anyway. */
+#define WAITING_SQL "(SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting'))"
+
 /* The common case, requests done without output: ids only, no JSON to unpack per row. */
 static const char complete_done_sql[] =
     "UPDATE requests r"
     "   SET status = 'done', date_changed = clock_timestamp(), error = NULL,"
     "       finished_at = clock_timestamp()"
     " WHERE r.id = ANY ($1::bigint[]) AND r.status = 'working' AND r.id_daemon = $2"
-    " RETURNING r.id";
+    " RETURNING r.id, " WAITING_SQL;
 
 static const struct stmt complete_done_stmt = { STMT_COMPLETE_DONE, "vmrq_complete_done", complete_done_sql, 2 };
 
@@ -188,7 +194,7 @@ static const char complete_sql[] =
     "       id_daemon = CASE WHEN x.status = 'requested' THEN NULL ELSE r.id_daemon END"
     "  FROM x"
     " WHERE r.id = x.id AND r.status = 'working' AND r.id_daemon = $2"
-    " RETURNING r.id";
+    " RETURNING r.id, " WAITING_SQL;
 
 static const struct stmt complete_stmt = { STMT_COMPLETE, "vmrq_complete", complete_sql, 2 };
 
@@ -230,9 +236,10 @@ completion_row(const struct vmrqd_job *job, long long backoff_ms)
 }
 
 /* Runs a completion statement whose first parameter is `what` (JSON rows, or an id array) for
- * `want` requests; logs those this daemon no longer held. -1 on error. */
+ * `want` requests; logs those this daemon no longer held; sets *waiting if requests wait on a
+ * dependency. -1 on error. */
 static int
-write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *what, size_t want)
+write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *what, size_t want, bool *waiting)
 {
     char d[16];
     const char *params[2] = { what, d };
@@ -245,6 +252,8 @@ write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *wh
         PQclear(res);
         return -1;
     }
+    if (PQntuples(res) > 0 && PQgetvalue(res, 0, 1)[0] == 't')
+        *waiting = true;
     if ((size_t)PQntuples(res) != want)
         log_warnx("complete: %zu of %zu finished requests were no longer held by this vmrqd"
                   " (taken back by recovery or cancelled by hand); their outcome is dropped",
@@ -255,11 +264,11 @@ write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *wh
 
 /* Writes JSON completion rows (see completion_row()). */
 static int
-write_rows(PGconn *conn, int daemon, struct json_object *rows)
+write_rows(PGconn *conn, int daemon, struct json_object *rows, bool *waiting)
 {
     return write_completion(conn, daemon, &complete_stmt,
                             json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN),
-                            json_object_array_length(rows));
+                            json_object_array_length(rows), waiting);
 }
 
 static int
@@ -277,7 +286,7 @@ run_simple(PGconn *conn, const char *sql)
 /* One job with follow-ups: enqueue them and complete it in one transaction. A follow-up the
  * catalog refuses is a handler bug: the job fails naming it, and nothing is enqueued. */
 static int
-complete_with_followups(PGconn *conn, int daemon, struct vmrqd_job *job, long long backoff_ms)
+complete_with_followups(PGconn *conn, int daemon, struct vmrqd_job *job, long long backoff_ms, bool *waiting)
 {
     struct json_object *rows = json_object_new_array();
     int ret = -1;
@@ -298,14 +307,14 @@ complete_with_followups(PGconn *conn, int daemon, struct vmrqd_job *job, long lo
                 vmrq_request_free(job->followups[k]);
             job->nfollowups = 0;
             json_object_array_add(rows, completion_row(job, backoff_ms));
-            ret = write_rows(conn, daemon, rows);
+            ret = write_rows(conn, daemon, rows, waiting);
             goto cleanup;
         }
         log_info("request %lld (%s) enqueued follow-up %lld (%s)", job->id, job->command,
                  vmrq_request_id(job->followups[i]), vmrq_request_command(job->followups[i]));
     }
     json_object_array_add(rows, completion_row(job, backoff_ms));
-    if (write_rows(conn, daemon, rows) < 0) {
+    if (write_rows(conn, daemon, rows, waiting) < 0) {
         run_simple(conn, "ROLLBACK");
         goto cleanup;
     }
@@ -317,16 +326,17 @@ cleanup:
 }
 
 int
-claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms)
+claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms, bool *waiting)
 {
     struct json_object *rows = json_object_new_array();
     size_t ndone = 0, len = 0, cap = 0;
     char *ids = NULL;
+    bool ignored = false, *w = waiting ? waiting : &ignored;
     int ret = 0;
 
     for (struct vmrqd_job *j = list; j && ret == 0; j = j->next) {
         if (j->nfollowups > 0) {
-            ret = complete_with_followups(conn, daemon, j, backoff_ms);
+            ret = complete_with_followups(conn, daemon, j, backoff_ms, w);
         } else if (j->outcome == JOB_DONE && !j->output && !j->sync.id) {
             if (len + 24 >= cap) {
                 size_t grown_cap = cap ? cap * 2 : 4096;
@@ -346,10 +356,10 @@ claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backo
     }
     if (ret == 0 && ndone > 0) {
         snprintf(ids + len, cap - len, "}");
-        ret = write_completion(conn, daemon, &complete_done_stmt, ids, ndone); /* ids: {1,2,...} */
+        ret = write_completion(conn, daemon, &complete_done_stmt, ids, ndone, w); /* ids: {1,2,...} */
     }
     if (ret == 0 && json_object_array_length(rows) > 0)
-        ret = write_rows(conn, daemon, rows);
+        ret = write_rows(conn, daemon, rows, w);
     free(ids);
     json_object_put(rows);
     return ret;

@@ -6,6 +6,8 @@
 #ifndef VMRQD_CLAIM_H
 #define VMRQD_CLAIM_H
 
+#include <stdbool.h>
+
 #include <libpq-fe.h>
 
 #include "job.h"
@@ -24,8 +26,9 @@ int claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM
  * backoff (`backoff_ms` times 2^(attempts-1), at most an hour) when a retryable failure has
  * retries left. Jobs with follow-ups are written one transaction each, follow-ups included;
  * the rest in one statement. Returns 0, or -1 if the database failed (nothing of the failed
- * statement is written; the caller keeps the list and tries again). */
-int claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms);
+ * statement is written; the caller keeps the list and tries again). Sets *waiting (if not NULL;
+ * never cleared) when requests wait on a dependency: some may now be free to move on. */
+int claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms, bool *waiting);
 
 /* Moves waiting requests whose parents have finished (SQL vmrq_resolve_waiting()); returns how
  * many moved, -1 on error. */

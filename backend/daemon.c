@@ -210,13 +210,15 @@ check_deadlines(struct vmrqd *d)
     }
 }
 
-/* Writes the outcomes. Freed workers and finished parents mean a claim pass and a look at the
- * waiting requests; the timer of scheduled requests moves only if a retry was put back with a
+/* Writes the outcomes. Freed workers mean a claim pass; finished parents, a look at the waiting
+ * requests if any wait; the timer of scheduled requests moves only if a retry was put back with a
  * backoff (follow-ups scheduled by hooks arrive as notifications, like any new request). */
 static void
 write_completions(struct vmrqd *d)
 {
-    if (claim_complete(d->ctl.conn, d->ctl.daemon, d->unwritten, d->cfg->retry_backoff_ms) < 0) {
+    bool waiting = false;
+
+    if (claim_complete(d->ctl.conn, d->ctl.daemon, d->unwritten, d->cfg->retry_backoff_ms, &waiting) < 0) {
         ctl_check(&d->ctl); /* kept: written again once the database answers */
         return;
     }
@@ -225,7 +227,9 @@ write_completions(struct vmrqd *d)
             d->want_due = true;
     free_list(d->unwritten);
     d->unwritten = NULL;
-    d->want_claim = d->want_resolve = true;
+    d->want_claim = true;
+    if (waiting)
+        d->want_resolve = true;
 }
 
 /* Runs an inline job here, at once; its outcome joins the next completion batch. */

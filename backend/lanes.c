@@ -71,7 +71,7 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
                      j->outcome == JOB_DONE ? "done" : "failed", j->took_us / 1000.0, j->error ? ": " : "",
                      j->error ? j->error : "");
         }
-        while (list && claim_complete(l->conn, daemon, list, backoff_ms) < 0) {
+        while (list && claim_complete(l->conn, daemon, list, backoff_ms, NULL) < 0) {
             bool stopping;
             pthread_mutex_lock(&ls->lock);
             stopping = ls->stopping;

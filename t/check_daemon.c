@@ -148,7 +148,7 @@ START_TEST(test_retry_with_backoff)
         ck_assert_int_eq(claim_jobs(t_db, daemon, "n", (int[CLAIM_LANES]){ [CLAIM_INLINE] = 10 }, &job), 1);
         ck_assert_int_eq(job->attempts, attempt);
         job_fail(job, true, "agent not connected yet");
-        ck_assert_int_eq(claim_complete(t_db, daemon, job, 1000), 0);
+        ck_assert_int_eq(claim_complete(t_db, daemon, job, 1000, NULL), 0);
         job_free(job);
         job = NULL;
         if (attempt < 3) {

@@ -86,7 +86,7 @@ run(const char *command, const char *json)
     PQclear(res);
     if (dispatch_prepare(job) == 0)
         dispatch_run(job, &worker);
-    ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000), 0);
+    ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
     job_free(job);
     return id;
 }
