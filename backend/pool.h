@@ -18,9 +18,9 @@ struct pool;
  * its read end). `conninfo` is copied; `drv` (may be NULL) and `node` are borrowed and must
  * outlive the pool. NULL on failure (logged). Free with pool_free(). */
 struct pool *pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const char *node);
-/* Hands a list of jobs (linked by `next`) to the workers, in one hand-over: the workers are
- * woken once for the whole list, not once per job. Ownership passes to the pool until
- * pool_take_done(). */
+/* Hands a list of jobs (linked by `next`) to the workers in one hand-over: the queue is locked
+ * once for the whole list, and the workers are signalled (one per job) after it is unlocked.
+ * Ownership passes to the pool until pool_take_done(). */
 void pool_submit(struct pool *pool, struct vmrqd_job *list);
 /* The finished jobs since the last call, as a list (ownership to the caller); NULL if none. */
 struct vmrqd_job *pool_take_done(struct pool *pool);
