@@ -220,19 +220,27 @@ cleanup:
     return ret;
 }
 
+/* libvirt's error `err` (a copy: every public call, virDomainGetName() too, resets the last
+ * error) reported under the domain's name. */
+static void
+report_dom(struct driver_dom *dom, virErrorPtr err)
+{
+    const char *name = virDomainGetName(dom->dom);
+
+    report_error(name ? name : "domain", err);
+}
+
 /* 0, or -1 with libvirt's error reported under the domain's name. */
 static int
 check(int rc, struct driver_dom *dom)
 {
     virError err;
-    const char *name;
 
     if (rc >= 0)
         return 0;
     memset(&err, 0, sizeof(err));
-    virCopyLastError(&err); /* every public call, virDomainGetName() too, resets it */
-    name = virDomainGetName(dom->dom);
-    report_error(name ? name : "domain", &err);
+    virCopyLastError(&err);
+    report_dom(dom, &err);
     virResetError(&err);
     return -1;
 }
@@ -259,15 +267,56 @@ kvm_start(struct driver_dom *dom)
     return check(virDomainCreate(dom->dom), dom);
 }
 
+/* Whether the domain is shutting down or off, looking for up to `within_ms`. */
+static bool
+went_down(struct driver_dom *dom, int within_ms)
+{
+    for (int waited = 0;; waited += 50) {
+        int state, reason;
+        struct timespec pause = { 0, 50 * 1000000L };
+
+        if (virDomainGetState(dom->dom, &state, &reason, 0) < 0) {
+            virResetLastError();
+            return false;
+        }
+        if (state == VIR_DOMAIN_SHUTDOWN || state == VIR_DOMAIN_SHUTOFF)
+            return true;
+        if (waited >= within_ms)
+            return false;
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* A shutdown through the guest agent gets no answer: libvirt waits for QEMU to report the
+ * guest's shutdown. When qemu-ga closes its socket, as the guest goes down, before that report
+ * reaches libvirt, the call fails with "internal error: End of file from agent socket" though
+ * the guest is on its way down (seen once in the real-guest tests, on a fresh machine). Such a
+ * failure is taken back if the domain stops running within AGENT_GONE_MS. */
+#define AGENT_GONE_MS 5000
+
 static int
 kvm_shutdown(struct driver_dom *dom, power_mode mode)
 {
     static const unsigned flags[] = { [POWER_DEFAULT] = 0, [POWER_ACPI] = VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
                                       [POWER_AGENT] = VIR_DOMAIN_SHUTDOWN_GUEST_AGENT };
+    int rc;
 
     if (ignores_acpi(dom))
         return 0;
-    return check(flags[mode] ? virDomainShutdownFlags(dom->dom, flags[mode]) : virDomainShutdown(dom->dom), dom);
+    rc = flags[mode] ? virDomainShutdownFlags(dom->dom, flags[mode]) : virDomainShutdown(dom->dom);
+    if (rc < 0 && mode == POWER_AGENT && virGetLastErrorCode() == VIR_ERR_INTERNAL_ERROR) {
+        virError err;
+
+        memset(&err, 0, sizeof(err));
+        virCopyLastError(&err);
+        if (went_down(dom, AGENT_GONE_MS))
+            rc = 0;
+        else
+            report_dom(dom, &err);
+        virResetError(&err);
+        return rc;
+    }
+    return check(rc, dom);
 }
 
 static int
