@@ -42,6 +42,19 @@ pause_ms(long long ms)
     nanosleep(&ts, NULL);
 }
 
+/* Requests wait on dependencies, and this lane may have just finished their parents: the main
+ * loop, which moves waiting requests on, is told the way it hears of a new request. Without it
+ * such a child waited for the loop's next completion or its fallback poll. */
+static void
+tell_loop(struct lane *l)
+{
+    PGresult *res = PQexecParams(l->conn, "SELECT pg_notify('vmrq_request', '')", 0, NULL, NULL, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        log_warnx("lane %d: cannot wake the loop for waiting requests: %s", l->index, PQerrorMessage(l->conn));
+    PQclear(res);
+}
+
 /* Claims, runs and records batches until one is not full. Outcomes that cannot be written are
  * written again (after reconnecting) until they are, or until the daemon stops: a request is
  * never left behind by a lane that lives. */
@@ -53,6 +66,7 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
 
     do {
         struct vmrqd_job *list = NULL;
+        bool waiting = false;
 
         if (!l->conn || PQstatus(l->conn) != CONNECTION_OK) {
             PQfinish(l->conn);
@@ -71,7 +85,7 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
                      j->outcome == JOB_DONE ? "done" : "failed", j->took_us / 1000.0, j->error ? ": " : "",
                      j->error ? j->error : "");
         }
-        while (list && claim_complete(l->conn, daemon, list, backoff_ms, NULL) < 0) {
+        while (list && claim_complete(l->conn, daemon, list, backoff_ms, &waiting) < 0) {
             bool stopping;
             pthread_mutex_lock(&ls->lock);
             stopping = ls->stopping;
@@ -84,6 +98,8 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
             if (PQstatus(l->conn) != CONNECTION_OK)
                 PQreset(l->conn);
         }
+        if (waiting)
+            tell_loop(l);
         while (list) {
             struct vmrqd_job *next = list->next;
             job_free(list);

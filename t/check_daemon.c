@@ -17,6 +17,7 @@
 
 #include "claim.h"
 #include "job.h"
+#include "lanes.h"
 #include "tutil.h"
 
 /* Daemons of a test; cleaned up by the teardown even when an assertion fails. */
@@ -165,6 +166,47 @@ START_TEST(test_retry_with_backoff)
     }
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE status = 'failed'"
                            " AND error = 'agent not connected yet' AND finished_at IS NOT NULL"), 1);
+}
+END_TEST
+
+/* A lane that finishes the parent of a waiting request tells the main loop, as a new request
+ * would: the loop is the one that moves waiting requests on, and without the word the child
+ * waited for the loop's next completion or its fallback poll. */
+START_TEST(test_lane_tells_loop_of_waiting)
+{
+    struct vmrqd_worker loop_worker = { .index = -1 };
+    struct vmrqd_config cfg;
+    const char *conninfo = getenv("VMRQ_DB");
+    struct lanes *ls;
+    PGconn *listener;
+    PGnotify *n = NULL;
+    int daemon;
+
+    daemon = (int)count("INSERT INTO daemons (node, hostname, pid, version) VALUES ('n', 'h', 1, 'test')"
+                        " RETURNING id");
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));                        /* 1 */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"after_request\": 1}')", 0, NULL)); /* 2 */
+    ck_assert_ptr_nonnull(conninfo);
+    listener = PQconnectdb(conninfo); /* listening from now: the enqueues' own words are past */
+    ck_assert_int_eq(PQstatus(listener), CONNECTION_OK);
+    PQclear(PQexec(listener, "LISTEN vmrq_request"));
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.claim_batch = 10;
+    cfg.retry_backoff_ms = 1000;
+    ck_assert_ptr_nonnull(ls = lanes_new(1, conninfo, "n", &loop_worker));
+    lanes_wake(ls, &cfg, daemon);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE id = 1 AND status = 'done'", 1, 5000), 1);
+    for (int waited = 0; waited < 2000 && !n; waited += 20) {
+        struct timespec pause = { 0, 20 * 1000000L };
+        ck_assert(PQconsumeInput(listener));
+        if (!(n = PQnotifies(listener)))
+            nanosleep(&pause, NULL);
+    }
+    ck_assert_msg(n != NULL, "the lane finished request 1, which request 2 waits on, and told no one");
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2 AND status = 'waiting'"), 1);
+    PQfreemem(n);
+    lanes_free(ls);
+    PQfinish(listener);
 }
 END_TEST
 
@@ -382,6 +424,7 @@ daemon_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_wakes_on_notify);
+    tcase_add_test(tc, test_lane_tells_loop_of_waiting);
     tcase_add_test(tc, test_order_priority_then_age);
     tcase_add_test(tc, test_classes_beyond_free_workers);
     tcase_add_test(tc, test_at_time_without_polling);
