@@ -15,6 +15,14 @@ now_ms(void)
 }
 
 void
+clock_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+void
 clock_deadline(struct timespec *until, long ms)
 {
     clock_gettime(CLOCK_REALTIME, until);

@@ -10,6 +10,9 @@
 /* Monotonic milliseconds. */
 long long now_ms(void);
 
+/* Sleeps `ms` milliseconds (an interrupted sleep ends early). */
+void clock_sleep_ms(long ms);
+
 /* *until = now (CLOCK_REALTIME, the clock of pthread_cond_timedwait()) + ms. */
 void clock_deadline(struct timespec *until, long ms);
 

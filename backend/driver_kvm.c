@@ -17,6 +17,7 @@
 
 #include <libvirt/virterror.h>
 
+#include "clock.h"
 #include "driver_kvm.h"
 
 #define TEST_NS "urn:vmrq:test"
@@ -273,7 +274,6 @@ went_down(struct driver_dom *dom, int within_ms)
 {
     for (int waited = 0;; waited += 50) {
         int state, reason;
-        struct timespec pause = { 0, 50 * 1000000L };
 
         if (virDomainGetState(dom->dom, &state, &reason, 0) < 0) {
             virResetLastError();
@@ -283,7 +283,7 @@ went_down(struct driver_dom *dom, int within_ms)
             return true;
         if (waited >= within_ms)
             return false;
-        nanosleep(&pause, NULL);
+        clock_sleep_ms(50);
     }
 }
 

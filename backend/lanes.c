@@ -5,9 +5,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "claim.h"
+#include "clock.h"
 #include "dispatch.h"
 #include "lanes.h"
 #include "log.h"
@@ -33,14 +33,6 @@ struct lanes {
     int n;
     struct lane *lane;
 };
-
-static void
-pause_ms(long long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    nanosleep(&ts, NULL);
-}
 
 /* Requests wait on dependencies, and this lane may have just finished their parents: the main
  * loop, which moves waiting requests on, is told the way it hears of a new request. Without it
@@ -94,7 +86,7 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
                 log_warnx("lane %d: %d outcomes not written; recovery will take them back", l->index, n);
                 break;
             }
-            pause_ms(500);
+            clock_sleep_ms(500);
             if (PQstatus(l->conn) != CONNECTION_OK)
                 PQreset(l->conn);
         }
