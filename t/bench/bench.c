@@ -396,6 +396,47 @@ scenario_bulk(void)
     free(reqs);
 }
 
+/* One run of the domain scenario with a daemon of `workers` configured by `conf`: requests/s
+ * between the first start and the last finish. Dies if a domain ran two requests at once or a
+ * request did not end done. */
+static double
+domains_once(const char *conf, int workers)
+{
+    struct daemon d;
+    char q[512];
+    double rate;
+    long long overlaps, failed;
+
+    sql("TRUNCATE requests, domains, domain_events, users, nodes RESTART IDENTITY CASCADE");
+    sql("INSERT INTO users (name, is_operator) VALUES ('bench', true)");
+    sql("INSERT INTO nodes (name, uri) VALUES ('bench', 'test:///bench')");
+    daemon_start(&d, conf, workers);
+    sql("SELECT vmrq_request('refresh_vms')");
+    wait_idle();
+    snprintf(q, sizeof(q),
+             "INSERT INTO requests (command, args)"
+             " SELECT CASE WHEN (i / %d) %% 2 = 0 THEN 'pause' ELSE 'resume' END,"
+             "        jsonb_build_object('uid', 1, 'id_domain', 1 + i %% %d)"
+             "   FROM generate_series(0, %d) i",
+             opt.domains, opt.domains, opt.domain_requests - 1);
+    sql("CHECKPOINT"); /* not during the run: the bulk scenario before leaves a lot to write */
+    sql(q);
+    wait_idle();
+    rate = opt.domain_requests / sql("SELECT extract(epoch FROM max(finished_at) - min(started_at))"
+                                     "  FROM requests WHERE command IN ('pause', 'resume')");
+    overlaps = (long long)sql("SELECT count(*) FROM requests a JOIN requests b ON b.id_domain = a.id_domain"
+                              " AND b.id > a.id WHERE b.started_at < a.finished_at");
+    failed = (long long)sql("SELECT count(*) FROM requests WHERE status <> 'done'");
+    daemon_stop(&d);
+    if (overlaps || failed) {
+        PGresult *res = PQexec(db, "SELECT command || ': ' || coalesce(error, status::text) FROM requests"
+                                   " WHERE status <> 'done' ORDER BY id LIMIT 1");
+        die("domains: %lld overlapping and %lld failed requests; the first: %s", overlaps, failed,
+            PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) ? PQgetvalue(res, 0, 0) : "?");
+    }
+    return rate;
+}
+
 /* Domain commands on libvirt's test driver, spread over `domains` domains: pause and resume in
  * turn on each, so every request really changes its domain. Once per worker count of
  * --domain-workers: a domain command's cost is mostly the claim and the completion of its
@@ -403,7 +444,7 @@ scenario_bulk(void)
 static void
 scenario_domains(void)
 {
-    char xml[] = "/tmp/vmrq-bench-xml.XXXXXX", conf[PATH_MAX + 128], q[512], list[128], *save, *tok;
+    char xml[] = "/tmp/vmrq-bench-xml.XXXXXX", conf[PATH_MAX + 128], list[128], *save, *tok;
     FILE *x;
     int fd;
 
@@ -428,40 +469,8 @@ scenario_domains(void)
             die("--domain-workers: '%s' is not a worker count", tok);
         snprintf(name, 64, "domain commands, %d workers", workers);
         f = figure(name, "req/s", 5000, 1, ">= 5000");
-        for (int r = 0; r < opt.runs; r++) {
-            struct daemon d;
-            double rate;
-            long long overlaps, failed;
-
-            sql("TRUNCATE requests, domains, domain_events, users, nodes RESTART IDENTITY CASCADE");
-            sql("INSERT INTO users (name, is_operator) VALUES ('bench', true)");
-            sql("INSERT INTO nodes (name, uri) VALUES ('bench', 'test:///bench')");
-            daemon_start(&d, conf, workers);
-            sql("SELECT vmrq_request('refresh_vms')");
-            wait_idle();
-            snprintf(q, sizeof(q),
-                     "INSERT INTO requests (command, args)"
-                     " SELECT CASE WHEN (i / %d) %% 2 = 0 THEN 'pause' ELSE 'resume' END,"
-                     "        jsonb_build_object('uid', 1, 'id_domain', 1 + i %% %d)"
-                     "   FROM generate_series(0, %d) i",
-                     opt.domains, opt.domains, opt.domain_requests - 1);
-            sql("CHECKPOINT"); /* not during the run: the bulk scenario before leaves a lot to write */
-            sql(q);
-            wait_idle();
-            rate = opt.domain_requests / sql("SELECT extract(epoch FROM max(finished_at) - min(started_at))"
-                                             "  FROM requests WHERE command IN ('pause', 'resume')");
-            overlaps = (long long)sql("SELECT count(*) FROM requests a JOIN requests b ON b.id_domain = a.id_domain"
-                                      " AND b.id > a.id WHERE b.started_at < a.finished_at");
-            failed = (long long)sql("SELECT count(*) FROM requests WHERE status <> 'done'");
-            daemon_stop(&d);
-            if (overlaps || failed) {
-                PGresult *res = PQexec(db, "SELECT command || ': ' || coalesce(error, status::text) FROM requests"
-                                           " WHERE status <> 'done' ORDER BY id LIMIT 1");
-                die("domains: %lld overlapping and %lld failed requests; the first: %s", overlaps, failed,
-                    PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) ? PQgetvalue(res, 0, 0) : "?");
-            }
-            add(f, rate);
-        }
+        for (int r = 0; r < opt.runs; r++)
+            add(f, domains_once(conf, workers));
     }
     unlink(xml);
 }
