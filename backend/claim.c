@@ -168,11 +168,15 @@ static const struct stmt complete_done_stmt = { STMT_COMPLETE_DONE, "vmrq_comple
  * than by the worker, one statement per batch instead of one per request. The domain rows are
  * locked first, in id order (lk: ORDER BY ... FOR UPDATE locks in the sorted order, and the
  * update's index condition needs all of lk before its first row): every statement that writes
- * several domains does the same (the event sink, refresh_vms), so they cannot deadlock. */
+ * several domains does the same (the event sink, refresh_vms), so they cannot deadlock. The
+ * status is not written over a newer one: if the event sink has already recorded an event that
+ * vmrqd received after the worker read the state (domain_events.at and dom_seen are both this
+ * host's clock), the events tell the domain's state, and the batch's reading is stale (a guest
+ * whose shutdown completes while its request is being written stayed 'shutting_down'). */
 static const char complete_sql[] =
     "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
     "                AS x(id bigint, status text, error text, output jsonb, backoff_ms bigint,"
-    "                     dom_id int, dom_status text, dom_uuid uuid)),"
+    "                     dom_id int, dom_status text, dom_uuid uuid, dom_seen float8)),"
     "     lk AS (SELECT d.id FROM domains d"
     "             WHERE d.id = ANY (ARRAY(SELECT dom_id FROM x WHERE dom_id IS NOT NULL))"
     "             ORDER BY d.id FOR UPDATE),"
@@ -181,7 +185,9 @@ static const char complete_sql[] =
     "                   date_changed = CASE WHEN d.status IS DISTINCT FROM x.dom_status"
     "                                       THEN now() ELSE d.date_changed END"
     "              FROM x"
-    "             WHERE d.id = ANY (ARRAY(SELECT id FROM lk)) AND d.id = x.dom_id)"
+    "             WHERE d.id = ANY (ARRAY(SELECT id FROM lk)) AND d.id = x.dom_id"
+    "               AND NOT coalesce((SELECT e.at FROM domain_events e WHERE e.id_domain = d.id"
+    "                                  ORDER BY e.id DESC LIMIT 1) > to_timestamp(x.dom_seen), false))"
     "UPDATE requests r"
     "   SET status = x.status::request_status, date_changed = clock_timestamp(),"
     "       error = x.error,"
@@ -231,6 +237,7 @@ completion_row(const struct vmrqd_job *job, long long backoff_ms)
         json_object_object_add(row, "dom_id", json_object_new_int(job->sync.id));
         json_object_object_add(row, "dom_status", json_object_new_string(job->sync.status));
         json_object_object_add(row, "dom_uuid", job->sync.uuid[0] ? json_object_new_string(job->sync.uuid) : NULL);
+        json_object_object_add(row, "dom_seen", json_object_new_double(job->sync.seen));
     }
     return row;
 }

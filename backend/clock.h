@@ -10,6 +10,10 @@
 /* Monotonic milliseconds. */
 long long now_ms(void);
 
+/* The wall clock in epoch seconds (microseconds kept): when an event arrived, when a domain's
+ * state was read. */
+double clock_epoch(void);
+
 /* Sleeps `ms` milliseconds (an interrupted sleep ends early). */
 void clock_sleep_ms(long ms);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "domain.h"
 #include "log.h"
 #include "stmt.h"
@@ -169,11 +170,14 @@ domain_set_status(PGconn *conn, int id, const char *status)
 int
 domain_sync(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
 {
+    double seen = clock_epoch(); /* before the read: an event that arrives during it is newer */
+
     if (driver_info(w->drv, d->dom, &d->info) < 0) {
         log_warnx("domain %s: %s", d->name, driver_error_message());
         return -1;
     }
     job->sync.id = d->id;
+    job->sync.seen = seen;
     job->sync.status = dom_state_status(d->info.state, d->info.managed_save);
     snprintf(job->sync.uuid, sizeof(job->sync.uuid), "%s", d->info.uuid);
     return 0;

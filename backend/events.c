@@ -95,15 +95,6 @@ static const char batch_sql[] =
 
 static const struct stmt batch_stmt = { STMT_EVENTS, "vmrq_events", batch_sql, 2 };
 
-static double
-now_epoch(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* The sink's connection, opened again if it was lost; NULL (logged once per outage) if the
  * database does not answer. Sink thread only. */
 static PGconn *
@@ -384,7 +375,7 @@ events_on_domain(void *opaque, const struct dom_event *e)
     }
     at = (char *)(p + 1);
     p->next = NULL;
-    p->at = now_epoch();
+    p->at = clock_epoch();
     p->name = put(&at, e->name);
     p->uuid = put(&at, uuid);
     p->status = put(&at, e->status);

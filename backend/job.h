@@ -49,6 +49,7 @@ struct vmrqd_job {
         int id;                    /* 0: nothing to write */
         const char *status;        /* static (dom_state_status) */
         char uuid[37];
+        double seen;               /* when it was read (clock_epoch()): an event received later wins */
     } sync;
 
     bool abandoned;                /* its deadline passed: already failed, result ignored */

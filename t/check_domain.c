@@ -59,10 +59,10 @@ teardown(void)
     t_db_teardown();
 }
 
-/* Enqueues `command` with `json`, claims it, runs its handler here, records the outcome like the
- * daemon does (follow-ups included). Returns the request id; the job's outcome is in the table. */
-static long long
-run(const char *command, const char *json)
+/* Enqueues `command` with `json`, claims it and runs its handler here; the outcome is not
+ * written yet (the caller's job, to pass to claim_complete() and job_free()). */
+static struct vmrqd_job *
+run_unwritten(const char *command, const char *json)
 {
     const char *params[2] = { command, json };
     long long id = t_sql_int(t_db, "SELECT vmrq_request($1, $2::jsonb)", 2, params);
@@ -86,6 +86,17 @@ run(const char *command, const char *json)
     PQclear(res);
     if (dispatch_prepare(job) == 0)
         dispatch_run(job, &worker);
+    return job;
+}
+
+/* run_unwritten(), then the outcome recorded like the daemon does (follow-ups included).
+ * Returns the request id; the job's outcome is in the table. */
+static long long
+run(const char *command, const char *json)
+{
+    struct vmrqd_job *job = run_unwritten(command, json);
+    long long id = job->id;
+
     ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
     job_free(job);
     return id;
@@ -392,6 +403,39 @@ START_TEST(test_events_follow_the_hypervisor)
 }
 END_TEST
 
+/* The completion writes the state its worker read, unless the event sink has meanwhile recorded
+ * an event received after that reading: the events are newer, and stay. */
+START_TEST(test_newer_event_wins_over_the_completion)
+{
+    struct vmrqd_job *job;
+
+    refresh_and_own();
+    job = run_unwritten("pause", "{\"uid\": 1, \"name\": \"desk-alice\"}");
+    ck_assert_str_eq(job->sync.status, "paused");
+    /* before the outcome is written, desk-alice is resumed behind vmrq's back, and the sink
+     * records it */
+    PQclear(t_sql(t_db, "UPDATE domains SET status = 'running' WHERE name = 'desk-alice'", 0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO domain_events (id_domain, domain, event, detail, at)"
+                        " SELECT id, name, 'resumed', 'unpaused', clock_timestamp() FROM domains"
+                        "  WHERE name = 'desk-alice'", 0, NULL));
+    ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE command = 'pause' AND status = 'done'", 0, NULL), 1);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domains WHERE name = 'desk-alice' AND status = 'running'",
+                               0, NULL), 1);
+    job_free(job);
+
+    /* an event from before the reading does not stop it */
+    job = run_unwritten("pause", "{\"uid\": 2, \"name\": \"desk-bob\"}");
+    PQclear(t_sql(t_db, "INSERT INTO domain_events (id_domain, domain, event, detail, at)"
+                        " SELECT id, name, 'started', 'booted', clock_timestamp() - interval '1 minute' FROM domains"
+                        "  WHERE name = 'desk-bob'", 0, NULL));
+    ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domains WHERE name = 'desk-bob' AND status = 'paused'",
+                               0, NULL), 1);
+    job_free(job);
+}
+END_TEST
+
 /* A burst of events (a classroom's desktops changing at once) is written in batches: every
  * event kept, in the order it came, each domain ending with the status of its last lifecycle
  * event (a reboot leaves it alone), and what is queued when the sink stops is written, not lost. */
@@ -560,6 +604,7 @@ domain_suite(void)
     tcase_add_test(tc, test_refresh_vms_after_changes_behind_our_back);
     tcase_add_test(tc, test_events_follow_the_hypervisor);
     tcase_add_test(tc, test_event_bursts_keep_order_and_last_status);
+    tcase_add_test(tc, test_newer_event_wins_over_the_completion);
     tcase_add_test(tc, test_ping_agent_reports_the_guest_clock);
     tcase_add_test(tc, test_node_affinity);
     tcase_add_test(tc, test_periodic_refresh);
