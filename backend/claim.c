@@ -41,7 +41,7 @@ static const char claim_sql[] =
     "       d.name, coalesce(d.uuid, ''), coalesce(d.id_owner, 0), coalesce(d.shutdown_timeout, -1),"
     "       coalesce(d.enabled, true), coalesce(u.name, ''), coalesce(u.privileged, false)"
     "  FROM vmrq_claim($1::int, $2, $3::text[], $4::int, $5::text[], $6::int, $7::text[], $8::int,"
-    "                  $9::text[], $10::int, $11::bigint) WITH ORDINALITY"
+    "                  $9::text[], $10::int) WITH ORDINALITY"
     "       AS c(id, command, args, id_domain, uid, retry, attempts, inline, class, ord)"
     "  LEFT JOIN LATERAL (SELECT d.name, d.uuid::text AS uuid, d.id_owner, d.shutdown_timeout, n.enabled"
     "                       FROM domains d LEFT JOIN nodes n ON n.id = d.id_node"
@@ -63,7 +63,7 @@ static const char next_due_sql[] =
     "SELECT ceil(extract(epoch FROM min(at_time) - clock_timestamp()) * 1000)::bigint"
     "  FROM requests WHERE status = 'requested' AND at_time > clock_timestamp()";
 
-static const struct stmt claim_stmt = { STMT_CLAIM, "vmrq_claim", claim_sql, 11 };
+static const struct stmt claim_stmt = { STMT_CLAIM, "vmrq_claim", claim_sql, 10 };
 
 /* The commands each claim lane takes, as PostgreSQL array literals of catalog names (built once,
  * from the catalog and the handler table, before any thread starts). */
@@ -91,30 +91,22 @@ lane_commands(int lane)
 }
 static const struct stmt next_due_stmt = { STMT_NEXT_DUE, "vmrq_next_due", next_due_sql, 0 };
 
-/* The tags of this process's claims (the loop's and the lanes'), unique within its daemon. */
-static long long claim_tags;
-
 int
-claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LANES], struct vmrqd_job **out,
-           long long *lost)
+claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LANES], struct vmrqd_job **out)
 {
-    char d[16], l[CLAIM_LANES][16], t[24];
-    const char *params[11] = { d, node, lane_commands(CLAIM_INLINE), l[0], lane_commands(CLAIM_IMPORTANT), l[1],
-                               lane_commands(CLAIM_SECONDARY), l[2], lane_commands(CLAIM_LONG), l[3], t };
-    long long tag = __atomic_add_fetch(&claim_tags, 1, __ATOMIC_RELAXED);
+    char d[16], l[CLAIM_LANES][16];
+    const char *params[10] = { d, node, lane_commands(CLAIM_INLINE), l[0], lane_commands(CLAIM_IMPORTANT), l[1],
+                               lane_commands(CLAIM_SECONDARY), l[2], lane_commands(CLAIM_LONG), l[3] };
     struct vmrqd_job *head = NULL, **tail = &head;
     PGresult *res;
     int n;
 
     snprintf(d, sizeof(d), "%d", daemon);
-    snprintf(t, sizeof(t), "%lld", tag);
     for (int i = 0; i < CLAIM_LANES; i++)
         snprintf(l[i], sizeof(l[i]), "%d", limit[i] > 0 ? limit[i] : 0);
     res = stmt_exec(conn, &claim_stmt, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_pg_failure(conn, res, "claim");
-        if (lost && PQstatus(conn) != CONNECTION_OK)
-            *lost = tag; /* it may have committed before the connection broke */
         PQclear(res);
         return -1;
     }
@@ -180,10 +172,7 @@ static const struct stmt complete_done_stmt = { STMT_COMPLETE_DONE, "vmrq_comple
  * status is not written over a newer one: if the event sink has already recorded an event that
  * vmrqd received after the worker read the state (domain_events.at and dom_seen are both this
  * host's clock), the events tell the domain's state, and the batch's reading is stale (a guest
- * whose shutdown completes while its request is being written stayed 'shutting_down').
- * A retry of a no-duplicate command whose identical twin was enqueued while it ran fails instead,
- * naming the twin: the twin does what the retry would, and back in the queue the retry would
- * break requests_dedupe, failing the statement and every outcome with it, again at each turn. */
+ * whose shutdown completes while its request is being written stayed 'shutting_down'). */
 static const char complete_sql[] =
     "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
     "                AS x(id bigint, status text, error text, output jsonb, backoff_ms bigint,"
@@ -198,15 +187,7 @@ static const char complete_sql[] =
     "              FROM x"
     "             WHERE d.id = ANY (ARRAY(SELECT id FROM lk)) AND d.id = x.dom_id"
     "               AND NOT coalesce((SELECT e.at FROM domain_events e WHERE e.id_domain = d.id"
-    "                                  ORDER BY e.id DESC LIMIT 1) > to_timestamp(x.dom_seen), false)),"
-    "     y AS (SELECT x.id, CASE WHEN t.id IS NULL THEN x.status ELSE 'failed' END AS status,"
-    "                  CASE WHEN t.id IS NULL THEN x.error"
-    "                       ELSE concat_ws('; ', x.error, format('not retried: request %s, the same, is pending', t.id))"
-    "                  END AS error, x.output, x.backoff_ms"
-    "             FROM x LEFT JOIN LATERAL ("
-    "                  SELECT t.id FROM requests o JOIN requests t ON t.dedupe_key = o.dedupe_key"
-    "                   WHERE x.status = 'requested' AND o.id = x.id"
-    "                     AND t.status IN ('requested', 'waiting') AND t.id <> o.id LIMIT 1) t ON true)"
+    "                                  ORDER BY e.id DESC LIMIT 1) > to_timestamp(x.dom_seen), false))"
     "UPDATE requests r"
     "   SET status = x.status::request_status, date_changed = clock_timestamp(),"
     "       error = x.error,"
@@ -217,7 +198,7 @@ static const char complete_sql[] =
     "                      ELSE r.at_time END,"
     "       retry = CASE WHEN x.status = 'requested' THEN r.retry - 1 ELSE r.retry END,"
     "       id_daemon = CASE WHEN x.status = 'requested' THEN NULL ELSE r.id_daemon END"
-    "  FROM y x"
+    "  FROM x"
     " WHERE r.id = x.id AND r.status = 'working' AND r.id_daemon = $2"
     " RETURNING r.id, " WAITING_SQL;
 
@@ -413,22 +394,6 @@ claim_resolve_waiting(PGconn *conn)
 {
     long long n = query_int(conn, "SELECT vmrq_resolve_waiting()", 0, NULL, 0);
 
-    return n < 0 ? -1 : (int)n;
-}
-
-int
-claim_release(PGconn *conn, int daemon, long long tag)
-{
-    char d[16], t[24];
-    const char *params[2] = { d, t };
-    long long n;
-
-    snprintf(d, sizeof(d), "%d", daemon);
-    snprintf(t, sizeof(t), "%lld", tag);
-    n = query_int(conn, "SELECT vmrq_release_claim($1::int, $2::bigint)", 2, params, 0);
-    if (n > 0)
-        log_warnx("gave back %lld request%s claimed as the database connection broke (never run)", n,
-                  n == 1 ? "" : "s");
     return n < 0 ? -1 : (int)n;
 }
 

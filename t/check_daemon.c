@@ -18,7 +18,6 @@
 #include "claim.h"
 #include "job.h"
 #include "lanes.h"
-#include "relay.h"
 #include "tutil.h"
 
 /* Daemons of a test; cleaned up by the teardown even when an assertion fails. */
@@ -149,7 +148,7 @@ START_TEST(test_retry_with_backoff)
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"retry\": 2}')", 0, NULL));
     for (int attempt = 1; attempt <= 3; attempt++) {
         PQclear(t_sql(t_db, "UPDATE requests SET at_time = NULL", 0, NULL)); /* due now */
-        ck_assert_int_eq(claim_jobs(t_db, daemon, "n", (int[CLAIM_LANES]){ [CLAIM_INLINE] = 10 }, &job, NULL), 1);
+        ck_assert_int_eq(claim_jobs(t_db, daemon, "n", (int[CLAIM_LANES]){ [CLAIM_INLINE] = 10 }, &job), 1);
         ck_assert_int_eq(job->attempts, attempt);
         job_fail(job, true, "agent not connected yet");
         ck_assert_int_eq(claim_complete(t_db, daemon, job, 1000, NULL), 0);
@@ -167,65 +166,6 @@ START_TEST(test_retry_with_backoff)
     }
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE status = 'failed'"
                            " AND error = 'agent not connected yet' AND finished_at IS NOT NULL"), 1);
-}
-END_TEST
-
-/* A no-duplicate request may be enqueued again while its twin runs. If the running one then has
- * to go back to the queue (a retryable failure, or its daemon died), the two would collide in
- * requests_dedupe and the statement would fail, every other outcome or claim in it too, at every
- * try. The retry gives way instead: it fails, naming the pending twin, which does the same work. */
-START_TEST(test_retry_gives_way_to_a_pending_twin)
-{
-    static const int all[CLAIM_LANES] = { 10, 10, 10, 10 };
-    struct vmrqd_job *job = NULL;
-    char sql[160];
-    int daemon;
-    PGresult *res;
-
-    daemon = (int)count("INSERT INTO daemons (node, hostname, pid, version) VALUES ('n', 'h', 1, 'test')"
-                        " RETURNING id");
-    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')", 0, NULL));
-    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
-    ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job, NULL), 2);
-    ck_assert_int_eq(count("SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')"), 3);
-    job_fail(job->id == 1 ? job : job->next, true, "hypervisor unreachable");
-    (job->id == 1 ? job->next : job)->outcome = JOB_DONE;
-    ck_assert_int_eq(claim_complete(t_db, daemon, job, 1000, NULL), 0);
-    res = t_sql(t_db, "SELECT status || ': ' || error FROM requests WHERE id = 1", 0, NULL);
-    ck_assert_str_eq(PQgetvalue(res, 0, 0),
-                     "failed: hypervisor unreachable; not retried: request 3, the same, is pending");
-    PQclear(res);
-    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2 AND status = 'done'"), 1);
-    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 3 AND status = 'requested'"), 1);
-    while (job) {
-        struct vmrqd_job *next = job->next;
-        job_free(job);
-        job = next;
-    }
-
-    /* the same when a dead daemon's claim is taken back: request 3 is claimed by a daemon that
-     * stops, a twin arrives, recovery fails 3 and takes back nothing else wrongly */
-    ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job, NULL), 1);
-    ck_assert_int_eq(count("SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')"), 4);
-    snprintf(sql, sizeof(sql), "UPDATE daemons SET stopped_at = now() WHERE id = %d RETURNING id", daemon);
-    ck_assert_int_eq(count(sql), daemon);
-    ck_assert_int_eq(claim_recover(t_db, 1000), 1);
-    res = t_sql(t_db, "SELECT status || ': ' || error FROM requests WHERE id = 3", 0, NULL);
-    ck_assert_msg(strstr(PQgetvalue(res, 0, 0), "stopped while running it; not retried: request 4, the same, is pending")
-                  && strncmp(PQgetvalue(res, 0, 0), "failed: ", 8) == 0, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 4 AND status = 'requested'"), 1);
-    job_free(job);
-
-    /* and when a claim whose answer was lost is given back (request 4, its twin 5) */
-    ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job, NULL), 1);
-    ck_assert_int_eq(count("SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')"), 5);
-    ck_assert_int_eq(claim_release(t_db, daemon, count("SELECT claim_tag FROM requests WHERE id = 4")), 1);
-    res = t_sql(t_db, "SELECT status || ': ' || error || ' (' || attempts || ')' FROM requests WHERE id = 4", 0, NULL);
-    ck_assert_str_eq(PQgetvalue(res, 0, 0), "cancelled: claimed when the database connection broke, not run;"
-                                            " request 5, the same, is pending (0)");
-    PQclear(res);
-    job_free(job);
 }
 END_TEST
 
@@ -337,31 +277,6 @@ START_TEST(test_recovery_after_kill)
 }
 END_TEST
 
-/* A claim commits, then its answer travels. If the connection breaks in between, the requests
- * are working under a daemon that never saw them, and that daemon is alive: recovery never
- * takes them back, and each would block its domain for good. The daemon gives back what that
- * claim took once it has reconnected; the request runs, and the lost attempt does not count. */
-START_TEST(test_lost_claim_answer_is_given_back)
-{
-    struct t_relay *relay = t_relay_start();
-
-    ck_assert(relay != NULL);
-    setenv("VMRQ_DB", t_relay_conninfo(relay), 1); /* it overrides the file; this test's process only */
-    t_daemon_start(&da, FAST "lanes = 0\n", false);
-    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL)); /* past the first claims */
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 1, 5000), 1);
-
-    t_relay_arm(relay);
-    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 2, 10000), 2);
-    ck_assert(t_relay_cut(relay));
-    ck_assert(t_daemon_logged(&da, "gave back 1 request claimed as the database connection broke (never run)"));
-    ck_assert_int_eq(count("SELECT attempts FROM requests WHERE id = 2"), 1);
-    ck_assert_int_eq(t_daemon_wait(&da, SIGTERM, 5000), 0);
-    t_relay_free(relay);
-}
-END_TEST
-
 START_TEST(test_survives_database_restart)
 {
     const char *restart = getenv("VMRQ_PG_RESTART");
@@ -391,53 +306,6 @@ START_TEST(test_sigterm_drains)
     /* what it had claimed, it finished and recorded; nothing is left working */
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE status = 'working'"), 0);
     ck_assert_int_eq(count("SELECT count(*) FROM daemons WHERE stopped_at IS NOT NULL"), 1);
-}
-END_TEST
-
-/* CPU time (user + system, in clock ticks) that process `pid` has used. */
-static long long
-cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long long utime = 0, stime = 0;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    ck_assert((f = fopen(path, "r")) != NULL);
-    ck_assert(fgets(buf, sizeof(buf), f) != NULL);
-    fclose(f);
-    ck_assert((p = strrchr(buf, ')')) != NULL); /* fields 14 and 15, after the command name */
-    ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime), 2);
-    return (long long)(utime + stime);
-}
-
-/* While it drains, vmrqd claims nothing; what would have asked for a claim (a new request, an
- * outcome written) must not turn the wait for a slow handler into a busy loop. */
-START_TEST(test_drain_waits_without_spinning)
-{
-    PGconn *locker = t_connect();
-    long long before;
-
-    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
-    PQclear(t_sql(t_db, "UPDATE requests SET status = 'done', finished_at = now() - interval '30 days'", 0, NULL));
-    PQclear(t_sql(locker, "BEGIN", 0, NULL));
-    PQclear(t_sql(locker, "SELECT * FROM requests WHERE id = 1 FOR UPDATE", 0, NULL)); /* holds the cleanup */
-    t_daemon_start(&da, FAST, false);
-    PQclear(t_sql(t_db, "SELECT vmrq_request('cleanup')", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE id = 2 AND status = 'working'", 1, 5000), 1);
-    kill(da.pid, SIGTERM);
-    usleep(200000);
-    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL)); /* a notification */
-    usleep(200000);
-    before = cpu_ticks(da.pid);
-    usleep(1000000);
-    ck_assert_msg(cpu_ticks(da.pid) - before < sysconf(_SC_CLK_TCK) / 5, "vmrqd used %lld ticks of CPU in 1 s of drain",
-                  cpu_ticks(da.pid) - before);
-    PQclear(t_sql(locker, "ROLLBACK", 0, NULL));
-    ck_assert_int_eq(t_daemon_wait(&da, 0, 10000), 0);
-    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2 AND status = 'done'"), 1);
-    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 3 AND status = 'requested'"), 1);
-    PQfinish(locker);
 }
 END_TEST
 
@@ -562,14 +430,11 @@ daemon_suite(void)
     tcase_add_test(tc, test_at_time_without_polling);
     tcase_add_test(tc, test_dependencies);
     tcase_add_test(tc, test_retry_with_backoff);
-    tcase_add_test(tc, test_retry_gives_way_to_a_pending_twin);
     tcase_add_test(tc, test_domain_serialization_two_daemons);
     tcase_add_test(tc, test_exactly_once_two_daemons);
     tcase_add_test(tc, test_recovery_after_kill);
     tcase_add_test(tc, test_survives_database_restart);
-    tcase_add_test(tc, test_lost_claim_answer_is_given_back);
     tcase_add_test(tc, test_sigterm_drains);
-    tcase_add_test(tc, test_drain_waits_without_spinning);
     tcase_add_test(tc, test_sighup_keeps_running_on_a_broken_file);
     tcase_add_test(tc, test_valgrind_clean);
     tcase_add_test(tc, test_cleanup_in_batches);
