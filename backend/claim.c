@@ -172,7 +172,10 @@ static const struct stmt complete_done_stmt = { STMT_COMPLETE_DONE, "vmrq_comple
  * status is not written over a newer one: if the event sink has already recorded an event that
  * vmrqd received after the worker read the state (domain_events.at and dom_seen are both this
  * host's clock), the events tell the domain's state, and the batch's reading is stale (a guest
- * whose shutdown completes while its request is being written stayed 'shutting_down'). */
+ * whose shutdown completes while its request is being written stayed 'shutting_down').
+ * A retry of a no-duplicate command whose identical twin was enqueued while it ran fails instead,
+ * naming the twin: the twin does what the retry would, and back in the queue the retry would
+ * break requests_dedupe, failing the statement and every outcome with it, again at each turn. */
 static const char complete_sql[] =
     "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
     "                AS x(id bigint, status text, error text, output jsonb, backoff_ms bigint,"
@@ -187,7 +190,15 @@ static const char complete_sql[] =
     "              FROM x"
     "             WHERE d.id = ANY (ARRAY(SELECT id FROM lk)) AND d.id = x.dom_id"
     "               AND NOT coalesce((SELECT e.at FROM domain_events e WHERE e.id_domain = d.id"
-    "                                  ORDER BY e.id DESC LIMIT 1) > to_timestamp(x.dom_seen), false))"
+    "                                  ORDER BY e.id DESC LIMIT 1) > to_timestamp(x.dom_seen), false)),"
+    "     y AS (SELECT x.id, CASE WHEN t.id IS NULL THEN x.status ELSE 'failed' END AS status,"
+    "                  CASE WHEN t.id IS NULL THEN x.error"
+    "                       ELSE concat_ws('; ', x.error, format('not retried: request %s, the same, is pending', t.id))"
+    "                  END AS error, x.output, x.backoff_ms"
+    "             FROM x LEFT JOIN LATERAL ("
+    "                  SELECT t.id FROM requests o JOIN requests t ON t.dedupe_key = o.dedupe_key"
+    "                   WHERE x.status = 'requested' AND o.id = x.id"
+    "                     AND t.status IN ('requested', 'waiting') AND t.id <> o.id LIMIT 1) t ON true)"
     "UPDATE requests r"
     "   SET status = x.status::request_status, date_changed = clock_timestamp(),"
     "       error = x.error,"
@@ -198,7 +209,7 @@ static const char complete_sql[] =
     "                      ELSE r.at_time END,"
     "       retry = CASE WHEN x.status = 'requested' THEN r.retry - 1 ELSE r.retry END,"
     "       id_daemon = CASE WHEN x.status = 'requested' THEN NULL ELSE r.id_daemon END"
-    "  FROM x"
+    "  FROM y x"
     " WHERE r.id = x.id AND r.status = 'working' AND r.id_daemon = $2"
     " RETURNING r.id, " WAITING_SQL;
 

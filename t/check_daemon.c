@@ -169,6 +169,55 @@ START_TEST(test_retry_with_backoff)
 }
 END_TEST
 
+/* A no-duplicate request may be enqueued again while its twin runs. If the running one then has
+ * to go back to the queue (a retryable failure, or its daemon died), the two would collide in
+ * requests_dedupe and the statement would fail, every other outcome or claim in it too, at every
+ * try. The retry gives way instead: it fails, naming the pending twin, which does the same work. */
+START_TEST(test_retry_gives_way_to_a_pending_twin)
+{
+    static const int all[CLAIM_LANES] = { 10, 10, 10, 10 };
+    struct vmrqd_job *job = NULL;
+    char sql[160];
+    int daemon;
+    PGresult *res;
+
+    daemon = (int)count("INSERT INTO daemons (node, hostname, pid, version) VALUES ('n', 'h', 1, 'test')"
+                        " RETURNING id");
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job), 2);
+    ck_assert_int_eq(count("SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')"), 3);
+    job_fail(job->id == 1 ? job : job->next, true, "hypervisor unreachable");
+    (job->id == 1 ? job->next : job)->outcome = JOB_DONE;
+    ck_assert_int_eq(claim_complete(t_db, daemon, job, 1000, NULL), 0);
+    res = t_sql(t_db, "SELECT status || ': ' || error FROM requests WHERE id = 1", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0),
+                     "failed: hypervisor unreachable; not retried: request 3, the same, is pending");
+    PQclear(res);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2 AND status = 'done'"), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 3 AND status = 'requested'"), 1);
+    while (job) {
+        struct vmrqd_job *next = job->next;
+        job_free(job);
+        job = next;
+    }
+
+    /* the same when a dead daemon's claim is taken back: request 3 is claimed by a daemon that
+     * stops, a twin arrives, recovery fails 3 and takes back nothing else wrongly */
+    ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job), 1);
+    ck_assert_int_eq(count("SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')"), 4);
+    snprintf(sql, sizeof(sql), "UPDATE daemons SET stopped_at = now() WHERE id = %d RETURNING id", daemon);
+    ck_assert_int_eq(count(sql), daemon);
+    ck_assert_int_eq(claim_recover(t_db, 1000), 1);
+    res = t_sql(t_db, "SELECT status || ': ' || error FROM requests WHERE id = 3", 0, NULL);
+    ck_assert_msg(strstr(PQgetvalue(res, 0, 0), "stopped while running it; not retried: request 4, the same, is pending")
+                  && strncmp(PQgetvalue(res, 0, 0), "failed: ", 8) == 0, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 4 AND status = 'requested'"), 1);
+    job_free(job);
+}
+END_TEST
+
 /* A lane that finishes the parent of a waiting request tells the main loop, as a new request
  * would: the loop is the one that moves waiting requests on, and without the word the child
  * waited for the loop's next completion or its fallback poll. */
@@ -430,6 +479,7 @@ daemon_suite(void)
     tcase_add_test(tc, test_at_time_without_polling);
     tcase_add_test(tc, test_dependencies);
     tcase_add_test(tc, test_retry_with_backoff);
+    tcase_add_test(tc, test_retry_gives_way_to_a_pending_twin);
     tcase_add_test(tc, test_domain_serialization_two_daemons);
     tcase_add_test(tc, test_exactly_once_two_daemons);
     tcase_add_test(tc, test_recovery_after_kill);
