@@ -41,7 +41,7 @@ static const char claim_sql[] =
     "       d.name, coalesce(d.uuid, ''), coalesce(d.id_owner, 0), coalesce(d.shutdown_timeout, -1),"
     "       coalesce(d.enabled, true), coalesce(u.name, ''), coalesce(u.privileged, false)"
     "  FROM vmrq_claim($1::int, $2, $3::text[], $4::int, $5::text[], $6::int, $7::text[], $8::int,"
-    "                  $9::text[], $10::int) WITH ORDINALITY"
+    "                  $9::text[], $10::int, $11::bigint) WITH ORDINALITY"
     "       AS c(id, command, args, id_domain, uid, retry, attempts, inline, class, ord)"
     "  LEFT JOIN LATERAL (SELECT d.name, d.uuid::text AS uuid, d.id_owner, d.shutdown_timeout, n.enabled"
     "                       FROM domains d LEFT JOIN nodes n ON n.id = d.id_node"
@@ -63,7 +63,7 @@ static const char next_due_sql[] =
     "SELECT ceil(extract(epoch FROM min(at_time) - clock_timestamp()) * 1000)::bigint"
     "  FROM requests WHERE status = 'requested' AND at_time > clock_timestamp()";
 
-static const struct stmt claim_stmt = { STMT_CLAIM, "vmrq_claim", claim_sql, 10 };
+static const struct stmt claim_stmt = { STMT_CLAIM, "vmrq_claim", claim_sql, 11 };
 
 /* The commands each claim lane takes, as PostgreSQL array literals of catalog names (built once,
  * from the catalog and the handler table, before any thread starts). */
@@ -91,22 +91,30 @@ lane_commands(int lane)
 }
 static const struct stmt next_due_stmt = { STMT_NEXT_DUE, "vmrq_next_due", next_due_sql, 0 };
 
+/* The tags of this process's claims (the loop's and the lanes'), unique within its daemon. */
+static long long claim_tags;
+
 int
-claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LANES], struct vmrqd_job **out)
+claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LANES], struct vmrqd_job **out,
+           long long *lost)
 {
-    char d[16], l[CLAIM_LANES][16];
-    const char *params[10] = { d, node, lane_commands(CLAIM_INLINE), l[0], lane_commands(CLAIM_IMPORTANT), l[1],
-                               lane_commands(CLAIM_SECONDARY), l[2], lane_commands(CLAIM_LONG), l[3] };
+    char d[16], l[CLAIM_LANES][16], t[24];
+    const char *params[11] = { d, node, lane_commands(CLAIM_INLINE), l[0], lane_commands(CLAIM_IMPORTANT), l[1],
+                               lane_commands(CLAIM_SECONDARY), l[2], lane_commands(CLAIM_LONG), l[3], t };
+    long long tag = __atomic_add_fetch(&claim_tags, 1, __ATOMIC_RELAXED);
     struct vmrqd_job *head = NULL, **tail = &head;
     PGresult *res;
     int n;
 
     snprintf(d, sizeof(d), "%d", daemon);
+    snprintf(t, sizeof(t), "%lld", tag);
     for (int i = 0; i < CLAIM_LANES; i++)
         snprintf(l[i], sizeof(l[i]), "%d", limit[i] > 0 ? limit[i] : 0);
     res = stmt_exec(conn, &claim_stmt, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_pg_failure(conn, res, "claim");
+        if (lost && PQstatus(conn) != CONNECTION_OK)
+            *lost = tag; /* it may have committed before the connection broke */
         PQclear(res);
         return -1;
     }
@@ -405,6 +413,22 @@ claim_resolve_waiting(PGconn *conn)
 {
     long long n = query_int(conn, "SELECT vmrq_resolve_waiting()", 0, NULL, 0);
 
+    return n < 0 ? -1 : (int)n;
+}
+
+int
+claim_release(PGconn *conn, int daemon, long long tag)
+{
+    char d[16], t[24];
+    const char *params[2] = { d, t };
+    long long n;
+
+    snprintf(d, sizeof(d), "%d", daemon);
+    snprintf(t, sizeof(t), "%lld", tag);
+    n = query_int(conn, "SELECT vmrq_release_claim($1::int, $2::bigint)", 2, params, 0);
+    if (n > 0)
+        log_warnx("gave back %lld request%s claimed as the database connection broke (never run)", n,
+                  n == 1 ? "" : "s");
     return n < 0 ? -1 : (int)n;
 }
 

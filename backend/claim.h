@@ -19,8 +19,15 @@ enum { CLAIM_INLINE, CLAIM_IMPORTANT, CLAIM_SECONDARY, CLAIM_LONG, CLAIM_LANES }
  * inline (dispatch_inline_commands()) and up to limit[CLAIM_<class>] of each class's other
  * requests, for daemon `daemon` serving `node`. Returns them as a list in priority-then-age
  * order (*out, caller owns; each job's cls and inline_run set) and how many; -1 on error
- * (logged). */
-int claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LANES], struct vmrqd_job **out);
+ * (logged). Each claim carries a tag of its own; if the connection broke during the claim, it
+ * may have committed unseen, and its tag is stored in *lost (if not NULL): the caller gives it
+ * back with claim_release() once connected again, before it claims anew. */
+int claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LANES], struct vmrqd_job **out,
+               long long *lost);
+
+/* Gives back to the queue what claim `tag` of daemon `daemon` took (SQL vmrq_release_claim()),
+ * requests nobody here received; logs and returns how many, -1 on error (logged). */
+int claim_release(PGconn *conn, int daemon, long long tag);
 
 /* Records the outcome of the finished jobs of `list`: done, failed, or back to requested with a
  * backoff (`backoff_ms` times 2^(attempts-1), at most an hour) when a retryable failure has

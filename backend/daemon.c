@@ -56,6 +56,7 @@ struct vmrqd {
     bool want_claim;
     bool want_resolve;           /* a request finished or arrived: dependencies may be met */
     bool want_due;               /* a request arrived or was requeued: the timer may move */
+    long long lost_claim;        /* tag of a claim whose answer the connection lost; 0: none */
     long long next_due_ms;       /* -1: nothing scheduled */
     long long next_poll_ms, next_recover_ms, next_cleanup_ms;
     long long next_refresh_ms;   /* the first one at start-up: events were missed while stopped */
@@ -232,6 +233,20 @@ write_completions(struct vmrqd *d)
         d->want_resolve = true;
 }
 
+/* Gives back what a claim whose answer the connection lost took, once connected again: nobody
+ * here runs those requests, and this daemon lives, so recovery would never take them back. */
+static void
+give_back_lost_claim(struct vmrqd *d)
+{
+    if (claim_release(d->ctl.conn, d->ctl.daemon, d->lost_claim) < 0) {
+        d->want_claim = false; /* no claim before this; tried again at the next wake-up */
+        ctl_check(&d->ctl);
+        return;
+    }
+    d->lost_claim = 0;
+    d->want_claim = d->want_resolve = d->want_due = !d->draining;
+}
+
 /* Runs an inline job here, at once; its outcome joins the next completion batch. */
 static void
 run_inline(struct vmrqd *d, struct vmrqd_job *job)
@@ -266,7 +281,7 @@ claim_pass(struct vmrqd *d)
         int free_slots = d->cfg->limit[c] - d->running[c];
         limit[CLAIM_IMPORTANT + c] = free_slots < free_workers ? free_slots : free_workers;
     }
-    if (claim_jobs(d->ctl.conn, d->ctl.daemon, d->cfg->node, limit, &list) < 0) {
+    if (claim_jobs(d->ctl.conn, d->ctl.daemon, d->cfg->node, limit, &list, &d->lost_claim) < 0) {
         ctl_check(&d->ctl);
         return;
     }
@@ -508,6 +523,8 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
             d.want_claim = d.want_resolve = d.want_due = true;
             d.next_recover_ms = d.ctl.up_since_ms + d.cfg->lease_ms;
         }
+        if (ctl_up(&d.ctl) && d.lost_claim)
+            give_back_lost_claim(&d);
         take_finished(&d);
         check_deadlines(&d);
         if (ctl_up(&d.ctl) && d.unwritten)
@@ -527,7 +544,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
                 d.want_claim = d.want_due = true;
             if (now_ms() >= d.next_poll_ms)
                 d.want_claim = d.want_resolve = d.want_due = true;
-            if (d.want_claim && ctl_up(&d.ctl))
+            if (d.want_claim && ctl_up(&d.ctl) && !d.lost_claim)
                 claim_pass(&d);
         }
 

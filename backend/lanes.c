@@ -17,6 +17,7 @@ struct lane {
     int index;
     struct lanes *lanes;
     PGconn *conn;
+    long long lost_claim; /* see claim_jobs(); given back before this lane claims again */
 };
 
 struct lanes {
@@ -67,7 +68,12 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
         }
         int limit[CLAIM_LANES] = { [CLAIM_INLINE] = batch };
 
-        if ((n = claim_jobs(l->conn, daemon, ls->node, limit, &list)) < 0)
+        if (l->lost_claim) {
+            if (claim_release(l->conn, daemon, l->lost_claim) < 0)
+                return;
+            l->lost_claim = 0;
+        }
+        if ((n = claim_jobs(l->conn, daemon, ls->node, limit, &list, &l->lost_claim)) < 0)
             return;
         for (struct vmrqd_job *j = list; j; j = j->next) {
             j->retention_ms = 0;

@@ -18,6 +18,7 @@
 #include "claim.h"
 #include "job.h"
 #include "lanes.h"
+#include "relay.h"
 #include "tutil.h"
 
 /* Daemons of a test; cleaned up by the teardown even when an assertion fails. */
@@ -148,7 +149,7 @@ START_TEST(test_retry_with_backoff)
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"retry\": 2}')", 0, NULL));
     for (int attempt = 1; attempt <= 3; attempt++) {
         PQclear(t_sql(t_db, "UPDATE requests SET at_time = NULL", 0, NULL)); /* due now */
-        ck_assert_int_eq(claim_jobs(t_db, daemon, "n", (int[CLAIM_LANES]){ [CLAIM_INLINE] = 10 }, &job), 1);
+        ck_assert_int_eq(claim_jobs(t_db, daemon, "n", (int[CLAIM_LANES]){ [CLAIM_INLINE] = 10 }, &job, NULL), 1);
         ck_assert_int_eq(job->attempts, attempt);
         job_fail(job, true, "agent not connected yet");
         ck_assert_int_eq(claim_complete(t_db, daemon, job, 1000, NULL), 0);
@@ -185,7 +186,7 @@ START_TEST(test_retry_gives_way_to_a_pending_twin)
                         " RETURNING id");
     PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')", 0, NULL));
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
-    ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job), 2);
+    ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job, NULL), 2);
     ck_assert_int_eq(count("SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')"), 3);
     job_fail(job->id == 1 ? job : job->next, true, "hypervisor unreachable");
     (job->id == 1 ? job->next : job)->outcome = JOB_DONE;
@@ -204,7 +205,7 @@ START_TEST(test_retry_gives_way_to_a_pending_twin)
 
     /* the same when a dead daemon's claim is taken back: request 3 is claimed by a daemon that
      * stops, a twin arrives, recovery fails 3 and takes back nothing else wrongly */
-    ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job), 1);
+    ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job, NULL), 1);
     ck_assert_int_eq(count("SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')"), 4);
     snprintf(sql, sizeof(sql), "UPDATE daemons SET stopped_at = now() WHERE id = %d RETURNING id", daemon);
     ck_assert_int_eq(count(sql), daemon);
@@ -214,6 +215,16 @@ START_TEST(test_retry_gives_way_to_a_pending_twin)
                   && strncmp(PQgetvalue(res, 0, 0), "failed: ", 8) == 0, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 4 AND status = 'requested'"), 1);
+    job_free(job);
+
+    /* and when a claim whose answer was lost is given back (request 4, its twin 5) */
+    ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job, NULL), 1);
+    ck_assert_int_eq(count("SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')"), 5);
+    ck_assert_int_eq(claim_release(t_db, daemon, count("SELECT claim_tag FROM requests WHERE id = 4")), 1);
+    res = t_sql(t_db, "SELECT status || ': ' || error || ' (' || attempts || ')' FROM requests WHERE id = 4", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "cancelled: claimed when the database connection broke, not run;"
+                                            " request 5, the same, is pending (0)");
+    PQclear(res);
     job_free(job);
 }
 END_TEST
@@ -323,6 +334,31 @@ START_TEST(test_recovery_after_kill)
                   strstr(PQgetvalue(res, 0, 1), "stopped while running it"), "%s", PQgetvalue(res, 0, 1));
     PQclear(res);
     ck_assert(t_daemon_logged(&db, "took back 2 requests from daemons that stopped answering"));
+}
+END_TEST
+
+/* A claim commits, then its answer travels. If the connection breaks in between, the requests
+ * are working under a daemon that never saw them, and that daemon is alive: recovery never
+ * takes them back, and each would block its domain for good. The daemon gives back what that
+ * claim took once it has reconnected; the request runs, and the lost attempt does not count. */
+START_TEST(test_lost_claim_answer_is_given_back)
+{
+    struct t_relay *relay = t_relay_start();
+
+    ck_assert(relay != NULL);
+    setenv("VMRQ_DB", t_relay_conninfo(relay), 1); /* it overrides the file; this test's process only */
+    t_daemon_start(&da, FAST "lanes = 0\n", false);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL)); /* past the first claims */
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 1, 5000), 1);
+
+    t_relay_arm(relay);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 2, 10000), 2);
+    ck_assert(t_relay_cut(relay));
+    ck_assert(t_daemon_logged(&da, "gave back 1 request claimed as the database connection broke (never run)"));
+    ck_assert_int_eq(count("SELECT attempts FROM requests WHERE id = 2"), 1);
+    ck_assert_int_eq(t_daemon_wait(&da, SIGTERM, 5000), 0);
+    t_relay_free(relay);
 }
 END_TEST
 
@@ -484,6 +520,7 @@ daemon_suite(void)
     tcase_add_test(tc, test_exactly_once_two_daemons);
     tcase_add_test(tc, test_recovery_after_kill);
     tcase_add_test(tc, test_survives_database_restart);
+    tcase_add_test(tc, test_lost_claim_answer_is_given_back);
     tcase_add_test(tc, test_sigterm_drains);
     tcase_add_test(tc, test_sighup_keeps_running_on_a_broken_file);
     tcase_add_test(tc, test_valgrind_clean);
