@@ -441,7 +441,7 @@ poll_timeout(const struct vmrqd *d)
 {
     long long now = now_ms(), t = -1;
 
-    if (d->want_claim || d->unwritten)
+    if ((d->want_claim && !d->draining) || d->unwritten) /* a drain claims nothing: it waits */
         return d->unwritten && !ctl_up(&d->ctl) ? 100 : 0;
     if (!ctl_up(&d->ctl)) {
         t = d->ctl.next_try_ms;

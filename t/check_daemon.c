@@ -394,6 +394,53 @@ START_TEST(test_sigterm_drains)
 }
 END_TEST
 
+/* CPU time (user + system, in clock ticks) that process `pid` has used. */
+static long long
+cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long utime = 0, stime = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    ck_assert((f = fopen(path, "r")) != NULL);
+    ck_assert(fgets(buf, sizeof(buf), f) != NULL);
+    fclose(f);
+    ck_assert((p = strrchr(buf, ')')) != NULL); /* fields 14 and 15, after the command name */
+    ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime), 2);
+    return (long long)(utime + stime);
+}
+
+/* While it drains, vmrqd claims nothing; what would have asked for a claim (a new request, an
+ * outcome written) must not turn the wait for a slow handler into a busy loop. */
+START_TEST(test_drain_waits_without_spinning)
+{
+    PGconn *locker = t_connect();
+    long long before;
+
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'done', finished_at = now() - interval '30 days'", 0, NULL));
+    PQclear(t_sql(locker, "BEGIN", 0, NULL));
+    PQclear(t_sql(locker, "SELECT * FROM requests WHERE id = 1 FOR UPDATE", 0, NULL)); /* holds the cleanup */
+    t_daemon_start(&da, FAST, false);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('cleanup')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE id = 2 AND status = 'working'", 1, 5000), 1);
+    kill(da.pid, SIGTERM);
+    usleep(200000);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL)); /* a notification */
+    usleep(200000);
+    before = cpu_ticks(da.pid);
+    usleep(1000000);
+    ck_assert_msg(cpu_ticks(da.pid) - before < sysconf(_SC_CLK_TCK) / 5, "vmrqd used %lld ticks of CPU in 1 s of drain",
+                  cpu_ticks(da.pid) - before);
+    PQclear(t_sql(locker, "ROLLBACK", 0, NULL));
+    ck_assert_int_eq(t_daemon_wait(&da, 0, 10000), 0);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2 AND status = 'done'"), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 3 AND status = 'requested'"), 1);
+    PQfinish(locker);
+}
+END_TEST
+
 START_TEST(test_sighup_keeps_running_on_a_broken_file)
 {
     FILE *f;
@@ -522,6 +569,7 @@ daemon_suite(void)
     tcase_add_test(tc, test_survives_database_restart);
     tcase_add_test(tc, test_lost_claim_answer_is_given_back);
     tcase_add_test(tc, test_sigterm_drains);
+    tcase_add_test(tc, test_drain_waits_without_spinning);
     tcase_add_test(tc, test_sighup_keeps_running_on_a_broken_file);
     tcase_add_test(tc, test_valgrind_clean);
     tcase_add_test(tc, test_cleanup_in_batches);
