@@ -177,10 +177,11 @@ static const struct stmt complete_done_stmt = { STMT_COMPLETE_DONE, "vmrq_comple
  * locked first, in id order (lk: ORDER BY ... FOR UPDATE locks in the sorted order, and the
  * update's index condition needs all of lk before its first row): every statement that writes
  * several domains does the same (the event sink, refresh_vms), so they cannot deadlock. The
- * status is not written over a newer one: if the event sink has already recorded an event that
- * vmrqd received after the worker read the state (domain_events.at and dom_seen are both this
- * host's clock), the events tell the domain's state, and the batch's reading is stale (a guest
- * whose shutdown completes while its request is being written stayed 'shutting_down').
+ * status is not written over a newer one: if the row's status_seen (sql/0010), set by the event
+ * sink from an event's arrival, is later than the worker's reading (both this host's clock), the
+ * events tell the domain's state and the reading is stale. The test is on the row, not on
+ * domain_events: a row this statement waited for is read anew, an event committed meanwhile is
+ * not (a guest whose shutdown completed while its request was written stayed 'shutting_down').
  * A retry of a no-duplicate command whose identical twin was enqueued while it ran fails instead,
  * naming the twin: the twin does what the retry would, and back in the queue the retry would
  * break requests_dedupe, failing the statement and every outcome with it, again at each turn. */
@@ -192,13 +193,13 @@ static const char complete_sql[] =
     "             WHERE d.id = ANY (ARRAY(SELECT dom_id FROM x WHERE dom_id IS NOT NULL))"
     "             ORDER BY d.id FOR UPDATE),"
     "     dm AS (UPDATE domains d"
-    "               SET status = x.dom_status, uuid = coalesce(d.uuid, x.dom_uuid),"
+    "               SET status = x.dom_status, status_seen = to_timestamp(x.dom_seen),"
+    "                   uuid = coalesce(d.uuid, x.dom_uuid),"
     "                   date_changed = CASE WHEN d.status IS DISTINCT FROM x.dom_status"
     "                                       THEN now() ELSE d.date_changed END"
     "              FROM x"
     "             WHERE d.id = ANY (ARRAY(SELECT id FROM lk)) AND d.id = x.dom_id"
-    "               AND NOT coalesce((SELECT e.at FROM domain_events e WHERE e.id_domain = d.id"
-    "                                  ORDER BY e.id DESC LIMIT 1) > to_timestamp(x.dom_seen), false)),"
+    "               AND coalesce(d.status_seen, '-infinity') <= to_timestamp(x.dom_seen)),"
     "     y AS (SELECT x.id, CASE WHEN t.id IS NULL THEN x.status ELSE 'failed' END AS status,"
     "                  CASE WHEN t.id IS NULL THEN x.error"
     "                       ELSE concat_ws('; ', x.error, format('not retried: request %s, the same, is pending', t.id))"

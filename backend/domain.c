@@ -21,12 +21,6 @@ static const struct stmt open_stmt = {
     3,
 };
 
-static const struct stmt status_stmt = {
-    STMT_DOMAIN_STATUS, "vmrq_domain_status",
-    "UPDATE domains SET status = $2, date_changed = now() WHERE id = $1::int AND status IS DISTINCT FROM $2",
-    2,
-};
-
 /* Runs a statement on the worker's connection; NULL (job failed, retryable) on error. */
 static PGresult *
 query(struct vmrqd_job *job, struct vmrqd_worker *w, const struct stmt *st, const char *const *params)
@@ -103,6 +97,8 @@ from_database(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
 int
 domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
 {
+    double seen;
+
     memset(d, 0, sizeof(*d));
     if (job->dom.known)
         from_claim(job, d);
@@ -112,11 +108,14 @@ domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
         job_fail(job, true, "no hypervisor connection");
         return -1;
     }
+    seen = clock_epoch();
     if (!(d->dom = driver_lookup(w->drv, d->name, d->uuid)) ||
         driver_info(w->drv, d->dom, &d->info) < 0) {
         if (driver_error_not_found()) {
             job_fail(job, false, "no domain '%s'", d->name);
-            domain_set_status(w->conn, d->id, "missing");
+            job->sync.id = d->id; /* written with the outcome, as domain_sync() would */
+            job->sync.seen = seen;
+            job->sync.status = "missing";
         } else {
             job_fail(job, driver_error_retryable(), "%s", driver_error_message());
         }
@@ -146,25 +145,6 @@ domain_authorize(struct vmrqd_job *job, struct vmrqd_worker *w, const struct dom
         return 0;
     job_fail(job, false, "user %s is not allowed to %s %s", d->user, action, d->name);
     return -1;
-}
-
-int
-domain_set_status(PGconn *conn, int id, const char *status)
-{
-    char idbuf[16];
-    const char *params[2] = { idbuf, status };
-    PGresult *res;
-    int ok;
-
-    if (!conn)
-        return -1;
-    snprintf(idbuf, sizeof(idbuf), "%d", id);
-    res = stmt_exec(conn, &status_stmt, params);
-    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok)
-        log_warnx("domain %d: cannot record status %s: %s", id, status, PQerrorMessage(conn));
-    PQclear(res);
-    return ok ? 0 : -1;
 }
 
 int

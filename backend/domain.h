@@ -39,7 +39,4 @@ int domain_authorize(struct vmrqd_job *job, struct vmrqd_worker *w, const struct
  * for it). */
 int domain_sync(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d);
 
-/* Sets domains.status of domain `id` to `status`. */
-int domain_set_status(PGconn *conn, int id, const char *status);
-
 #endif /* VMRQD_DOMAIN_H */

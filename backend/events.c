@@ -49,8 +49,13 @@ struct events {
     char *node;
 };
 
+/* Whether the batch's status of domain x is as new as the row's (sql/0010): a batch with no
+ * status for it (agent events, reboots) has none, and leaves it. */
+#define NEWER_SQL "EXCLUDED.status_seen >= coalesce(x.status_seen, '-infinity')"
+
 /* $1: the batch, as JSON rows in arrival order; $2: the node. Each domain's row is written once
- * with its last status (an INSERT ... ON CONFLICT may touch a row only once), its row locked
+ * with its last status (an INSERT ... ON CONFLICT may touch a row only once) unless a newer
+ * observation is there already (a completion's reading, sql/0010), its row locked
  * first in id order like every writer of several domains (see claim.c); every event is kept; a domain's pending
  * force_shutdown is moot when the batch says it stopped. Returns the domains whose
  * force_shutdown was moot. */
@@ -59,20 +64,21 @@ static const char batch_sql[] =
     "                 AS e(n int, name text, uuid uuid, status text, event text, detail text, at float8)),"
     "     dom AS (SELECT name, (array_agg(uuid ORDER BY n DESC) FILTER (WHERE uuid IS NOT NULL))[1] AS uuid,"
     "                    (array_agg(status ORDER BY n DESC) FILTER (WHERE status IS NOT NULL))[1] AS status,"
+    "                    to_timestamp(max(at) FILTER (WHERE status IS NOT NULL)) AS seen,"
     "                    bool_or(event = 'stopped') AS stopped"
     "               FROM ev GROUP BY name),"
     "     lk AS (SELECT o.id FROM domains o WHERE o.name = ANY (ARRAY(SELECT name FROM dom))"
     "             ORDER BY o.id FOR UPDATE),"
-    "     d AS (INSERT INTO domains AS x (name, uuid, status, id_node)"
+    "     d AS (INSERT INTO domains AS x (name, uuid, status, status_seen, id_node)"
     "           SELECT name, CASE WHEN NOT EXISTS (SELECT 1 FROM domains o WHERE o.uuid = dom.uuid AND o.name <> dom.name)"
     "                             THEN uuid END,"  /* renamed: the old name's row keeps the uuid */
-    "                  coalesce(status, 'unknown'), (SELECT id FROM nodes WHERE name = $2)"
+    "                  coalesce(status, 'unknown'), seen, (SELECT id FROM nodes WHERE name = $2)"
     "             FROM dom WHERE (SELECT count(*) FROM lk) >= 0 ORDER BY name"
     "           ON CONFLICT (name) DO UPDATE"
-    "              SET status = coalesce((SELECT status FROM dom WHERE dom.name = x.name), x.status),"
+    "              SET status = CASE WHEN " NEWER_SQL " THEN EXCLUDED.status ELSE x.status END,"
+    "                  status_seen = greatest(x.status_seen, EXCLUDED.status_seen),"
     "                  uuid = coalesce(x.uuid, EXCLUDED.uuid),"
-    "                  date_changed = CASE WHEN x.status IS DISTINCT FROM"
-    "                                           coalesce((SELECT status FROM dom WHERE dom.name = x.name), x.status)"
+    "                  date_changed = CASE WHEN " NEWER_SQL " AND x.status IS DISTINCT FROM EXCLUDED.status"
     "                                      THEN now() ELSE x.date_changed END"
     "           RETURNING x.id, x.name),"
     "     e AS (INSERT INTO domain_events (id_domain, domain, event, detail, at)"

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "handlers.h"
 #include "hooks.h"
 #include "log.h"
@@ -176,14 +177,18 @@ out:
     domain_close(w, &d);
 }
 
+#define REFRESH_NEWER "EXCLUDED.status_seen >= coalesce(d.status_seen, '-infinity')"
+
 /* Brings the domains of this node in line with the hypervisor in one statement: new ones appear
  * (without owner: operators and admins may act on them), known ones get their state, those the
- * hypervisor no longer has are marked missing. */
+ * hypervisor no longer has are marked missing; a status observed after the listing (an event)
+ * is left as it is. */
 void
 handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
 {
     struct json_object *rows = json_object_new_array(), *out;
-    const char *params[2];
+    const char *params[3];
+    char seen[32];
     struct dom_info *doms = NULL;
     size_t n = 0;
     PGconn *conn;
@@ -208,6 +213,7 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         goto rollback;
     }
     PQclear(res);
+    snprintf(seen, sizeof(seen), "%.6f", clock_epoch()); /* before the listing, as domain_sync() */
     if (driver_list(w->drv, &doms, &n) < 0) {
         job_fail(job, driver_error_retryable(), "%s", driver_error_message());
         goto rollback;
@@ -221,6 +227,7 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
     }
     params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
     params[1] = w->node;
+    params[2] = seen;
     res = PQexecParams(conn,
         "WITH h AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(name text, uuid uuid, status text)),"
         "     node AS (SELECT (SELECT id FROM nodes WHERE name = $2) AS id),"
@@ -228,22 +235,27 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "     lk AS (SELECT o.id FROM domains o"
         "             WHERE o.name IN (SELECT name FROM h) OR o.id_node IS NULL OR o.id_node = (SELECT id FROM node)"
         "             ORDER BY o.id FOR UPDATE),"
-        "     up AS (INSERT INTO domains AS d (name, uuid, status, id_node)"
-        "            SELECT h.name, h.uuid, h.status, node.id FROM h, node WHERE (SELECT count(*) FROM lk) >= 0"
+        /* a status observed after the listing (an event, sql/0010) stays */
+        "     up AS (INSERT INTO domains AS d (name, uuid, status, status_seen, id_node)"
+        "            SELECT h.name, h.uuid, h.status, to_timestamp($3::float8), node.id FROM h, node"
+        "             WHERE (SELECT count(*) FROM lk) >= 0"
         "            ON CONFLICT (name) DO UPDATE"
-        "               SET status = EXCLUDED.status, uuid = EXCLUDED.uuid,"
-        "                   id_node = coalesce(d.id_node, EXCLUDED.id_node),"
-        "                   date_changed = CASE WHEN d.status IS DISTINCT FROM EXCLUDED.status"
+        "               SET status = CASE WHEN " REFRESH_NEWER " THEN EXCLUDED.status ELSE d.status END,"
+        "                   status_seen = greatest(d.status_seen, EXCLUDED.status_seen),"
+        "                   uuid = EXCLUDED.uuid, id_node = coalesce(d.id_node, EXCLUDED.id_node),"
+        "                   date_changed = CASE WHEN " REFRESH_NEWER " AND d.status IS DISTINCT FROM EXCLUDED.status"
         "                                       THEN now() ELSE d.date_changed END"
         "            RETURNING (xmax = 0) AS added),"
-        "     gone AS (UPDATE domains d SET status = 'missing', date_changed = now()"
+        "     gone AS (UPDATE domains d SET status = 'missing', status_seen = to_timestamp($3::float8),"
+        "                                   date_changed = now()"
         "               WHERE (SELECT count(*) FROM lk) >= 0"
         "                 AND d.status <> 'missing' AND d.name NOT IN (SELECT name FROM h)"
         "                 AND (d.id_node IS NULL OR d.id_node = (SELECT id FROM node))"
+        "                 AND coalesce(d.status_seen, '-infinity') <= to_timestamp($3::float8)"
         "              RETURNING 1)"
         " SELECT (SELECT count(*) FROM up WHERE added), (SELECT count(*) FROM up WHERE NOT added),"
         "        (SELECT count(*) FROM gone)",
-        2, NULL, params, NULL, NULL, 0);
+        3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         job_fail_pg(job, conn, res, "refresh_vms");
         PQclear(res);

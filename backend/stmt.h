@@ -15,7 +15,6 @@ enum stmt_id {
     STMT_COMPLETE,
     STMT_NEXT_DUE,
     STMT_DOMAIN_OPEN,
-    STMT_DOMAIN_STATUS,
     STMT_CANCEL_MOOT,
     STMT_EVENTS,
     STMT_LAST /* at most 64 */

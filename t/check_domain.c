@@ -6,6 +6,7 @@
  * affinity and the whole shutdown -> force_shutdown story.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,6 +408,7 @@ END_TEST
  * an event received after that reading: the events are newer, and stay. */
 START_TEST(test_newer_event_wins_over_the_completion)
 {
+    struct events *ev = events_new(getenv("VMRQ_DB"), "demo");
     struct vmrqd_job *job;
 
     refresh_and_own();
@@ -414,25 +416,105 @@ START_TEST(test_newer_event_wins_over_the_completion)
     ck_assert_str_eq(job->sync.status, "paused");
     /* before the outcome is written, desk-alice is resumed behind vmrq's back, and the sink
      * records it */
-    PQclear(t_sql(t_db, "UPDATE domains SET status = 'running' WHERE name = 'desk-alice'", 0, NULL));
-    PQclear(t_sql(t_db, "INSERT INTO domain_events (id_domain, domain, event, detail, at)"
-                        " SELECT id, name, 'resumed', 'unpaused', clock_timestamp() FROM domains"
-                        "  WHERE name = 'desk-alice'", 0, NULL));
+    events_on_domain(ev, &(struct dom_event){ .name = "desk-alice", .uuid = "", .event = "resumed",
+                                              .detail = "unpaused", .status = "running" });
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-alice'", 1, 5000), 1);
     ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
     ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE command = 'pause' AND status = 'done'", 0, NULL), 1);
-    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domains WHERE name = 'desk-alice' AND status = 'running'",
-                               0, NULL), 1);
+    ck_assert_str_eq(db_status("desk-alice"), "running");
     job_free(job);
 
     /* an event from before the reading does not stop it */
+    events_on_domain(ev, &(struct dom_event){ .name = "desk-bob", .uuid = "", .event = "resumed",
+                                              .detail = "unpaused", .status = "running" });
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-bob'", 1, 5000), 1);
     job = run_unwritten("pause", "{\"uid\": 2, \"name\": \"desk-bob\"}");
-    PQclear(t_sql(t_db, "INSERT INTO domain_events (id_domain, domain, event, detail, at)"
-                        " SELECT id, name, 'started', 'booted', clock_timestamp() - interval '1 minute' FROM domains"
-                        "  WHERE name = 'desk-bob'", 0, NULL));
     ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
-    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domains WHERE name = 'desk-bob' AND status = 'paused'",
-                               0, NULL), 1);
+    ck_assert_str_eq(db_status("desk-bob"), "paused");
     job_free(job);
+    events_free(ev);
+}
+END_TEST
+
+/* Whoever writes a status (event sink, completion, refresh_vms) leaves one observed later than
+ * its own reading: here, a status observed "in an hour" outlives a refresh and a completion. */
+START_TEST(test_older_reading_leaves_a_newer_status)
+{
+    refresh_and_own();
+    PQclear(t_sql(t_db, "UPDATE domains SET status = 'crashed', status_seen = now() + interval '1 hour'"
+                        " WHERE name IN ('desk-alice', 'desk-bob')", 0, NULL));
+    ck_assert_str_eq(outcome(run("refresh_vms", "{\"uid\": 4}")), "done");
+    ck_assert_str_eq(db_status("desk-alice"), "crashed");
+    ck_assert_str_eq(outcome(run("pause", "{\"uid\": 2, \"name\": \"desk-bob\"}")), "done");
+    ck_assert_str_eq(db_status("desk-bob"), "crashed");
+    ck_assert_str_eq(hv_status("desk-bob"), "paused");
+    /* and once the hour has passed, the next reading is written */
+    PQclear(t_sql(t_db, "UPDATE domains SET status_seen = now() - interval '1 hour' WHERE name = 'desk-alice'", 0, NULL));
+    ck_assert_str_eq(outcome(run("refresh_vms", "{\"uid\": 4}")), "done");
+    ck_assert_str_eq(db_status("desk-alice"), "running");
+}
+END_TEST
+
+/* claim_complete() on its own connection, for a test that must block it (a thread's). */
+struct completion {
+    PGconn *conn;
+    struct vmrqd_job *job;
+    int rc;
+};
+
+static void *
+complete_in_thread(void *p)
+{
+    struct completion *c = p;
+
+    c->rc = claim_complete(c->conn, daemon_id, c->job, 1000, NULL);
+    return NULL;
+}
+
+/* Waits until `n` backends wait for a lock. */
+static void
+wait_lock_waiters(int n)
+{
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                                  n, 5000), n);
+}
+
+/* The same when the two meet on the domain's row: the event sink's batch holds it, or got it
+ * first, while the completion waits; the completion's statement began before the event was
+ * committed, and still must not write the older reading over it. (A guest shut down through
+ * its agent stayed 'shutting_down': the sink wrote "stopped" while the shutdown's completion
+ * waited for the row.) */
+START_TEST(test_event_committed_while_the_completion_waits_wins)
+{
+    struct events *ev = events_new(getenv("VMRQ_DB"), "demo");
+    PGconn *holder = PQconnectdb(getenv("VMRQ_DB"));
+    struct completion c = { .conn = PQconnectdb(getenv("VMRQ_DB")), .rc = -1 };
+    pthread_t th;
+
+    ck_assert(PQstatus(holder) == CONNECTION_OK && PQstatus(c.conn) == CONNECTION_OK);
+    refresh_and_own();
+    c.job = run_unwritten("pause", "{\"uid\": 1, \"name\": \"desk-alice\"}");
+    ck_assert_str_eq(c.job->sync.status, "paused");
+    /* someone holds the row; desk-alice is resumed behind vmrq's back after the worker's
+     * reading, and the sink's batch queues for the row, then the completion behind it */
+    PQclear(t_sql(holder, "BEGIN", 0, NULL));
+    PQclear(t_sql(holder, "SELECT 1 FROM domains WHERE name = 'desk-alice' FOR UPDATE", 0, NULL));
+    events_on_domain(ev, &(struct dom_event){ .name = "desk-alice", .uuid = "", .event = "resumed",
+                                              .detail = "unpaused", .status = "running" });
+    wait_lock_waiters(1);
+    ck_assert_int_eq(pthread_create(&th, NULL, complete_in_thread, &c), 0);
+    wait_lock_waiters(2);
+    PQclear(t_sql(holder, "COMMIT", 0, NULL));
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(c.rc, 0);
+    events_free(ev);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE command = 'pause' AND status = 'done'", 0, NULL), 1);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-alice'"
+                                     " AND detail = 'unpaused'", 0, NULL), 1);
+    ck_assert_str_eq(db_status("desk-alice"), "running");
+    job_free(c.job);
+    PQfinish(c.conn);
+    PQfinish(holder);
 }
 END_TEST
 
@@ -605,6 +687,8 @@ domain_suite(void)
     tcase_add_test(tc, test_events_follow_the_hypervisor);
     tcase_add_test(tc, test_event_bursts_keep_order_and_last_status);
     tcase_add_test(tc, test_newer_event_wins_over_the_completion);
+    tcase_add_test(tc, test_event_committed_while_the_completion_waits_wins);
+    tcase_add_test(tc, test_older_reading_leaves_a_newer_status);
     tcase_add_test(tc, test_ping_agent_reports_the_guest_clock);
     tcase_add_test(tc, test_node_affinity);
     tcase_add_test(tc, test_periodic_refresh);
