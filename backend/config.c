@@ -42,6 +42,7 @@ static const struct cfg_key keys[] = {
     { "limit_important",  CFG_INT,      OFF(limit[VMRQ_CLASS_IMPORTANT]), 0,     "8",              NULL,               0, 256 },
     { "limit_secondary",  CFG_INT,      OFF(limit[VMRQ_CLASS_SECONDARY]), 0,     "2",              NULL,               0, 256 },
     { "limit_long",       CFG_INT,      OFF(limit[VMRQ_CLASS_LONG]),  0,         "1",              NULL,               0, 256 },
+    { "claim_ahead",      CFG_INT,      OFF(claim_ahead),             0,         "3",              NULL,               0, 16 },
     { "handler_deadline", CFG_DURATION, OFF(handler_deadline_ms),     0,         "5m",             NULL,               10, DAY },
     { "log_level",        CFG_LOGLEVEL, OFF(log_level),               0,         "info",           NULL,               0, 0 },
     { "pidfile",          CFG_STRING,   OFF(pidfile),                 CFG_FIXED, "/run/vmrqd.pid", NULL,               0, 0 },

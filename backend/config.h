@@ -20,6 +20,7 @@ struct vmrqd_config {
     int claim_batch;        /* requests claimed at once for the handlers that run inline */
     int lanes;              /* helper lanes draining inline backlogs (lanes.h) */
     int limit[VMRQ_CLASS_LAST]; /* concurrent handlers per class */
+    int claim_ahead;        /* claimed per class: its limit times 1 + this (pool.c queues them) */
     long long handler_deadline_ms;
     int log_level;          /* enum log_level */
     char *pidfile;          /* "" for none */

@@ -114,9 +114,11 @@ free_list(struct vmrqd_job *list)
 
 /* Prepares a claimed job for a worker (appended to *batch, for pool_submit()); a job that
  * cannot run is failed at once.
- * Each class is claimed within its own limit and the free workers, so one claim may bring more
- * jobs than there are free workers (8 important, 2 secondary and 1 long for 8 workers): those
- * wait in the pool's queue, and the table of jobs in flight grows to hold them. */
+ * The loop claims ahead: each class up to its limit times 1 + claim_ahead, all classes up to the
+ * workers times as much (with 8 workers and claim_ahead 3: 32 important, 8 secondary, 4 long, 32
+ * in all). Those that cannot start wait in the pool's queue, which starts each as soon as a
+ * worker and a slot of its class are free, without waiting for this loop's next round trip to
+ * the database; the table of jobs in flight grows to hold them. */
 static void
 start_job(struct vmrqd *d, struct vmrqd_job *job, vmrq_class cls, struct vmrqd_job ***batch)
 {
@@ -185,8 +187,11 @@ take_finished(struct vmrqd *d)
     }
 }
 
-/* Fails requests whose handler overran handler_deadline. The worker stays busy until the handler
- * returns (a thread cannot be cancelled safely), so its slot is not reused before. */
+/* Fails requests whose handler overran handler_deadline, counted from when a worker started it:
+ * a claimed-ahead job waiting in the pool's queue has not started. A slot's deadline_ms is first
+ * its claim's, then, once passed, its start's (or a second later while it still waits). The
+ * worker stays busy until the handler returns (a thread cannot be cancelled safely), so its slot
+ * is not reused before. */
 static void
 check_deadlines(struct vmrqd *d)
 {
@@ -195,9 +200,15 @@ check_deadlines(struct vmrqd *d)
     for (int i = 0; i < d->ninflight; i++) {
         struct inflight *s = &d->inflight[i];
         struct vmrqd_job *fail;
+        long long started;
 
         if (s->abandoned || now < s->deadline_ms)
             continue;
+        started = pool_started(d->pool, s->job);
+        if (started == 0 || started + d->cfg->handler_deadline_ms > now) {
+            s->deadline_ms = started == 0 ? now + 1000 : started + d->cfg->handler_deadline_ms;
+            continue;
+        }
         s->abandoned = true;
         if (!(fail = calloc(1, sizeof(*fail)))) {
             log_warnx("request %lld overran its deadline; out of memory to record it", s->id);
@@ -270,7 +281,8 @@ run_inline(struct vmrqd *d, struct vmrqd_job *job)
 static void
 claim_pass(struct vmrqd *d)
 {
-    int limit[CLAIM_LANES], ninline = 0, free_workers = d->cfg->workers - d->ninflight;
+    int depth = 1 + d->cfg->claim_ahead, limit[CLAIM_LANES], ninline = 0;
+    int free_workers = d->cfg->workers * depth - d->ninflight;
     struct vmrqd_job *list = NULL, *next, *batch = NULL, **batch_tail = &batch;
     long long due;
     int moved;
@@ -278,7 +290,7 @@ claim_pass(struct vmrqd *d)
     d->want_claim = false;
     limit[CLAIM_INLINE] = d->cfg->claim_batch;
     for (int c = 0; c < VMRQ_CLASS_LAST; c++) {
-        int free_slots = d->cfg->limit[c] - d->running[c];
+        int free_slots = d->cfg->limit[c] * depth - d->running[c];
         limit[CLAIM_IMPORTANT + c] = free_slots < free_workers ? free_slots : free_workers;
     }
     if (claim_jobs(d->ctl.conn, d->ctl.daemon, d->cfg->node, limit, &list, &d->lost_claim) < 0) {
@@ -392,6 +404,7 @@ reload(struct vmrqd *d, int verbose_floor)
     *d->cfg = next;
     log_set_level(d->cfg->log_level > verbose_floor ? d->cfg->log_level : verbose_floor);
     pool_set_conninfo(d->pool, d->cfg->database);
+    pool_set_limits(d->pool, d->cfg->limit);
     if (db_changed && ctl_up(&d->ctl)) {
         log_info("database changed: reconnecting");
         PQfinish(d->ctl.conn);
@@ -497,6 +510,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
         !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node)) ||
         !(d.lanes = lanes_new(cfg->lanes, cfg->database, cfg->node, &d.loop_worker)))
         fatalx("cannot start %d workers and %d lanes", cfg->workers, cfg->lanes);
+    pool_set_limits(d.pool, cfg->limit);
     log_info("vmrqd %s started: node '%s' (%s), %d workers (important %d, secondary %d, long %d)",
              vmrq_version(), cfg->node, cfg->libvirt_uri, cfg->workers, cfg->limit[VMRQ_CLASS_IMPORTANT],
              cfg->limit[VMRQ_CLASS_SECONDARY], cfg->limit[VMRQ_CLASS_LONG]);

@@ -35,7 +35,8 @@ struct vmrqd_job {
         bool node_enabled, user_privileged;
     } dom;
     long long retention_ms;        /* config snapshot for the cleanup handler */
-    long long started_ms;          /* monotonic, set when a worker starts it */
+    long long started_ms;          /* now_ms() when a worker started it, 0 before; under the
+                                    * pool's lock (pool_started()) */
 
     /* from the handler (job_fail, job_set_output, job_follow_up) */
     enum job_outcome outcome;

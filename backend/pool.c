@@ -1,5 +1,7 @@
 /*
  * pool.c - worker threads: take a job, run it through dispatch_run(), hand it back (pool.h).
+ * A job waits in the queue while its class runs as many as its limit allows (the loop claims
+ * ahead, claim_ahead in vmrqd.conf); the first queued job that may start, starts.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -8,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dispatch.h"
 #include "log.h"
 #include "pool.h"
@@ -16,6 +19,8 @@ struct pool {
     pthread_mutex_t lock;
     pthread_cond_t work;
     struct vmrqd_job *queue, *queue_tail; /* submitted, not started */
+    int limit[VMRQ_CLASS_LAST];           /* most jobs of each class running at once */
+    int running[VMRQ_CLASS_LAST];
     struct vmrqd_job *done;               /* finished, not taken */
     int busy;                             /* submitted and not taken */
     bool stopping;
@@ -32,29 +37,45 @@ struct worker_arg {
     struct vmrqd_worker *worker;
 };
 
+/* Takes off the queue the first job whose class has a free slot, and starts its clock; NULL if
+ * none may start. Called with the lock held. */
+static struct vmrqd_job *
+take_runnable(struct pool *pool)
+{
+    struct vmrqd_job *prev = NULL;
+
+    for (struct vmrqd_job **pp = &pool->queue; *pp; prev = *pp, pp = &(*pp)->next) {
+        struct vmrqd_job *job = *pp;
+
+        if (pool->running[job->cls] >= pool->limit[job->cls])
+            continue;
+        *pp = job->next;
+        if (pool->queue_tail == job)
+            pool->queue_tail = prev;
+        job->next = NULL;
+        pool->running[job->cls]++;
+        job->started_ms = now_ms();
+        return job;
+    }
+    return NULL;
+}
+
 static void *
 worker_loop(void *p)
 {
     struct worker_arg *arg = p;
     struct pool *pool = arg->pool;
     struct vmrqd_worker *w = arg->worker;
+    struct vmrqd_job *job = NULL;
     char byte = 1;
 
     free(arg);
+    pthread_mutex_lock(&pool->lock);
     for (;;) {
-        struct vmrqd_job *job;
-
-        pthread_mutex_lock(&pool->lock);
-        while (!pool->queue && !pool->stopping)
+        while (!job && !pool->stopping && !(job = take_runnable(pool)))
             pthread_cond_wait(&pool->work, &pool->lock);
-        if (pool->stopping) {
-            pthread_mutex_unlock(&pool->lock);
+        if (!job)
             break;
-        }
-        job = pool->queue;
-        pool->queue = job->next;
-        if (!pool->queue)
-            pool->queue_tail = NULL;
         if (!w->conninfo || strcmp(w->conninfo, pool->conninfo) != 0) {
             free(w->conninfo);
             w->conninfo = strdup(pool->conninfo);
@@ -63,16 +84,24 @@ worker_loop(void *p)
         }
         pthread_mutex_unlock(&pool->lock);
 
-        job->next = NULL;
         dispatch_run(job, w);
 
         pthread_mutex_lock(&pool->lock);
+        pool->running[job->cls]--;
         job->next = pool->done;
         pool->done = job;
+        /* The next job is taken before the loop hears of this one: the loop then finds it
+         * started (its deadline counts from now), and a claimed-ahead job waits for no one. A
+         * class slot freed may also let an idle worker start a job that waited for it. */
+        job = pool->stopping ? NULL : take_runnable(pool);
+        if (pool->queue)
+            pthread_cond_signal(&pool->work);
         pthread_mutex_unlock(&pool->lock);
         while (write(pool->wake_fd, &byte, 1) < 0 && errno == EINTR)
             ;
+        pthread_mutex_lock(&pool->lock);
     }
+    pthread_mutex_unlock(&pool->lock);
     PQfinish(w->conn);
     free(w->conninfo);
     return NULL;
@@ -93,6 +122,8 @@ pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const cha
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->work, NULL);
     pool->wake_fd = wake_fd;
+    for (int c = 0; c < VMRQ_CLASS_LAST; c++)
+        pool->limit[c] = n;
 
     /* signals are for the main loop only */
     sigfillset(&all);
@@ -170,6 +201,27 @@ pool_take_done(struct pool *pool)
         pool->busy--;
     pthread_mutex_unlock(&pool->lock);
     return done;
+}
+
+void
+pool_set_limits(struct pool *pool, const int limit[VMRQ_CLASS_LAST])
+{
+    pthread_mutex_lock(&pool->lock);
+    for (int c = 0; c < VMRQ_CLASS_LAST; c++)
+        pool->limit[c] = limit[c] > 0 ? limit[c] : 1; /* what is claimed runs, even after a reload to 0 */
+    pthread_cond_broadcast(&pool->work);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+long long
+pool_started(struct pool *pool, const struct vmrqd_job *job)
+{
+    long long started;
+
+    pthread_mutex_lock(&pool->lock);
+    started = job->started_ms;
+    pthread_mutex_unlock(&pool->lock);
+    return started;
 }
 
 int

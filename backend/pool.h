@@ -24,6 +24,12 @@ struct pool *pool_new(int n, const char *conninfo, int wake_fd, struct driver *d
 void pool_submit(struct pool *pool, struct vmrqd_job *list);
 /* The finished jobs since the last call, as a list (ownership to the caller); NULL if none. */
 struct vmrqd_job *pool_take_done(struct pool *pool);
+/* The most jobs of each class that run at once (at least 1: a job claimed runs); the queue
+ * holds the others, in order. Until called, any job may start. */
+void pool_set_limits(struct pool *pool, const int limit[VMRQ_CLASS_LAST]);
+/* When a worker started `job` (now_ms()), 0 while it waits in the queue. `job` is one submitted
+ * and not yet taken back with pool_take_done(). */
+long long pool_started(struct pool *pool, const struct vmrqd_job *job);
 /* Jobs submitted and not yet taken back. */
 int pool_busy(struct pool *pool);
 /* Tells the workers which database to use from their next (re)connection on. */

@@ -98,6 +98,34 @@ START_TEST(test_classes_beyond_free_workers)
 }
 END_TEST
 
+/* Claimed ahead (claim_ahead), a class still runs within its limit, with a worker free; and a
+ * request waiting in vmrqd for its turn is not failed for handler_deadline, which counts from
+ * the start of its handler. Every refresh_vms of node 'test' waits for this advisory lock. */
+START_TEST(test_claim_ahead_keeps_limits_and_deadlines)
+{
+    PGconn *locker = t_connect();
+
+    PQclear(t_sql(locker, "SELECT pg_advisory_lock(hashtext('vmrq refresh_vms ' || 'test'))", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"_force\": true}') FROM generate_series(1, 4)",
+                  0, NULL));
+    t_daemon_start(&da, FAST "node = test\nworkers = 2\nlimit_secondary = 1\nclaim_ahead = 3\n"
+                             "handler_deadline = 500ms\n", false);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'working'", 4, 5000), 4);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'",
+                                  1, 5000), 1);
+    usleep(1500 * 1000);
+    ck_assert_int_eq(count("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"), 1);
+    /* the one that started overran its deadline; the three behind it did not start */
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE status = 'failed'"
+                           " AND error = 'the handler did not finish within 500 ms (handler_deadline)'"), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id <= 4 AND status = 'working'"), 3);
+    PQclear(t_sql(locker, "SELECT pg_advisory_unlock_all()", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE id <= 4 AND status = 'done'", 3, 5000), 3);
+    ck_assert_int_eq(t_daemon_wait(&da, SIGTERM, 5000), 0);
+    PQfinish(locker);
+}
+END_TEST
+
 /* The daemon sleeps until the request is due: no earlier, and not a poll tick later. */
 START_TEST(test_at_time_without_polling)
 {
@@ -574,6 +602,7 @@ daemon_suite(void)
     tcase_add_test(tc, test_valgrind_clean);
     tcase_add_test(tc, test_cleanup_in_batches);
     tcase_add_test(tc, test_handler_deadline);
+    tcase_add_test(tc, test_claim_ahead_keeps_limits_and_deadlines);
     tcase_add_test(tc, test_command_line);
     suite_add_tcase(s, tc);
     return s;
