@@ -434,6 +434,38 @@ claim_release(PGconn *conn, int daemon, long long tag)
 }
 
 int
+claim_give_back(PGconn *conn, int daemon, const struct vmrqd_job *list)
+{
+    char d[16], *ids = NULL;
+    const char *params[2] = { d, NULL };
+    size_t size = 0;
+    FILE *f = open_memstream(&ids, &size);
+    long long n;
+
+    if (!f) {
+        log_warnx("giving back requests: out of memory");
+        return -1;
+    }
+    fputc('{', f);
+    for (const struct vmrqd_job *j = list; j; j = j->next)
+        fprintf(f, "%s%lld", j == list ? "" : ",", j->id);
+    fputc('}', f);
+    if (fclose(f) != 0) {
+        log_warnx("giving back requests: out of memory");
+        free(ids);
+        return -1;
+    }
+    snprintf(d, sizeof(d), "%d", daemon);
+    params[1] = ids;
+    n = query_int(conn, "SELECT vmrq_release($1::int, $2::bigint[], 'claimed ahead when vmrqd was asked to stop')",
+                  2, params, 0);
+    if (n > 0)
+        log_info("gave back %lld request%s claimed ahead and not started", n, n == 1 ? "" : "s");
+    free(ids);
+    return n < 0 ? -1 : (int)n;
+}
+
+int
 claim_recover(PGconn *conn, long long lease_ms)
 {
     char ms[32];

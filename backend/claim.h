@@ -29,6 +29,11 @@ int claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM
  * requests nobody here received; logs and returns how many, -1 on error (logged). */
 int claim_release(PGconn *conn, int daemon, long long tag);
 
+/* Gives back to the queue the requests of `list` (borrowed) that daemon `daemon` claimed and
+ * never started (SQL vmrq_release()): requested again, the attempt not counted. Logs and returns
+ * how many, -1 on error (logged). */
+int claim_give_back(PGconn *conn, int daemon, const struct vmrqd_job *list);
+
 /* Records the outcome of the finished jobs of `list`: done, failed, or back to requested with a
  * backoff (`backoff_ms` times 2^(attempts-1), at most an hour) when a retryable failure has
  * retries left. Jobs with follow-ups are written one transaction each, follow-ups included;

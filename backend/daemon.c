@@ -57,6 +57,7 @@ struct vmrqd {
     bool want_resolve;           /* a request finished or arrived: dependencies may be met */
     bool want_due;               /* a request arrived or was requeued: the timer may move */
     long long lost_claim;        /* tag of a claim whose answer the connection lost; 0: none */
+    struct vmrqd_job *give_back; /* claimed ahead, never started, to give back (stopping) */
     long long next_due_ms;       /* -1: nothing scheduled */
     long long next_poll_ms, next_recover_ms, next_cleanup_ms;
     long long next_refresh_ms;   /* the first one at start-up: events were missed while stopped */
@@ -256,6 +257,41 @@ give_back_lost_claim(struct vmrqd *d)
     }
     d->lost_claim = 0;
     d->want_claim = d->want_resolve = d->want_due = !d->draining;
+}
+
+/* A stop does not run what was claimed ahead: the jobs no worker has started leave the pool and
+ * the table of jobs in flight, to be given back to the queue. */
+static void
+take_back_queued(struct vmrqd *d)
+{
+    struct vmrqd_job *job = pool_take_queued(d->pool), *next;
+
+    for (; job; job = next) {
+        int i;
+
+        next = job->next;
+        for (i = 0; i < d->ninflight && d->inflight[i].job != job; i++)
+            ;
+        if (i < d->ninflight) {
+            d->running[d->inflight[i].cls]--;
+            d->inflight[i] = d->inflight[--d->ninflight];
+        }
+        job->next = d->give_back;
+        d->give_back = job;
+    }
+}
+
+static void
+give_back_queued(struct vmrqd *d)
+{
+    if (claim_give_back(d->ctl.conn, d->ctl.daemon, d->give_back) < 0) {
+        ctl_check(&d->ctl);
+        if (!ctl_up(&d->ctl))
+            return; /* again once reconnected, unless drain_timeout passes first */
+        log_warnx("requests claimed ahead are left for recovery");
+    }
+    free_list(d->give_back);
+    d->give_back = NULL;
 }
 
 /* Runs an inline job here, at once; its outcome joins the next completion batch. */
@@ -526,6 +562,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
         if (vmrqd_sig_term && !d.draining) {
             d.draining = true;
             d.drain_until_ms = now_ms() + d.cfg->drain_timeout_ms;
+            take_back_queued(&d);
             log_info("stopping: no new requests; waiting up to %lld ms for %d running",
                      d.cfg->drain_timeout_ms, d.ninflight);
         }
@@ -543,8 +580,10 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
         check_deadlines(&d);
         if (ctl_up(&d.ctl) && d.unwritten)
             write_completions(&d);
+        if (ctl_up(&d.ctl) && d.give_back)
+            give_back_queued(&d);
         if (d.draining) {
-            if (d.ninflight == 0 && !d.unwritten)
+            if (d.ninflight == 0 && !d.unwritten && !d.give_back)
                 break;
             if (now_ms() >= d.drain_until_ms) {
                 log_warnx("drain_timeout passed with %d request%s still running; they are left"
@@ -582,6 +621,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     events_free(d.events);
     free(d.inflight);
     free_list(d.unwritten);
+    free_list(d.give_back);
     close(d.wake[0]);
     close(d.wake[1]);
     config_free(d.cfg);

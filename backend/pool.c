@@ -213,6 +213,20 @@ pool_set_limits(struct pool *pool, const int limit[VMRQ_CLASS_LAST])
     pthread_mutex_unlock(&pool->lock);
 }
 
+struct vmrqd_job *
+pool_take_queued(struct pool *pool)
+{
+    struct vmrqd_job *queued;
+
+    pthread_mutex_lock(&pool->lock);
+    queued = pool->queue;
+    pool->queue = pool->queue_tail = NULL;
+    for (struct vmrqd_job *j = queued; j; j = j->next)
+        pool->busy--;
+    pthread_mutex_unlock(&pool->lock);
+    return queued;
+}
+
 long long
 pool_started(struct pool *pool, const struct vmrqd_job *job)
 {

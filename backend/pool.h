@@ -30,6 +30,9 @@ void pool_set_limits(struct pool *pool, const int limit[VMRQ_CLASS_LAST]);
 /* When a worker started `job` (now_ms()), 0 while it waits in the queue. `job` is one submitted
  * and not yet taken back with pool_take_done(). */
 long long pool_started(struct pool *pool, const struct vmrqd_job *job);
+/* The jobs no worker has started, taken off the queue as a list (ownership to the caller; NULL
+ * if none): a stopping daemon gives them back rather than run them. */
+struct vmrqd_job *pool_take_queued(struct pool *pool);
 /* Jobs submitted and not yet taken back. */
 int pool_busy(struct pool *pool);
 /* Tells the workers which database to use from their next (re)connection on. */

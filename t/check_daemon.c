@@ -126,6 +126,36 @@ START_TEST(test_claim_ahead_keeps_limits_and_deadlines)
 }
 END_TEST
 
+/* Asked to stop, vmrqd finishes what runs and gives back what it claimed ahead and never
+ * started: requested again, the attempt not counted (or cancelled, for a no-duplicate twin). */
+START_TEST(test_stop_gives_back_what_did_not_start)
+{
+    PGconn *locker = t_connect();
+
+    PQclear(t_sql(locker, "SELECT pg_advisory_lock(hashtext('vmrq refresh_vms ' || 'test'))", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"_force\": true}') FROM generate_series(1, 3)",
+                  0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"uid\": 1}')", 0, NULL));
+    t_daemon_start(&da, FAST "node = test\nworkers = 2\nlimit_secondary = 1\nclaim_ahead = 3\n", false);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'working'", 4, 5000), 4);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'",
+                                  1, 5000), 1);
+    /* request 4's twin arrives while 4 waits in vmrqd */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"uid\": 1}')", 0, NULL));
+    ck_assert_int_eq(kill(da.pid, SIGTERM), 0);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE id IN (2, 3) AND status = 'requested'"
+                                        " AND attempts = 0 AND started_at IS NULL AND id_daemon IS NULL", 2, 5000), 2);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 4 AND status = 'cancelled' AND error ="
+                           " 'claimed ahead when vmrqd was asked to stop, not run; request 5, the same, is pending'"), 1);
+    ck_assert_int_eq(t_daemon_wait(&da, 0, 300), -1); /* request 1 still runs */
+    PQclear(t_sql(locker, "SELECT pg_advisory_unlock_all()", 0, NULL));
+    ck_assert_int_eq(t_daemon_wait(&da, 0, 5000), 0);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 1 AND status = 'done'"), 1);
+    ck_assert(t_daemon_logged(&da, "gave back 3 requests claimed ahead and not started"));
+    PQfinish(locker);
+}
+END_TEST
+
 /* The daemon sleeps until the request is due: no earlier, and not a poll tick later. */
 START_TEST(test_at_time_without_polling)
 {
@@ -603,6 +633,7 @@ daemon_suite(void)
     tcase_add_test(tc, test_cleanup_in_batches);
     tcase_add_test(tc, test_handler_deadline);
     tcase_add_test(tc, test_claim_ahead_keeps_limits_and_deadlines);
+    tcase_add_test(tc, test_stop_gives_back_what_did_not_start);
     tcase_add_test(tc, test_command_line);
     suite_add_tcase(s, tc);
     return s;
