@@ -98,21 +98,34 @@ START_TEST(test_classes_beyond_free_workers)
 }
 END_TEST
 
-/* Claimed ahead (claim_ahead), a class still runs within its limit, with a worker free; and a
- * request waiting in vmrqd for its turn is not failed for handler_deadline, which counts from
- * the start of its handler. Every refresh_vms of node 'test' waits for this advisory lock. */
-START_TEST(test_claim_ahead_keeps_limits_and_deadlines)
+/* Four refresh_vms of node 'test' (the fourth, uid 1, no-duplicate), each waiting for the
+ * advisory lock that the returned connection holds; a daemon with 2 workers, limit_secondary 1,
+ * claim_ahead 3 and `extra`, which has claimed all four and started the first. */
+static PGconn *
+four_claimed_behind_a_lock(const char *extra)
 {
     PGconn *locker = t_connect();
+    char conf[512];
 
     PQclear(t_sql(locker, "SELECT pg_advisory_lock(hashtext('vmrq refresh_vms ' || 'test'))", 0, NULL));
-    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"_force\": true}') FROM generate_series(1, 4)",
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"_force\": true}') FROM generate_series(1, 3)",
                   0, NULL));
-    t_daemon_start(&da, FAST "node = test\nworkers = 2\nlimit_secondary = 1\nclaim_ahead = 3\n"
-                             "handler_deadline = 500ms\n", false);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"uid\": 1}')", 0, NULL));
+    snprintf(conf, sizeof(conf), FAST "node = test\nworkers = 2\nlimit_secondary = 1\nclaim_ahead = 3\n%s", extra);
+    t_daemon_start(&da, conf, false);
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'working'", 4, 5000), 4);
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'",
                                   1, 5000), 1);
+    return locker;
+}
+
+/* Claimed ahead (claim_ahead), a class still runs within its limit, with a worker free; and a
+ * request waiting in vmrqd for its turn is not failed for handler_deadline, which counts from
+ * the start of its handler. */
+START_TEST(test_claim_ahead_keeps_limits_and_deadlines)
+{
+    PGconn *locker = four_claimed_behind_a_lock("handler_deadline = 500ms\n");
+
     usleep(1500 * 1000);
     ck_assert_int_eq(count("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"), 1);
     /* the one that started overran its deadline; the three behind it did not start */
@@ -130,16 +143,8 @@ END_TEST
  * started: requested again, the attempt not counted (or cancelled, for a no-duplicate twin). */
 START_TEST(test_stop_gives_back_what_did_not_start)
 {
-    PGconn *locker = t_connect();
+    PGconn *locker = four_claimed_behind_a_lock("");
 
-    PQclear(t_sql(locker, "SELECT pg_advisory_lock(hashtext('vmrq refresh_vms ' || 'test'))", 0, NULL));
-    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"_force\": true}') FROM generate_series(1, 3)",
-                  0, NULL));
-    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"uid\": 1}')", 0, NULL));
-    t_daemon_start(&da, FAST "node = test\nworkers = 2\nlimit_secondary = 1\nclaim_ahead = 3\n", false);
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'working'", 4, 5000), 4);
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'",
-                                  1, 5000), 1);
     /* request 4's twin arrives while 4 waits in vmrqd */
     PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"uid\": 1}')", 0, NULL));
     ck_assert_int_eq(kill(da.pid, SIGTERM), 0);
