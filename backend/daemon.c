@@ -158,6 +158,21 @@ start_job(struct vmrqd *d, struct vmrqd_job *job, vmrq_class cls, struct vmrqd_j
     *batch = &job->next;
 }
 
+/* Takes `job` out of the table of jobs in flight, its entry copied to *was; false if it is not
+ * there. */
+static bool
+inflight_remove(struct vmrqd *d, const struct vmrqd_job *job, struct inflight *was)
+{
+    for (int i = 0; i < d->ninflight; i++)
+        if (d->inflight[i].job == job) {
+            *was = d->inflight[i];
+            d->running[was->cls]--;
+            d->inflight[i] = d->inflight[--d->ninflight];
+            return true;
+        }
+    return false;
+}
+
 /* Moves jobs the workers finished from the in-flight table to the unwritten list. */
 static void
 take_finished(struct vmrqd *d)
@@ -165,18 +180,13 @@ take_finished(struct vmrqd *d)
     struct vmrqd_job *job = pool_take_done(d->pool), *next;
 
     for (; job; job = next) {
-        int i;
+        struct inflight was;
 
         next = job->next;
-        for (i = 0; i < d->ninflight && d->inflight[i].job != job; i++)
-            ;
-        if (i == d->ninflight) {
+        if (!inflight_remove(d, job, &was)) {
             log_warnx("request %lld came back from a worker unknown to the loop", job->id);
             job_free(job);
-            continue;
-        }
-        d->running[d->inflight[i].cls]--;
-        if (d->inflight[i].abandoned) {
+        } else if (was.abandoned) {
             log_warnx("request %lld (%s) finished after its deadline; its outcome is dropped", job->id,
                       job->command);
             job_free(job);
@@ -184,7 +194,6 @@ take_finished(struct vmrqd *d)
             log_outcome(d, job);
             append_unwritten(d, job);
         }
-        d->inflight[i] = d->inflight[--d->ninflight];
     }
 }
 
@@ -267,15 +276,10 @@ take_back_queued(struct vmrqd *d)
     struct vmrqd_job *job = pool_take_queued(d->pool), *next;
 
     for (; job; job = next) {
-        int i;
+        struct inflight was;
 
         next = job->next;
-        for (i = 0; i < d->ninflight && d->inflight[i].job != job; i++)
-            ;
-        if (i < d->ninflight) {
-            d->running[d->inflight[i].cls]--;
-            d->inflight[i] = d->inflight[--d->ninflight];
-        }
+        inflight_remove(d, job, &was);
         job->next = d->give_back;
         d->give_back = job;
     }
