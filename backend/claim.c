@@ -262,6 +262,38 @@ completion_row(const struct vmrqd_job *job, long long backoff_ms)
     return row;
 }
 
+/* A PostgreSQL array literal of request ids, "{1,2,...}", built as they come (text owned). */
+struct id_array {
+    char *text;
+    size_t len, cap, n;
+};
+
+/* Appends `id`; -1 (nothing appended) if out of memory. */
+static int
+id_array_add(struct id_array *a, long long id)
+{
+    if (a->len + 24 >= a->cap) { /* room for the id, its comma and the closing brace */
+        size_t cap = a->cap ? a->cap * 2 : 4096;
+        char *grown = realloc(a->text, cap);
+
+        if (!grown)
+            return -1;
+        a->text = grown;
+        a->cap = cap;
+    }
+    a->len += (size_t)snprintf(a->text + a->len, a->cap - a->len, "%c%lld", a->n ? ',' : '{', id);
+    a->n++;
+    return 0;
+}
+
+/* The literal, closed (n > 0); it lives in a->text. */
+static const char *
+id_array_close(struct id_array *a)
+{
+    snprintf(a->text + a->len, a->cap - a->len, "}");
+    return a->text;
+}
+
 /* Runs a completion statement whose first parameter is `what` (JSON rows, or an id array) for
  * `want` requests; logs those this daemon no longer held; sets *waiting if requests wait on a
  * dependency. -1 on error. */
@@ -356,38 +388,21 @@ int
 claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms, bool *waiting)
 {
     struct json_object *rows = json_object_new_array();
-    size_t ndone = 0, len = 0, cap = 0;
-    char *ids = NULL;
+    struct id_array done = { 0 };
     bool ignored = false, *w = waiting ? waiting : &ignored;
     int ret = 0;
 
     for (struct vmrqd_job *j = list; j && ret == 0; j = j->next) {
-        if (j->nfollowups > 0) {
+        if (j->nfollowups > 0)
             ret = complete_with_followups(conn, daemon, j, backoff_ms, w);
-        } else if (j->outcome == JOB_DONE && !j->output && !j->sync.id) {
-            if (len + 24 >= cap) {
-                size_t grown_cap = cap ? cap * 2 : 4096;
-                char *grown = realloc(ids, grown_cap);
-                if (!grown) {
-                    json_object_array_add(rows, completion_row(j, backoff_ms));
-                    continue;
-                }
-                ids = grown;
-                cap = grown_cap;
-            }
-            len += (size_t)snprintf(ids + len, cap - len, "%c%lld", ndone ? ',' : '{', j->id);
-            ndone++;
-        } else {
+        else if (!(j->outcome == JOB_DONE && !j->output && !j->sync.id) || id_array_add(&done, j->id) < 0)
             json_object_array_add(rows, completion_row(j, backoff_ms));
-        }
     }
-    if (ret == 0 && ndone > 0) {
-        snprintf(ids + len, cap - len, "}");
-        ret = write_completion(conn, daemon, &complete_done_stmt, ids, ndone, w); /* ids: {1,2,...} */
-    }
+    if (ret == 0 && done.n > 0)
+        ret = write_completion(conn, daemon, &complete_done_stmt, id_array_close(&done), done.n, w);
     if (ret == 0 && json_object_array_length(rows) > 0)
         ret = write_rows(conn, daemon, rows, w);
-    free(ids);
+    free(done.text);
     json_object_put(rows);
     return ret;
 }
@@ -436,32 +451,26 @@ claim_release(PGconn *conn, int daemon, long long tag)
 int
 claim_give_back(PGconn *conn, int daemon, const struct vmrqd_job *list)
 {
-    char d[16], *ids = NULL;
+    struct id_array ids = { 0 };
+    char d[16];
     const char *params[2] = { d, NULL };
-    size_t size = 0;
-    FILE *f = open_memstream(&ids, &size);
-    long long n;
+    long long n = -1;
 
-    if (!f) {
-        log_warnx("giving back requests: out of memory");
-        return -1;
-    }
-    fputc('{', f);
     for (const struct vmrqd_job *j = list; j; j = j->next)
-        fprintf(f, "%s%lld", j == list ? "" : ",", j->id);
-    fputc('}', f);
-    if (fclose(f) != 0) {
-        log_warnx("giving back requests: out of memory");
-        free(ids);
-        return -1;
-    }
+        if (id_array_add(&ids, j->id) < 0) {
+            log_warnx("giving back requests: out of memory");
+            goto cleanup;
+        }
+    if (ids.n == 0)
+        return 0;
     snprintf(d, sizeof(d), "%d", daemon);
-    params[1] = ids;
+    params[1] = id_array_close(&ids);
     n = query_int(conn, "SELECT vmrq_release($1::int, $2::bigint[], 'claimed ahead when vmrqd was asked to stop')",
                   2, params, 0);
     if (n > 0)
         log_info("gave back %lld request%s claimed ahead and not started", n, n == 1 ? "" : "s");
-    free(ids);
+cleanup:
+    free(ids.text);
     return n < 0 ? -1 : (int)n;
 }
 
