@@ -59,7 +59,7 @@ DAEMON := $(B)/vmrqd
 DLIB  := $(B)/libvmrqd.a
 TESTS := $(B)/check_vmrq
 
-.PHONY: all build check run-check deps install clean demo bench
+.PHONY: all build check run-check deps install clean demo bench FORCE
 .DEFAULT_GOAL := all
 
 all: deps
@@ -78,7 +78,13 @@ deps:
 	echo "make: installing$$missing"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 
-$(B)/gen/migrations.c: $(SQL) frontend-api/embed-sql.awk
+# The list of migrations, rewritten only when it changes: a migration renamed or removed leaves
+# no newer file behind, so without it the embedded copy would keep the old one.
+$(B)/gen/migrations.list: FORCE
+	@mkdir -p $(@D)
+	@echo '$(SQL)' | cmp -s - $@ || echo '$(SQL)' > $@
+
+$(B)/gen/migrations.c: $(SQL) $(B)/gen/migrations.list frontend-api/embed-sql.awk
 	@mkdir -p $(@D)
 	awk -f frontend-api/embed-sql.awk $(SQL) > $@.tmp && mv $@.tmp $@
 
