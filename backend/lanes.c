@@ -48,6 +48,43 @@ tell_loop(struct lane *l)
     PQclear(res);
 }
 
+static bool
+stopping(struct lanes *ls)
+{
+    bool v;
+
+    pthread_mutex_lock(&ls->lock);
+    v = ls->stopping;
+    pthread_mutex_unlock(&ls->lock);
+    return v;
+}
+
+/* The lane's connection, opened again if it was lost, with the claim lost with the old one
+ * given back (see claim_jobs()). Those requests are 'working' under this daemon and no one else
+ * frees them while it lives, so with one to give back this keeps trying, every half second,
+ * until it has or the daemon stops. false: not now (the main loop wakes the lane again at the
+ * next backlog). */
+static bool
+lane_ready(struct lane *l, int daemon)
+{
+    struct lanes *ls = l->lanes;
+
+    for (;;) {
+        if (!l->conn || PQstatus(l->conn) != CONNECTION_OK) {
+            PQfinish(l->conn);
+            l->conn = PQconnectdb(ls->conninfo);
+        }
+        if (PQstatus(l->conn) == CONNECTION_OK &&
+            (!l->lost_claim || claim_release(l->conn, daemon, l->lost_claim) >= 0)) {
+            l->lost_claim = 0;
+            return true;
+        }
+        if (!l->lost_claim || stopping(ls))
+            return false;
+        clock_sleep_ms(500);
+    }
+}
+
 /* Claims, runs and records batches until one is not full. Outcomes that cannot be written are
  * written again (after reconnecting) until they are, or until the daemon stops: a request is
  * never left behind by a lane that lives. */
@@ -60,21 +97,16 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
     do {
         struct vmrqd_job *list = NULL;
         bool waiting = false;
-
-        if (!l->conn || PQstatus(l->conn) != CONNECTION_OK) {
-            PQfinish(l->conn);
-            if (PQstatus(l->conn = PQconnectdb(ls->conninfo)) != CONNECTION_OK)
-                return; /* the main loop will wake us again */
-        }
         int limit[CLAIM_LANES] = { [CLAIM_INLINE] = batch };
 
-        if (l->lost_claim) {
-            if (claim_release(l->conn, daemon, l->lost_claim) < 0)
-                return;
-            l->lost_claim = 0;
-        }
-        if ((n = claim_jobs(l->conn, daemon, ls->node, limit, &list, &l->lost_claim)) < 0)
+        if (!lane_ready(l, daemon))
             return;
+        if ((n = claim_jobs(l->conn, daemon, ls->node, limit, &list, &l->lost_claim)) < 0) {
+            if (!l->lost_claim)
+                return;
+            n = batch; /* the connection broke: give the claim back, and go on with the backlog */
+            continue;
+        }
         for (struct vmrqd_job *j = list; j; j = j->next) {
             j->retention_ms = 0;
             if (dispatch_prepare(j) == 0)
@@ -84,11 +116,7 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
                      j->error ? j->error : "");
         }
         while (list && claim_complete(l->conn, daemon, list, backoff_ms, &waiting) < 0) {
-            bool stopping;
-            pthread_mutex_lock(&ls->lock);
-            stopping = ls->stopping;
-            pthread_mutex_unlock(&ls->lock);
-            if (stopping) {
+            if (stopping(ls)) {
                 log_warnx("lane %d: %d outcomes not written; recovery will take them back", l->index, n);
                 break;
             }

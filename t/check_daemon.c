@@ -333,6 +333,35 @@ START_TEST(test_lane_tells_loop_of_waiting)
 }
 END_TEST
 
+/* A lane whose claim committed but whose answer was lost with its connection gives those
+ * requests back and goes on, without waiting for another backlog to wake it: here nothing else
+ * would, and they would stay 'working' for as long as the daemon lives. */
+START_TEST(test_lane_gives_back_a_lost_claim)
+{
+    struct vmrqd_worker loop_worker = { .index = -1 };
+    struct t_relay *relay = t_relay_start();
+    struct vmrqd_config cfg;
+    struct lanes *ls;
+    int daemon;
+
+    ck_assert(relay != NULL);
+    daemon = (int)count("INSERT INTO daemons (node, hostname, pid, version) VALUES ('n', 'h', 1, 'test')"
+                        " RETURNING id");
+    PQclear(t_sql(t_db, "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, 3)", 0, NULL));
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.claim_batch = 10;
+    cfg.retry_backoff_ms = 1000;
+    t_relay_arm(relay);
+    ck_assert_ptr_nonnull(ls = lanes_new(1, t_relay_conninfo(relay), "n", &loop_worker));
+    lanes_wake(ls, &cfg, daemon); /* the only wake */
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 3, 5000), 3);
+    ck_assert(t_relay_cut(relay));
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE attempts = 1"), 3); /* the lost claim not counted */
+    lanes_free(ls);
+    t_relay_free(relay);
+}
+END_TEST
+
 /* Two daemons, three domains, many requests: per domain, each request starts after the previous
  * one (by id) has finished. */
 START_TEST(test_domain_serialization_two_daemons)
@@ -620,6 +649,7 @@ daemon_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_wakes_on_notify);
     tcase_add_test(tc, test_lane_tells_loop_of_waiting);
+    tcase_add_test(tc, test_lane_gives_back_a_lost_claim);
     tcase_add_test(tc, test_order_priority_then_age);
     tcase_add_test(tc, test_classes_beyond_free_workers);
     tcase_add_test(tc, test_at_time_without_polling);
