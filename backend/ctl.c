@@ -98,11 +98,18 @@ register_daemon(struct ctl *ctl, const struct vmrqd_config *cfg)
     return true;
 }
 
+PGconn *
+ctl_open(const char *conninfo, const char *name)
+{
+    const char *keys[] = { "dbname", "fallback_application_name", NULL };
+    const char *values[] = { conninfo, name, NULL };
+
+    return PQconnectdbParams(keys, values, 1);
+}
+
 int
 ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg)
 {
-    const char *keys[] = { "dbname", "fallback_application_name", NULL };
-    const char *values[] = { cfg->database, "vmrqd", NULL };
     bool outage = ctl->backoff_ms > 0;
     char msg[512];
     int version;
@@ -111,7 +118,7 @@ ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg)
         return 0;
     if (now_ms() < ctl->next_try_ms)
         return -1;
-    ctl->conn = PQconnectdbParams(keys, values, 1);
+    ctl->conn = ctl_open(cfg->database, "vmrqd");
     if (PQstatus(ctl->conn) != CONNECTION_OK) {
         if (!outage) {
             first_line(PQerrorMessage(ctl->conn), msg, sizeof(msg));

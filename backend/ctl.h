@@ -1,6 +1,8 @@
 /*
  * ctl.h - vmrqd's control connection: connecting with backoff, LISTEN vmrq_request, the
  * daemon's row in `daemons` (registration, heartbeat, stop), and noticing that it was lost.
+ * Also how each of vmrqd's connections is opened: named, so that an operator can tell them
+ * apart in pg_stat_activity.
  */
 #ifndef VMRQD_CTL_H
 #define VMRQD_CTL_H
@@ -21,6 +23,11 @@ struct ctl {
     long long backoff_ms;
     long long last_beat_ms;
 };
+
+/* Opens a connection to `conninfo` (a conninfo string or URI) that pg_stat_activity shows as
+ * `name` ("vmrqd lane 0"), unless the conninfo sets application_name itself. Never NULL but when
+ * out of memory, as PQconnectdb(); the caller checks PQstatus() and PQfinish()es it. */
+PGconn *ctl_open(const char *conninfo, const char *name);
 
 /* Connects (if the backoff allows), checks the schema, LISTENs, registers the daemon or
  * refreshes its row. 0 when connected; -1 otherwise (logged once per outage, retried later). */

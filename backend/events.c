@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 
 #include "clock.h"
+#include "ctl.h"
 #include "events.h"
 #include "log.h"
 #include "stmt.h"
@@ -109,7 +110,7 @@ sink_db(struct events *ev, bool *warned)
     if (ev->conn && PQstatus(ev->conn) == CONNECTION_OK)
         return ev->conn;
     PQfinish(ev->conn);
-    ev->conn = PQconnectdb(ev->conninfo);
+    ev->conn = ctl_open(ev->conninfo, "vmrqd events");
     if (PQstatus(ev->conn) != CONNECTION_OK) {
         const char *m = PQerrorMessage(ev->conn);
         if (!*warned)

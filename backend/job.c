@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl.h"
 #include "job.h"
 #include "log.h"
 
@@ -65,10 +66,13 @@ job_db(struct vmrqd_job *job, struct vmrqd_worker *worker)
 {
     if (worker->conn && PQstatus(worker->conn) == CONNECTION_OK)
         return worker->conn;
-    if (worker->conn)
+    if (worker->conn) {
         PQreset(worker->conn);
-    else
-        worker->conn = PQconnectdb(worker->conninfo);
+    } else {
+        char name[32];
+        snprintf(name, sizeof(name), "vmrqd worker %d", worker->index);
+        worker->conn = ctl_open(worker->conninfo, name);
+    }
     if (PQstatus(worker->conn) != CONNECTION_OK) {
         const char *m = PQerrorMessage(worker->conn);
         job_fail(job, true, "worker %d cannot reach the database: %.*s", worker->index,

@@ -3,11 +3,13 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "claim.h"
 #include "clock.h"
+#include "ctl.h"
 #include "dispatch.h"
 #include "lanes.h"
 #include "log.h"
@@ -15,6 +17,7 @@
 struct lane {
     pthread_t thread;
     int index;
+    char name[32]; /* of its connection: "vmrqd lane 0" */
     struct lanes *lanes;
     PGconn *conn;
     long long lost_claim; /* see claim_jobs(); given back before this lane claims again */
@@ -72,7 +75,7 @@ lane_ready(struct lane *l, int daemon)
     for (;;) {
         if (!l->conn || PQstatus(l->conn) != CONNECTION_OK) {
             PQfinish(l->conn);
-            l->conn = PQconnectdb(ls->conninfo);
+            l->conn = ctl_open(ls->conninfo, l->name);
         }
         if (PQstatus(l->conn) == CONNECTION_OK &&
             (!l->lost_claim || claim_release(l->conn, daemon, l->lost_claim) >= 0)) {
@@ -186,6 +189,7 @@ lanes_new(int n, const char *conninfo, const char *node, struct vmrqd_worker *lo
     pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int i = 0; i < n; i++) {
         ls->lane[i].index = i;
+        snprintf(ls->lane[i].name, sizeof(ls->lane[i].name), "vmrqd lane %d", i);
         ls->lane[i].lanes = ls;
         if (pthread_create(&ls->lane[i].thread, NULL, lane_main, &ls->lane[i]) != 0) {
             log_warnx("lanes: cannot start lane %d", i);

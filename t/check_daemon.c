@@ -454,6 +454,23 @@ START_TEST(test_lost_claim_answer_is_given_back)
 }
 END_TEST
 
+/* Every connection of vmrqd says whose it is in pg_stat_activity: when a lock waits or a
+ * statement runs long, the operator sees which part of vmrqd holds it. (The event sink's,
+ * "vmrqd events", opens at the first domain event; none happens here.) */
+START_TEST(test_connections_are_named)
+{
+    const char *names = "SELECT count(DISTINCT application_name) FROM pg_stat_activity"
+                        " WHERE application_name IN ('vmrqd', 'vmrqd lane 0', 'vmrqd worker 0')";
+
+    t_daemon_start(&da, FAST "lanes = 1\nworkers = 1\nclaim_batch = 2\n", false);
+    PQclear(t_sql(t_db, "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, 50)", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"uid\": 1}')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 51, 5000), 51);
+    ck_assert_int_eq(t_wait_value(t_db, names, 3, 5000), 3);
+    ck_assert_int_eq(t_daemon_wait(&da, SIGTERM, 5000), 0);
+}
+END_TEST
+
 START_TEST(test_survives_database_restart)
 {
     const char *restart = getenv("VMRQ_PG_RESTART");
@@ -661,6 +678,7 @@ daemon_suite(void)
     tcase_add_test(tc, test_recovery_after_kill);
     tcase_add_test(tc, test_survives_database_restart);
     tcase_add_test(tc, test_lost_claim_answer_is_given_back);
+    tcase_add_test(tc, test_connections_are_named);
     tcase_add_test(tc, test_sigterm_drains);
     tcase_add_test(tc, test_drain_waits_without_spinning);
     tcase_add_test(tc, test_sighup_keeps_running_on_a_broken_file);
