@@ -12,7 +12,8 @@
  * Times come from the database's own clock (started_at, finished_at), so the client's
  * scheduling does not count.
  * VMRQ_BENCH_LOG=info (or debug) makes the daemons log at that level, to
- * /tmp/vmrq-bench-daemon.log, for profiling; the figures are then slower.
+ * /tmp/vmrq-bench-daemon.log, for profiling; the figures are then slower. VMRQ_BENCH_CONF adds
+ * its lines to every daemon's vmrqd.conf, to try settings: VMRQ_BENCH_CONF="claim_ahead = 7".
  */
 #include <errno.h>
 #include <getopt.h>
@@ -113,8 +114,9 @@ daemon_start(struct daemon *d, const char *extra, int workers)
     if ((fd = mkstemp(d->conf)) < 0 || !(f = fdopen(fd, "w")))
         die("config: %s", strerror(errno));
     fprintf(f, "pidfile =\ncleanup_interval = 0\nlog_level = %s\nworkers = %d\nlimit_important = %d\n"
-               "lanes = %d\n%s\n", getenv("VMRQ_BENCH_LOG") ? getenv("VMRQ_BENCH_LOG") : "warning",
-            workers, workers, opt.lanes, extra ? extra : "libvirt_uri = test:///default\n");
+               "lanes = %d\n%s\n%s\n", getenv("VMRQ_BENCH_LOG") ? getenv("VMRQ_BENCH_LOG") : "warning",
+            workers, workers, opt.lanes, extra ? extra : "libvirt_uri = test:///default\n",
+            getenv("VMRQ_BENCH_CONF") ? getenv("VMRQ_BENCH_CONF") : "");
     fclose(f);
     sql("TRUNCATE daemons");
     if ((d->pid = fork()) < 0)
