@@ -22,6 +22,7 @@
 
 #include "claim.h"
 #include "dispatch.h"
+#include "domain.h"
 #include "log.h"
 #include "stmt.h"
 
@@ -199,7 +200,7 @@ static const char complete_sql[] =
     "                                       THEN now() ELSE d.date_changed END"
     "              FROM x"
     "             WHERE d.id = ANY (ARRAY(SELECT id FROM lk)) AND d.id = x.dom_id"
-    "               AND coalesce(d.status_seen, '-infinity') <= to_timestamp(x.dom_seen)),"
+    "               AND " DOMAIN_STATUS_NOT_OLDER("d", "to_timestamp(x.dom_seen)") "),"
     "     y AS (SELECT x.id, CASE WHEN t.id IS NULL THEN x.status ELSE 'failed' END AS status,"
     "                  CASE WHEN t.id IS NULL THEN x.error"
     "                       ELSE concat_ws('; ', x.error, format('not retried: request %s, the same, is pending', t.id))"

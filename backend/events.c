@@ -20,6 +20,7 @@
 
 #include "clock.h"
 #include "ctl.h"
+#include "domain.h"
 #include "events.h"
 #include "log.h"
 #include "stmt.h"
@@ -50,9 +51,9 @@ struct events {
     char *node;
 };
 
-/* Whether the batch's status of domain x is as new as the row's (sql/0010): a batch with no
- * status for it (agent events, reboots) has none, and leaves it. */
-#define NEWER_SQL "EXCLUDED.status_seen >= coalesce(x.status_seen, '-infinity')"
+/* Whether the batch's status of domain x is as new as the row's: a batch with no status for it
+ * (agent events, reboots) has no time either, and leaves it. */
+#define NEWER_SQL DOMAIN_STATUS_NOT_OLDER("x", "EXCLUDED.status_seen")
 
 /* $1: the batch, as JSON rows in arrival order; $2: the node. Each domain's row is written once
  * with its last status (an INSERT ... ON CONFLICT may touch a row only once) unless a newer

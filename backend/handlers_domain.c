@@ -177,7 +177,7 @@ out:
     domain_close(w, &d);
 }
 
-#define REFRESH_NEWER "EXCLUDED.status_seen >= coalesce(d.status_seen, '-infinity')"
+#define REFRESH_NEWER DOMAIN_STATUS_NOT_OLDER("d", "EXCLUDED.status_seen")
 
 /* Brings the domains of this node in line with the hypervisor in one statement: new ones appear
  * (without owner: operators and admins may act on them), known ones get their state, those the
@@ -251,7 +251,7 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "               WHERE (SELECT count(*) FROM lk) >= 0"
         "                 AND d.status <> 'missing' AND d.name NOT IN (SELECT name FROM h)"
         "                 AND (d.id_node IS NULL OR d.id_node = (SELECT id FROM node))"
-        "                 AND coalesce(d.status_seen, '-infinity') <= to_timestamp($3::float8)"
+        "                 AND " DOMAIN_STATUS_NOT_OLDER("d", "to_timestamp($3::float8)")
         "              RETURNING 1)"
         " SELECT (SELECT count(*) FROM up WHERE added), (SELECT count(*) FROM up WHERE NOT added),"
         "        (SELECT count(*) FROM gone)",
