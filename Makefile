@@ -50,7 +50,7 @@ D_SRC    := $(filter-out backend/main.c,$(wildcard backend/*.c))
 D_OBJ    := $(patsubst backend/%.c,$(B)/backend/%.o,$(D_SRC))
 TEST_SRC := $(wildcard t/*.c)
 TEST_OBJ := $(patsubst t/%.c,$(B)/t/%.o,$(TEST_SRC))
-SQL      := $(sort $(wildcard sql/*.sql))
+SQL      := $(sort $(wildcard sql/*.sql)) $(sort $(wildcard sql/functions/*.sql))
 
 LIBA  := $(B)/libvmrq.a
 LIBSO := $(B)/libvmrq.so.$(VERSION)
@@ -78,7 +78,7 @@ deps:
 	echo "make: installing$$missing"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 
-# The list of migrations, rewritten only when it changes: a migration renamed or removed leaves
+# The list of SQL files (migrations, then sources), rewritten only when it changes: a file renamed or removed leaves
 # no newer file behind, so without it the embedded copy would keep the old one.
 $(B)/gen/migrations.list: FORCE
 	@mkdir -p $(@D)

@@ -526,6 +526,12 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     struct vmrqd d;
     int status = 0;
 
+    /* A database at another schema than this build's is the operator's to fix: one line, exit 1,
+     * before anything else is opened or said. */
+    if (ctl_check_schema(cfg) < 0) {
+        config_free(cfg);
+        return 1;
+    }
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
     d.config_path = config_path;
@@ -574,9 +580,17 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
             vmrqd_sig_hup = 0;
             reload(&d, verbose_floor);
         }
-        if (!ctl_up(&d.ctl) && ctl_connect(&d.ctl, d.cfg) == 0) {
-            d.want_claim = d.want_resolve = d.want_due = true;
-            d.next_recover_ms = d.ctl.up_since_ms + d.cfg->lease_ms;
+        if (!ctl_up(&d.ctl)) {
+            int rc = ctl_connect(&d.ctl, d.cfg);
+            if (rc == -2) {
+                log_warnx("stopping: this vmrqd cannot work on that database; %d running request%s left"
+                          " for recovery", d.ninflight, d.ninflight == 1 ? " is" : "s are");
+                exit(1);
+            }
+            if (rc == 0) {
+                d.want_claim = d.want_resolve = d.want_due = true;
+                d.next_recover_ms = d.ctl.up_since_ms + d.cfg->lease_ms;
+            }
         }
         if (ctl_up(&d.ctl) && d.lost_claim)
             give_back_lost_claim(&d);

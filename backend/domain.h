@@ -34,11 +34,12 @@ void domain_close(struct vmrqd_worker *w, struct domain *d);
  * (or "no user N") and -1 is returned. */
 int domain_authorize(struct vmrqd_job *job, struct vmrqd_worker *w, const struct domain *d, const char *action);
 
-/* The rule of every statement that writes domains.status (sql/0010), as SQL: an observation made
- * at `seen` (a timestamptz expression) replaces the status of the domain row `row` (its alias)
- * only if it is not older than the row's own (status_seen). The event sink, refresh_vms and the
- * completions each test it, so that none writes an older reading over a newer one. */
-#define DOMAIN_STATUS_NOT_OLDER(row, seen) "coalesce(" row ".status_seen, '-infinity') <= " seen
+/* The rule of every statement that writes domains.status, as SQL: an observation made at `seen`
+ * (a timestamptz expression) replaces the status of the domain row `row` (its alias) only if it
+ * is not older than the row's own (status_seen). The event sink, refresh_vms and the completions
+ * each test it, so that none writes an older reading over a newer one; the rule itself is
+ * vmrq_status_not_older() (sql/functions/domains.sql). */
+#define DOMAIN_STATUS_NOT_OLDER(row, seen) "vmrq_status_not_older(" row ".status_seen, " seen ")"
 
 /* Re-reads the hypervisor's state into d->info, to be written to domains.status (and the uuid,
  * if the row lacked it) with the job's completion. -1 on error (logged; the job is not failed
