@@ -18,6 +18,7 @@
 #include "claim.h"
 #include "job.h"
 #include "lanes.h"
+#include "migrations.h"
 #include "relay.h"
 #include "tutil.h"
 
@@ -641,6 +642,53 @@ START_TEST(test_handler_deadline)
 }
 END_TEST
 
+/* A vmrqd started on a database one migration behind its own, or upgraded by a newer vmrq, stops
+ * at once with one line naming what to run, and says nothing else. */
+START_TEST(test_refuses_another_schema)
+{
+    static const struct { const char *how, *says; } cases[] = {
+        { "behind", "run 'vmrq db upgrade'" },
+        { "ahead", "upgraded by a newer vmrq" },
+    };
+    size_t n = vmrq_db_migration_count();
+    int behind = n > 1 ? atoi(vmrq_db_migration_name(n - 2)) : 0;
+    char conninfo[512];
+
+    snprintf(conninfo, sizeof(conninfo), "%s options='-csearch_path=vmrq_other_s'", getenv("VMRQ_DB"));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct timespec t0, t1;
+        long long ms;
+        char *log;
+        int status;
+
+        PQclear(t_sql(t_db, "DROP SCHEMA IF EXISTS vmrq_other_s CASCADE", 0, NULL));
+        PQclear(t_sql(t_db, "CREATE SCHEMA vmrq_other_s", 0, NULL));
+        PQclear(t_sql(t_db, "SET search_path = vmrq_other_s", 0, NULL));
+        if (i == 0) {
+            ck_assert_int_eq(vmrq_db_migrate_to(t_db, behind, behind > 0), (int)n - 1);
+        } else {
+            ck_assert_int_ge(vmrq_db_upgrade(t_db), 0);
+            PQclear(t_sql(t_db, "INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_next')", 0, NULL));
+        }
+        PQclear(t_sql(t_db, "RESET search_path", 0, NULL));
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        t_daemon_spawn(&da, FAST, false, conninfo);
+        status = t_daemon_wait(&da, 0, 10000);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        log = t_daemon_log(&da);
+        ck_assert_msg(status == 1, "%s: vmrqd exited %d, log: %s", cases[i].how, status, log);
+        ck_assert_msg(ms < 1000 * (getenv("VMRQ_SANITIZED") ? 3 : 1), "%s: vmrqd took %lld ms to stop",
+                      cases[i].how, ms);
+        ck_assert_msg(t_lines(log) == 1 && strstr(log, cases[i].says), "%s: the log says: %s", cases[i].how, log);
+        free(log);
+        t_daemon_cleanup(&da);
+        memset(&da, 0, sizeof(da));
+    }
+    PQclear(t_sql(t_db, "DROP SCHEMA vmrq_other_s CASCADE", 0, NULL));
+}
+END_TEST
+
 START_TEST(test_command_line)
 {
     char cmd[512];
@@ -688,6 +736,7 @@ daemon_suite(void)
     tcase_add_test(tc, test_claim_ahead_keeps_limits_and_deadlines);
     tcase_add_test(tc, test_stop_gives_back_what_did_not_start);
     tcase_add_test(tc, test_command_line);
+    tcase_add_test(tc, test_refuses_another_schema);
     suite_add_tcase(s, tc);
     return s;
 }

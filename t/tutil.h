@@ -59,6 +59,9 @@ struct t_daemon {
     char conf[64];
     char log[64];
 };
+/* Starts a daemon with `config` (as t_daemon_start()) on `database` (NULL: $VMRQ_DB), and
+ * returns at once. */
+void t_daemon_spawn(struct t_daemon *d, const char *config, bool valgrind, const char *database);
 /* Starts a daemon with `config` (key = value lines; "pidfile =" is added) and waits until it has
  * registered in table daemons. With `valgrind`, runs it under valgrind (errors and leaks make
  * it exit 99). */
@@ -68,6 +71,8 @@ void t_daemon_start(struct t_daemon *d, const char *config, bool valgrind);
 int t_daemon_wait(struct t_daemon *d, int sig, int timeout_ms);
 /* Kills the daemon if it still runs and removes its files. */
 void t_daemon_cleanup(struct t_daemon *d);
+/* The daemon's log so far (caller frees). */
+char *t_daemon_log(const struct t_daemon *d);
 /* Whether the daemon's log contains `text`. */
 bool t_daemon_logged(const struct t_daemon *d, const char *text);
 /* Polls a one-integer query every 10 ms until it returns `want` or timeout_ms passes; returns
