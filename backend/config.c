@@ -15,7 +15,9 @@
 
 enum cfg_type { CFG_STRING, CFG_INT, CFG_DURATION, CFG_LOGLEVEL };
 
-/* CFG_FIXED: a reload cannot change it (the process would have to be rebuilt around it). */
+/* CFG_FIXED: a reload cannot change it (the process would have to be rebuilt around it). The
+ * database is one: each of vmrqd's connections (loop, lanes, workers, event sink) holds claims
+ * or outcomes of requests of that database, and its row in `daemons` lives there. */
 #define CFG_FIXED 1u
 
 struct cfg_key {
@@ -33,7 +35,7 @@ struct cfg_key {
 
 static const struct cfg_key keys[] = {
     /* name               type          place                         flags      default           env                 min  max */
-    { "database",         CFG_STRING,   OFF(database),                0,         "",               "VMRQ_DB",          0, 0 },
+    { "database",         CFG_STRING,   OFF(database),                CFG_FIXED, "",               "VMRQ_DB",          0, 0 },
     { "libvirt_uri",      CFG_STRING,   OFF(libvirt_uri),             CFG_FIXED, "qemu:///system", "VMRQ_LIBVIRT_URI", 0, 0 },
     { "node",             CFG_STRING,   OFF(node),                    CFG_FIXED, "",               "VMRQ_NODE",        0, 0 },
     { "workers",          CFG_INT,      OFF(workers),                 CFG_FIXED, "8",              NULL,               1, 256 },

@@ -430,7 +430,6 @@ static void
 reload(struct vmrqd *d, int verbose_floor)
 {
     struct vmrqd_config next;
-    bool db_changed;
     char err[512];
 
     memset(&next, 0, sizeof(next));
@@ -439,19 +438,10 @@ reload(struct vmrqd *d, int verbose_floor)
         return;
     }
     config_keep_fixed(&next, d->cfg);
-    db_changed = strcmp(next.database, d->cfg->database) != 0;
     config_free(d->cfg);
     *d->cfg = next;
     log_set_level(d->cfg->log_level > verbose_floor ? d->cfg->log_level : verbose_floor);
-    pool_set_conninfo(d->pool, d->cfg->database);
     pool_set_limits(d->pool, d->cfg->limit);
-    if (db_changed && ctl_up(&d->ctl)) {
-        log_info("database changed: reconnecting");
-        PQfinish(d->ctl.conn);
-        d->ctl.conn = NULL;
-        d->ctl.daemon = 0;
-        d->ctl.next_try_ms = 0;
-    }
     d->want_claim = d->want_resolve = d->want_due = true;
     log_info("configuration reloaded");
 }

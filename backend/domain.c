@@ -134,9 +134,8 @@ domain_close(struct vmrqd_worker *w, struct domain *d)
 }
 
 int
-domain_authorize(struct vmrqd_job *job, struct vmrqd_worker *w, const struct domain *d, const char *action)
+domain_authorize(struct vmrqd_job *job, const struct domain *d, const char *action)
 {
-    (void)w;
     if (!d->user[0]) {
         job_fail(job, false, "no user %d", job->uid);
         return -1;

@@ -32,7 +32,7 @@ void domain_close(struct vmrqd_worker *w, struct domain *d);
 /* Whether the job's user (read by domain_open, in the same query) may `action` the domain: its
  * owner, an operator or an admin. Else the job fails with "user U is not allowed to ACTION D"
  * (or "no user N") and -1 is returned. */
-int domain_authorize(struct vmrqd_job *job, struct vmrqd_worker *w, const struct domain *d, const char *action);
+int domain_authorize(struct vmrqd_job *job, const struct domain *d, const char *action);
 
 /* The rule of every statement that writes domains.status, as SQL: an observation made at `seen`
  * (a timestamptz expression) replaces the status of the domain row `row` (its alias) only if it

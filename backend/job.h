@@ -52,8 +52,6 @@ struct vmrqd_job {
         char uuid[37];
         double seen;               /* when it was read (clock_epoch()): an event received later wins */
     } sync;
-
-    bool abandoned;                /* its deadline passed: already failed, result ignored */
     struct vmrqd_job *next;        /* list link (pool queues, completion batches) */
 };
 
@@ -64,7 +62,7 @@ struct driver;
 struct vmrqd_worker {
     int index;
     PGconn *conn;
-    char *conninfo;
+    const char *conninfo;          /* borrowed: the pool's */
     struct driver *drv;
     const char *node;
 };

@@ -33,10 +33,6 @@ long long pool_started(struct pool *pool, const struct vmrqd_job *job);
 /* The jobs no worker has started, taken off the queue as a list (ownership to the caller; NULL
  * if none): a stopping daemon gives them back rather than run them. */
 struct vmrqd_job *pool_take_queued(struct pool *pool);
-/* Jobs submitted and not yet taken back. */
-int pool_busy(struct pool *pool);
-/* Tells the workers which database to use from their next (re)connection on. */
-void pool_set_conninfo(struct pool *pool, const char *conninfo);
 /* Stops the workers once their current handler returns and frees everything; queued jobs that
  * never started are freed too (their requests stay claimed; recovery takes them back). */
 void pool_free(struct pool *pool);
