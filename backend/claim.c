@@ -359,19 +359,23 @@ claim_resolve_waiting(PGconn *conn)
 }
 
 int
-claim_release(PGconn *conn, int daemon, long long tag)
+claim_release_lost(PGconn *conn, int daemon, long long *lost)
 {
     char d[16], t[24];
     const char *params[2] = { d, t };
     long long n;
 
+    if (!*lost)
+        return 0;
     snprintf(d, sizeof(d), "%d", daemon);
-    snprintf(t, sizeof(t), "%lld", tag);
-    n = query_int(conn, "SELECT vmrq_release_claim($1::int, $2::bigint)", 2, params, 0);
+    snprintf(t, sizeof(t), "%lld", *lost);
+    if ((n = query_int(conn, "SELECT vmrq_release_claim($1::int, $2::bigint)", 2, params, 0)) < 0)
+        return -1;
     if (n > 0)
         log_warnx("gave back %lld request%s claimed as the database connection broke (never run)", n,
                   n == 1 ? "" : "s");
-    return n < 0 ? -1 : (int)n;
+    *lost = 0;
+    return 0;
 }
 
 int

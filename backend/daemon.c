@@ -65,37 +65,6 @@ struct vmrqd {
     long long drain_until_ms;
 };
 
-/* "request 42 (shutdown, domain 7, uid 1)" into buf. */
-static const char *
-describe(const struct vmrqd_job *job, char *buf, size_t size)
-{
-    char dom[24] = "-", uid[24] = "-";
-
-    if (job->id_domain)
-        snprintf(dom, sizeof(dom), "%d", job->id_domain);
-    if (job->uid)
-        snprintf(uid, sizeof(uid), "%d", job->uid);
-    snprintf(buf, size, "request %lld (%s, domain %s, uid %s)", job->id, job->command, dom, uid);
-    return buf;
-}
-
-static void
-log_outcome(const struct vmrqd *d, const struct vmrqd_job *job)
-{
-    char who[160];
-
-    if (log_get_level() < LOG_LEVEL_INFO)
-        return; /* the drain runs a thousand of these per batch: format nothing that is dropped */
-    describe(job, who, sizeof(who));
-    if (job->outcome == JOB_DONE)
-        log_info("%s: done in %.1f ms", who, job->took_us / 1000.0);
-    else if (job->outcome == JOB_RETRY && job->retry > 0)
-        log_info("%s: failed in %.1f ms, retrying (%d left, backoff from %lld ms): %s", who,
-                 job->took_us / 1000.0, job->retry - 1, d->cfg->retry_backoff_ms, job->error);
-    else
-        log_info("%s: failed in %.1f ms: %s", who, job->took_us / 1000.0, job->error);
-}
-
 static void
 append_unwritten(struct vmrqd *d, struct vmrqd_job *job)
 {
@@ -127,7 +96,7 @@ start_job(struct vmrqd *d, struct vmrqd_job *job, vmrq_class cls, struct vmrqd_j
     char who[160];
 
     job->retention_ms = d->cfg->retention_ms;
-    describe(job, who, sizeof(who));
+    job_describe(job, NULL, who, sizeof(who));
     if (d->ninflight == d->cap_inflight) {
         int cap = d->cap_inflight * 2;
         struct inflight *grown = realloc(d->inflight, (size_t)cap * sizeof(*grown));
@@ -191,7 +160,7 @@ take_finished(struct vmrqd *d)
                       job->command);
             job_free(job);
         } else {
-            log_outcome(d, job);
+            job_log_outcome(job, NULL, d->cfg->retry_backoff_ms);
             append_unwritten(d, job);
         }
     }
@@ -259,12 +228,11 @@ write_completions(struct vmrqd *d)
 static void
 give_back_lost_claim(struct vmrqd *d)
 {
-    if (claim_release(d->ctl.conn, d->ctl.daemon, d->lost_claim) < 0) {
+    if (claim_release_lost(d->ctl.conn, d->ctl.daemon, &d->lost_claim) < 0) {
         d->want_claim = false; /* no claim before this; tried again at the next wake-up */
         ctl_check(&d->ctl);
         return;
     }
-    d->lost_claim = 0;
     d->want_claim = d->want_resolve = d->want_due = !d->draining;
 }
 
@@ -302,15 +270,8 @@ give_back_queued(struct vmrqd *d)
 static void
 run_inline(struct vmrqd *d, struct vmrqd_job *job)
 {
-    char who[160];
-
     job->retention_ms = d->cfg->retention_ms;
-    if (dispatch_prepare(job) == 0) {
-        dispatch_run(job, &d->loop_worker);
-        log_outcome(d, job);
-    } else {
-        log_info("%s: failed: %s", describe(job, who, sizeof(who)), job->error);
-    }
+    dispatch_inline(job, &d->loop_worker, NULL, d->cfg->retry_backoff_ms);
     append_unwritten(d, job);
 }
 

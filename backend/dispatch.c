@@ -81,6 +81,14 @@ dispatch_prepare(struct vmrqd_job *job)
 }
 
 void
+dispatch_inline(struct vmrqd_job *job, struct vmrqd_worker *worker, const char *where, long long backoff_ms)
+{
+    if (dispatch_prepare(job) == 0)
+        dispatch_run(job, worker);
+    job_log_outcome(job, where, backoff_ms);
+}
+
+void
 dispatch_run(struct vmrqd_job *job, struct vmrqd_worker *worker)
 {
     struct timespec t0, t1;

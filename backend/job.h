@@ -81,6 +81,12 @@ void job_set_output(struct vmrqd_job *job, struct json_object *output);
 void job_follow_up(struct vmrqd_job *job, vmrq_request *req, bool chained);
 /* The worker's database connection, connecting or reconnecting as needed; NULL after job_fail. */
 PGconn *job_db(struct vmrqd_job *job, struct vmrqd_worker *worker);
+/* "request 42 (shutdown, domain 7, uid 1)" into buf, with ", lane 0" before the parenthesis
+ * closes if `where` (borrowed) is not NULL; returns buf. */
+const char *job_describe(const struct vmrqd_job *job, const char *where, char *buf, size_t size);
+/* The one log line of a finished job: done, failed, or failed and retried (with `backoff_ms`,
+ * the configured first backoff); `where` as for job_describe(). Formats nothing below info. */
+void job_log_outcome(const struct vmrqd_job *job, const char *where, long long backoff_ms);
 /* Frees a job and what it owns; NULL is fine. */
 void job_free(struct vmrqd_job *job);
 
