@@ -43,7 +43,10 @@ LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
 $$;
 
 -- requested -> working: the requests p_ids (chosen and locked by vmrq_claim()) for daemon
--- p_daemon, claim p_tag. Returns what a handler needs of each.
+-- p_daemon, claim p_tag. Returns what a handler needs of each. No test of their status: the
+-- caller holds them locked, and `status = 'requested'` would match the predicate of
+-- requests_claim, which the planner then walked, every pending request, to find these few (make
+-- bench, drain: 19,000 instead of 26,000 requests/s).
 CREATE OR REPLACE FUNCTION vmrq_take(p_ids bigint[], p_daemon int, p_tag bigint)
 RETURNS TABLE (id bigint, command text, args text, id_domain int, uid int, retry int, attempts int, priority int)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
@@ -53,7 +56,7 @@ BEGIN
     UPDATE requests r
        SET status = 'working', started_at = clock_timestamp(), id_daemon = p_daemon,
            attempts = r.attempts + 1, date_changed = clock_timestamp(), claim_tag = p_tag
-     WHERE r.id = ANY (p_ids) AND r.status = 'requested'
+     WHERE r.id = ANY (p_ids)
     RETURNING r.id, r.command, r.args::text, r.id_domain, r.uid, r.retry, r.attempts, r.priority;
 END $$;
 
