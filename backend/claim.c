@@ -1,8 +1,8 @@
 /*
  * claim.c - the queue's statements as vmrqd runs them (see claim.h). Each is a call of one SQL
- * function: the claim is vmrq_claim() (sql/functions/claim.sql, which says what it guarantees
- * and why its plan holds); every change of a request's status is a function of
- * sql/functions/transitions.sql (completion, give-back, recovery, dependencies). What stays here
+ * function of sql/functions/transitions.sql, the request state machine: the claim is
+ * vmrq_claim() (which says what it guarantees and why its plan holds), then the completions,
+ * give-backs, recovery and dependencies, each the transition of its name. What stays here
  * is what vmrqd knows and the database does not: which commands each claim lane takes, the
  * free slots of each class, the tags of its claims, the outcome of each job.
  */

@@ -13,7 +13,7 @@
 -- function pins that search_path, so the schema may live beside a portal's own tables.
 --
 -- Before 0.1.0 this was eleven files (0001_init ... 0011_release); the reasons behind the
--- indexes below are told where each is used (functions/claim.sql, transitions.sql).
+-- indexes below are told where each is used (functions/transitions.sql).
 
 -- ------------------------------------------------------------------ people and machines
 
@@ -112,7 +112,7 @@ COMMENT ON COLUMN requests.attempts IS 'How many times a vmrqd has started it (r
 COMMENT ON COLUMN requests.claim_tag IS 'The claim that took it, as tagged by the claiming vmrqd.';
 
 -- The claim walks pending requests in (priority, id) order; this is the one index that lists
--- them all (see functions/claim.sql).
+-- them all (see vmrq_claim(), functions/transitions.sql).
 CREATE INDEX requests_claim ON requests (priority DESC, id) WHERE status = 'requested';
 -- The claim's gate: is any request of a lane's commands pending? Its predicate names
 -- `command IS NOT NULL`, which the walk does not say, so the walk cannot use it instead.
