@@ -235,7 +235,7 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "     lk AS (SELECT o.id FROM domains o"
         "             WHERE o.name IN (SELECT name FROM h) OR o.id_node IS NULL OR o.id_node = (SELECT id FROM node)"
         "             ORDER BY o.id FOR UPDATE),"
-        /* a status observed after the listing (an event, sql/0010) stays */
+        /* a status observed after the listing (an event) stays: vmrq_status_not_older() */
         "     up AS (INSERT INTO domains AS d (name, uuid, status, status_seen, id_node)"
         "            SELECT h.name, h.uuid, h.status, to_timestamp($3::float8), node.id FROM h, node"
         "             WHERE (SELECT count(*) FROM lk) >= 0"
