@@ -35,7 +35,7 @@ FNR == 1 {
 }
 {
     line = $0
-    gsub(/\\/, "\\\\", line)
+    gsub(/\\/, "&&", line) # & is the backslash matched: doubled, whichever awk
     gsub(/"/, "\\\"", line)
     entry = entry sprintf("      \"%s\\n\"\n", line)
 }
