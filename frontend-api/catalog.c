@@ -17,10 +17,13 @@
 #define MANDATORY true
 #define OPTIONAL false
 
-/* Argument shapes used by many commands. Ids are positive int4s, as the SQL columns are. */
+/* Argument shapes used by many commands. Ids are positive int4s, as the SQL columns are; a string
+ * (a libvirt domain name, a node name) is 1 to VMRQ_STRING_MAX characters without control
+ * characters. */
+#define VMRQ_STRING_MAX 128
 #define ARG_UID(m) { "uid", m, VMRQ_ARG_INT, 1, INT32_MAX, NULL, "id of the user asking" }
 #define ARG_ID_DOMAIN { "id_domain", OPTIONAL, VMRQ_ARG_INT, 1, INT32_MAX, NULL, "id of the domain" }
-#define ARG_NAME { "name", OPTIONAL, VMRQ_ARG_STRING, 0, 0, NULL, "name of the domain" }
+#define ARG_NAME { "name", OPTIONAL, VMRQ_ARG_STRING, 1, VMRQ_STRING_MAX, NULL, "name of the domain" }
 #define ARG_TIMEOUT(help) { "timeout", OPTIONAL, VMRQ_ARG_INT, 0, INT32_MAX, NULL, help }
 #define ARG_END { NULL, false, 0, 0, 0, NULL, NULL }
 
@@ -54,7 +57,7 @@ static const vmrq_arg args_shutdown_start[] = {
 };
 static const vmrq_arg args_refresh_vms[] = {
     ARG_UID(OPTIONAL),
-    { "node", OPTIONAL, VMRQ_ARG_STRING, 0, 0, NULL, "only the daemon of this node runs it (default: any)" },
+    { "node", OPTIONAL, VMRQ_ARG_STRING, 1, VMRQ_STRING_MAX, NULL, "only the daemon of this node runs it (default: any)" },
     ARG_END
 };
 static const vmrq_arg args_cleanup[] = {

@@ -30,7 +30,7 @@ add_args_json(struct json_object *spec, const vmrq_arg *args, bool option)
         struct json_object *o = json_object_new_object();
         json_object_object_add(o, "type", json_object_new_string(vmrq_arg_type_name(a->type)));
         json_object_object_add(o, "mandatory", json_object_new_boolean(a->mandatory));
-        if (a->type == VMRQ_ARG_INT) {
+        if (a->type == VMRQ_ARG_INT || a->type == VMRQ_ARG_STRING) {
             json_object_object_add(o, "min", json_object_new_int64(a->min));
             json_object_object_add(o, "max", json_object_new_int64(a->max));
         }

@@ -11,6 +11,7 @@
 #include <uuid/uuid.h>
 
 #include "error.h"
+#include "json.h"
 #include "request.h"
 #include "validate.h"
 
@@ -57,12 +58,23 @@ vmrq_request_new(const char *command)
     vmrq_request *req;
     uuid_t u;
 
-    if (!command || !*command) {
+    char why[128], *q;
+
+    if (!command) {
         vmrq_error_set(VMRQ_ERR_INVALID, "missing command");
         return NULL;
     }
+    /* the database's order: the text's encoding, then the catalog */
+    if (vmrq_json_utf8_check(command, strlen(command), why, sizeof(why)) < 0) {
+        vmrq_error_set(VMRQ_ERR_INVALID, "%s", why);
+        return NULL;
+    }
     if (!vmrq_command_lookup(command)) {
-        vmrq_error_set(VMRQ_ERR_INVALID, "unknown command '%s'", command);
+        if ((q = vmrq_json_quote(command)))
+            vmrq_error_set(VMRQ_ERR_INVALID, "unknown command '%s'", q);
+        else
+            vmrq_error_set(VMRQ_ERR_SYSTEM, "out of memory");
+        free(q);
         return NULL;
     }
     if (!(req = vmrq_request_alloc(command, NULL)))
@@ -85,11 +97,12 @@ vmrq_request_free(vmrq_request *req)
     free(req);
 }
 
-/* Stores `value` (a new reference, consumed even on failure; NULL is JSON null) as `name`. */
+/* Stores `value` (a new reference, consumed even on failure; NULL is JSON null) as `name`. The
+ * empty name is a name like any other, which validation refuses as the database does. */
 static int
 set_value(vmrq_request *req, const char *name, struct json_object *value)
 {
-    if (!name || !*name) {
+    if (!name) {
         json_object_put(value);
         vmrq_error_set(VMRQ_ERR_INVALID, "%s: missing argument name", req->command);
         return -1;
@@ -193,17 +206,23 @@ vmrq_request_set_text(vmrq_request *req, const char *name, const char *text)
     return vmrq_request_set_string(req, name, text); /* validation names what was expected */
 }
 
+/* Parsed as the database parses a jsonb parameter, refused with its words (json.h), so that
+ * the database never sees text it would refuse, nor a number other than the one written. */
 int
 vmrq_request_set_json(vmrq_request *req, const char *json)
 {
-    enum json_tokener_error jerr = json_tokener_success;
-    struct json_object *obj = json ? json_tokener_parse_verbose(json, &jerr) : NULL;
+    struct json_object *obj = NULL;
+    char why[128];
     int ret = -1;
 
-    if (!obj || !json_object_is_type(obj, json_type_object)) {
+    if (!json || vmrq_json_utf8_check(json, strlen(json), why, sizeof(why)) < 0 ||
+        vmrq_json_parse(json, &obj, why, sizeof(why)) < 0) {
         vmrq_error_set(VMRQ_ERR_INVALID, "%s: arguments must be a JSON object%s%s", req->command,
-                       jerr != json_tokener_success ? ": " : "",
-                       jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "");
+                       json ? ": " : "", json ? why : "");
+        goto cleanup;
+    }
+    if (!json_object_is_type(obj, json_type_object)) {
+        vmrq_error_set(VMRQ_ERR_INVALID, "%s: arguments must be a JSON object", req->command);
         goto cleanup;
     }
     json_object_object_foreach(obj, key, val) {
@@ -233,8 +252,17 @@ vmrq_request_set_uuid(vmrq_request *req, const char *text)
 int
 vmrq_request_validate(const vmrq_request *req)
 {
+    const char *text;
+    char why[128];
+
     if (!req->cmd) {
         vmrq_error_set(VMRQ_ERR_INVALID, "unknown command '%s'", req->command);
+        return -1;
+    }
+    /* the text the library sends: a string set from C may not be UTF-8 */
+    text = vmrq_request_args_json(req);
+    if (vmrq_json_utf8_check(text, strlen(text), why, sizeof(why)) < 0) {
+        vmrq_error_set(VMRQ_ERR_INVALID, "%s: arguments must be a JSON object: %s", req->command, why);
         return -1;
     }
     return vmrq_validate_args(req->cmd, req->args);

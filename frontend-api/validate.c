@@ -2,10 +2,12 @@
  * validate.c - argument validation against the catalog (pure: no database, no I/O).
  * Mirrors vmrq_check_args() in sql/functions/catalog.sql message for message; see validate.h.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "json.h"
 #include "validate.h"
 
 int
@@ -22,17 +24,6 @@ static int
 keycmp_indirect(const void *a, const void *b)
 {
     return vmrq_validate_keycmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The value as the database's messages quote it: a string's own text, else its JSON text. */
-static const char *
-value_text(struct json_object *v)
-{
-    if (!v)
-        return "null";
-    if (json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 /* "acpi, agent or default" into buf. */
@@ -53,75 +44,81 @@ enum_list(const char *const *values, char *buf, size_t size)
     }
 }
 
-static bool
-is_integer(struct json_object *v)
+/* The latest epoch second to_timestamp() takes (294277-01-01 is beyond it). */
+#define EPOCH_END 9224318016000LL
+
+/* Sets the error "CMD: argument 'NAME' WHAT, not 'VALUE'", VALUE quoted as the database does. */
+static int
+refuse(const vmrq_command *cmd, const vmrq_arg *arg, struct json_object *v, const char *what)
 {
-    return v && json_object_is_type(v, json_type_int);
+    char *q = vmrq_json_quote_value(v);
+
+    if (!q) {
+        vmrq_error_set(VMRQ_ERR_SYSTEM, "%s: out of memory", cmd->name);
+        return -1;
+    }
+    vmrq_error_set(VMRQ_ERR_INVALID, "%s: argument '%s' %s, not '%s'", cmd->name, arg->name, what, q);
+    free(q);
+    return -1;
 }
 
-/* Checks one given value against its spec. */
+/* Checks one given value against its spec, in the order of vmrq_check_args(). */
 static int
 check_value(const vmrq_command *cmd, const vmrq_arg *arg, struct json_object *v)
 {
-    const char *c = cmd->name, *n = arg->name;
-    char list[256];
+    char what[300];
+    long long x = 0;
+    bool fits = false;
 
     switch (arg->type) {
-    case VMRQ_ARG_INT: {
-        long long x;
-        if (!is_integer(v)) {
-            vmrq_error_set(VMRQ_ERR_INVALID, "%s: argument '%s' must be an integer, not '%s'", c, n,
-                           value_text(v));
-            return -1;
-        }
-        x = (long long)json_object_get_int64(v);
-        if (x < arg->min || x > arg->max) {
-            vmrq_error_set(VMRQ_ERR_INVALID, "%s: argument '%s' must be between %lld and %lld, not '%s'",
-                           c, n, arg->min, arg->max, value_text(v));
-            return -1;
+    case VMRQ_ARG_INT:
+        if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+            return refuse(cmd, arg, v, "must be an integer");
+        if (!vmrq_json_is_integer(v, &x, &fits))
+            return refuse(cmd, arg, v, "must be an integer");
+        if (!fits || x < arg->min || x > arg->max) {
+            snprintf(what, sizeof(what), "must be between %lld and %lld", arg->min, arg->max);
+            return refuse(cmd, arg, v, what);
         }
         return 0;
-    }
     case VMRQ_ARG_STRING:
-        if (!v || !json_object_is_type(v, json_type_string)) {
-            vmrq_error_set(VMRQ_ERR_INVALID, "%s: argument '%s' must be a string, not '%s'", c, n,
-                           value_text(v));
-            return -1;
-        }
+        if (!json_object_is_type(v, json_type_string))
+            return refuse(cmd, arg, v, "must be a string");
         if (json_object_get_string_len(v) == 0) {
-            vmrq_error_set(VMRQ_ERR_INVALID, "%s: argument '%s' must not be empty", c, n);
+            vmrq_error_set(VMRQ_ERR_INVALID, "%s: argument '%s' must not be empty", cmd->name, arg->name);
             return -1;
         }
+        if ((long long)vmrq_json_utf8_length(json_object_get_string(v)) > arg->max) {
+            snprintf(what, sizeof(what), "must be at most %lld characters long", arg->max);
+            return refuse(cmd, arg, v, what);
+        }
+        if (vmrq_json_has_control(json_object_get_string(v)))
+            return refuse(cmd, arg, v, "must not contain control characters");
         return 0;
     case VMRQ_ARG_BOOL:
-        if (!v || !json_object_is_type(v, json_type_boolean)) {
-            vmrq_error_set(VMRQ_ERR_INVALID, "%s: argument '%s' must be true or false, not '%s'", c, n,
-                           value_text(v));
-            return -1;
-        }
+        if (!json_object_is_type(v, json_type_boolean))
+            return refuse(cmd, arg, v, "must be true or false");
         return 0;
     case VMRQ_ARG_ENUM:
-        if (v && json_object_is_type(v, json_type_string))
+        if (json_object_is_type(v, json_type_string))
             for (const char *const *e = arg->values; *e; e++)
                 if (strcmp(*e, json_object_get_string(v)) == 0)
                     return 0;
-        enum_list(arg->values, list, sizeof(list));
-        vmrq_error_set(VMRQ_ERR_INVALID, "%s: argument '%s' must be %s, not '%s'", c, n, list,
-                       value_text(v));
-        return -1;
+        enum_list(arg->values, what + 8, sizeof(what) - 8);
+        memcpy(what, "must be ", 8);
+        return refuse(cmd, arg, v, what);
     case VMRQ_ARG_TIME:
-        /* a string is parsed by the database, which words its refusal the same way */
-        if ((is_integer(v) && json_object_get_int64(v) >= 0) ||
-            (v && json_object_is_type(v, json_type_string)))
+        /* a string is parsed by the database, which words its refusal the same way; a number
+         * must be whole epoch seconds that to_timestamp() takes */
+        if (json_object_is_type(v, json_type_string) ||
+            ((json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) &&
+             vmrq_json_is_integer(v, &x, &fits) && fits && x >= 0 && x < EPOCH_END))
             return 0;
-        vmrq_error_set(VMRQ_ERR_INVALID,
-                       "%s: argument '%s' must be a time (epoch seconds or a timestamp), not '%s'", c,
-                       n, value_text(v));
-        return -1;
+        return refuse(cmd, arg, v, "must be a time (epoch seconds or a timestamp)");
     case VMRQ_ARG_TYPE_LAST:
         break;
     }
-    vmrq_error_set(VMRQ_ERR_INVALID, "%s: argument '%s' has no type in the catalog", c, n);
+    vmrq_error_set(VMRQ_ERR_INVALID, "%s: argument '%s' has no type in the catalog", cmd->name, arg->name);
     return -1;
 }
 
@@ -165,12 +162,23 @@ int
 vmrq_validate_args(const vmrq_command *cmd, struct json_object *args)
 {
     const char **keys = NULL;
-    size_t nkeys = 0, i;
+    size_t nkeys = 0, i, size;
     const char *missing;
+    char *q;
     int ret = -1;
 
     if (!args || !json_object_is_type(args, json_type_object)) {
         vmrq_error_set(VMRQ_ERR_INVALID, "%s: arguments must be a JSON object", cmd->name);
+        return -1;
+    }
+    if ((size = vmrq_json_text_len(args)) > VMRQ_ARGS_MAX_BYTES) {
+        vmrq_error_set(VMRQ_ERR_INVALID, "%s: arguments must take at most %d bytes as JSON, not %zu",
+                       cmd->name, VMRQ_ARGS_MAX_BYTES, size);
+        return -1;
+    }
+    if (vmrq_json_depth(args) > VMRQ_ARGS_MAX_DEPTH) {
+        vmrq_error_set(VMRQ_ERR_INVALID, "%s: arguments must nest at most %d levels deep", cmd->name,
+                       VMRQ_ARGS_MAX_DEPTH);
         return -1;
     }
     if (json_object_object_length(args) > 0) {
@@ -190,7 +198,11 @@ vmrq_validate_args(const vmrq_command *cmd, struct json_object *args)
     for (i = 0; i < nkeys; i++) {
         const vmrq_arg *arg = vmrq_command_arg(cmd, keys[i]);
         if (!arg) {
-            vmrq_error_set(VMRQ_ERR_INVALID, "%s: unknown argument '%s'", cmd->name, keys[i]);
+            if ((q = vmrq_json_quote(keys[i])))
+                vmrq_error_set(VMRQ_ERR_INVALID, "%s: unknown argument '%s'", cmd->name, q);
+            else
+                vmrq_error_set(VMRQ_ERR_SYSTEM, "%s: out of memory", cmd->name);
+            free(q);
             goto cleanup;
         }
         if (check_value(cmd, arg, json_object_object_get(args, keys[i])) < 0)

@@ -62,7 +62,7 @@ VMRQ_EXPORT void vmrq_error_reset(void);
 
 typedef enum {
     VMRQ_ARG_INT,    /* JSON integer within [min, max] */
-    VMRQ_ARG_STRING, /* non-empty JSON string */
+    VMRQ_ARG_STRING, /* JSON string of min to max characters, no control character */
     VMRQ_ARG_BOOL,   /* JSON true or false */
     VMRQ_ARG_ENUM,   /* JSON string, one of `values` */
     VMRQ_ARG_TIME,   /* seconds since the epoch (integer) or a timestamp string the database parses */
@@ -73,7 +73,8 @@ typedef struct vmrq_arg {
     const char *name;
     bool mandatory;               /* Ravada's 1 (true) and 2 (false) */
     vmrq_arg_type type;
-    long long min, max;           /* VMRQ_ARG_INT: inclusive bounds */
+    long long min, max;           /* inclusive bounds: VMRQ_ARG_INT of the value, VMRQ_ARG_STRING
+                                   * of its length in characters (code points) */
     const char *const *values;    /* VMRQ_ARG_ENUM: NULL-terminated list */
     const char *help;             /* one line for `vmrq commands` */
 } vmrq_arg;

@@ -44,6 +44,18 @@ static const struct {
     { "shutdown", "{\"uid\": 1, \"id_domain\": 2, \"timeout\": 60, \"mode\": \"acpi\"}" },
     { "ping_backend", "{}" },
     { "refresh_vms", "{\"uid\": 3, \"priority\": -4}" },
+    /* what a careless client sends (issue 18) */
+    { "", "{}" },
+    { "ping_backend", "{\"\": 1}" },
+    { "start", "{\"uid\": 99999999999999999999, \"id_domain\": 2}" },
+    { "start", "{\"uid\": 1, \"id_domain\": 2, \"after_request\": 9223372036854775808}" },
+    { "start", "{\"uid\": -0.0, \"id_domain\": 2}" },
+    { "start", "{\"uid\": {\"b\":[1,2],  \"a\":1e1}, \"id_domain\": 2}" },
+    { "start", "{\"uid\": \"a\\nb\", \"id_domain\": 2}" },
+    { "start", "{\"uid\": 1, \"name\": \"desk\\t12\"}" },
+    { "start", "{\"uid\": 1, \"name\": \"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn\"}" },
+    { "start", "{\"uid\": 1, \"x\": [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}" },
+    { "start", "{\"uid\": 1e2, \"id_domain\": 2}" },
 };
 
 /* The library's message for a case, "" if valid. */

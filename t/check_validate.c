@@ -204,6 +204,76 @@ START_TEST(test_bad_input_to_builders)
 }
 END_TEST
 
+/* What a careless client sends (issue 18): the library says what the database says, word for
+ * word (t/check_differential.c proves it on random input). */
+START_TEST(test_careless_client)
+{
+    static const struct {
+        const char *command, *args, *message;
+    } cases[] = {
+        { "ping_backend", "{\"\": 1}", "ping_backend: unknown argument ''" },
+        { "start", "{\"uid\": 1, \"id_domain\": 2} x",
+          "start: arguments must be a JSON object: invalid input syntax for type json" },
+        { "start", "{\"uid\": 1, \"id_domain\": 2}}",
+          "start: arguments must be a JSON object: invalid input syntax for type json" },
+        { "start", "{'uid': 1}", "start: arguments must be a JSON object: invalid input syntax for type json" },
+        { "start", "{\"uid\": 99999999999999999999, \"id_domain\": 2}",
+          "start: argument 'uid' must be between 1 and 2147483647, not '99999999999999999999'" },
+        { "start", "{\"uid\": 1, \"id_domain\": 2, \"after_request\": 9223372036854775808}",
+          "start: argument 'after_request' must be between 1 and 9223372036854775807, not '9223372036854775808'" },
+        { "start", "{\"uid\": -0.0, \"id_domain\": 2}", "start: argument 'uid' must be an integer, not '0.0'" },
+        { "start", "{\"uid\": 1e2, \"id_domain\": 2}", "" },
+        { "start", "{\"uid\": {\"b\":[1,2],  \"a\":1e1}, \"id_domain\": 2}",
+          "start: argument 'uid' must be an integer, not '{\"a\": 10, \"b\": [1, 2]}'" },
+        { "start", "{\"uid\": \"a\\nb\", \"id_domain\": 2}", "start: argument 'uid' must be an integer, not 'a\\u000ab'" },
+        { "start", "{\"uid\": 1, \"name\": \"desk\\u0000\"}",
+          "start: arguments must be a JSON object: unsupported Unicode escape sequence" },
+        { "start", "{\"uid\": 1, \"name\": \"\xc3(\"}",
+          "start: arguments must be a JSON object: invalid byte sequence for encoding \"UTF8\": 0xc3 0x28" },
+        { "start", "{\"uid\": 1, \"name\": \"desk\\t12\"}",
+          "start: argument 'name' must not contain control characters, not 'desk\\u000912'" },
+        { "start", "{\"uid\": 1, \"at\": 9224318016000, \"id_domain\": 2}",
+          "start: argument 'at' must be a time (epoch seconds or a timestamp), not '9224318016000'" },
+        { "start", "{\"uid\": 1, \"x\": [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}",
+          "start: arguments must nest at most 16 levels deep" },
+    };
+    char want[300];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        vmrq_request *req = vmrq_request_new(cases[i].command);
+        const char *msg = vmrq_request_set_json(req, cases[i].args) < 0 ? vmrq_error_message() : message_of(req);
+        ck_assert_msg(strcmp(msg, cases[i].message) == 0, "%s: got \"%s\", want \"%s\"", cases[i].args,
+                      msg, cases[i].message);
+        vmrq_request_free(req);
+    }
+    /* the empty command is a name the catalog lacks, as the database says */
+    ck_assert_ptr_null(vmrq_request_new(""));
+    ck_assert_str_eq(vmrq_error_message(), "unknown command ''");
+    ck_assert_ptr_null(vmrq_request_new("a\nb"));
+    ck_assert_str_eq(vmrq_error_message(), "unknown command 'a\\u000ab'");
+    /* a name too long for the catalog, quoted on one short line */
+    {
+        vmrq_request *req = vmrq_request_new("start");
+        char name[200];
+        memset(name, 'n', 129);
+        name[129] = '\0';
+        vmrq_request_set_int(req, "uid", 1);
+        vmrq_request_set_string(req, "name", name);
+        snprintf(want, sizeof(want), "start: argument 'name' must be at most 128 characters long, not '%.128s...'", name);
+        ck_assert_str_eq(message_of(req), want);
+        name[128] = '\0';
+        vmrq_request_set_string(req, "name", name);
+        ck_assert_str_eq(message_of(req), "");
+        vmrq_request_set_string(req, "name", "\xff");
+        ck_assert_str_eq(message_of(req), "start: arguments must be a JSON object: invalid byte sequence for encoding \"UTF8\": 0xff");
+        vmrq_request_set_int(req, "", 1);
+        vmrq_request_set_string(req, "name", "desk");
+        ck_assert_str_eq(message_of(req), "start: unknown argument ''");
+        vmrq_request_free(req);
+    }
+}
+END_TEST
+
 START_TEST(test_fresh_request)
 {
     vmrq_request *a = vmrq_request_new("ping_backend"), *b = vmrq_request_new("ping_backend");
@@ -234,6 +304,7 @@ validate_suite(void)
     tcase_add_test(tc, test_set_text_converts);
     tcase_add_test(tc, test_first_problem_in_key_order);
     tcase_add_test(tc, test_bad_input_to_builders);
+    tcase_add_test(tc, test_careless_client);
     tcase_add_test(tc, test_fresh_request);
     suite_add_tcase(s, tc);
     return s;

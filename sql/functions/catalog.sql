@@ -30,6 +30,20 @@ EXCEPTION WHEN data_exception THEN
     RETURN NULL;
 END $$;
 
+-- A value or name as a message quotes it, on one short line: cut after 128 characters (then
+-- "..."), each control character (U+0001-U+001F, U+007F-U+009F) written \u00XX. The same as
+-- vmrq_json_quote() in frontend-api/json.c. Runs only when a message is made.
+CREATE OR REPLACE FUNCTION vmrq_quote(p_text text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN q !~ '[\x01-\x1f\x7f-\x9f]' THEN q
+                ELSE (SELECT string_agg(CASE WHEN c ~ '[\x01-\x1f\x7f-\x9f]'
+                                             THEN '\u' || lpad(to_hex(ascii(c)), 4, '0') ELSE c END,
+                                        '' ORDER BY i)
+                        FROM unnest(string_to_array(q, NULL)) WITH ORDINALITY AS x(c, i))
+           END
+      FROM (SELECT CASE WHEN length(p_text) > 128 THEN left(p_text, 128) || '...' ELSE p_text END AS q) s
+$$;
+
 -- Raises the catalog's message for the first problem of (command, args), checking in the same
 -- order as frontend-api/validate.c; returns the command's flags. Every row inserted into
 -- requests comes through here, so the common case runs one query (the catalog row) and no other.
@@ -47,17 +61,31 @@ DECLARE
     vals text[];
     n    int;
     msg  text;
+    t    text;
 BEGIN
     IF p_command IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'missing command';
     END IF;
     SELECT * INTO c FROM commands WHERE name = p_command;
     IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown command ''%s''', p_command);
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown command ''%s''', vmrq_quote(p_command));
     END IF;
     IF p_args IS NULL OR jsonb_typeof(p_args) <> 'object' THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('%s: arguments must be a JSON object', p_command);
+    END IF;
+    -- Bounds (frontend-api/json.h): the size as jsonb renders the arguments, which the library
+    -- computes the same way; the nesting, looked at only when a value could be nested.
+    t := p_args::text;
+    IF octet_length(t) > 65536 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('%s: arguments must take at most 65536 bytes as JSON, not %s',
+                             p_command, octet_length(t));
+    END IF;
+    IF (strpos(t, '[') > 0 OR strpos(substr(t, 2), '{') > 0)
+       AND jsonb_path_exists(p_args, 'strict $.**{16 to last} ? (@.type() == "object" || @.type() == "array")') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('%s: arguments must nest at most 16 levels deep', p_command);
     END IF;
 
     -- The keys to check, in jsonb's key order (the order of the messages): the catalog's own
@@ -73,27 +101,33 @@ BEGIN
         spec := c.args -> k;
         IF spec IS NULL THEN
             RAISE EXCEPTION USING ERRCODE = '22023',
-                MESSAGE = format('%s: unknown argument ''%s''', p_command, k);
+                MESSAGE = format('%s: unknown argument ''%s''', p_command, vmrq_quote(k));
         END IF;
         vt := CASE jsonb_typeof(v) WHEN 'string' THEN v #>> '{}' ELSE v::text END;
         msg := NULL;
         CASE spec ->> 'type'
         WHEN 'int' THEN
             IF jsonb_typeof(v) <> 'number' OR vt !~ '^-?[0-9]+$' THEN
-                msg := format('%s: argument ''%s'' must be an integer, not ''%s''', p_command, k, vt);
+                msg := format('%s: argument ''%s'' must be an integer, not ''%s''', p_command, k, vmrq_quote(vt));
             ELSIF vt::numeric < (spec ->> 'min')::numeric OR vt::numeric > (spec ->> 'max')::numeric THEN
                 msg := format('%s: argument ''%s'' must be between %s and %s, not ''%s''',
-                              p_command, k, spec ->> 'min', spec ->> 'max', vt);
+                              p_command, k, spec ->> 'min', spec ->> 'max', vmrq_quote(vt));
             END IF;
         WHEN 'string' THEN
             IF jsonb_typeof(v) <> 'string' THEN
-                msg := format('%s: argument ''%s'' must be a string, not ''%s''', p_command, k, vt);
+                msg := format('%s: argument ''%s'' must be a string, not ''%s''', p_command, k, vmrq_quote(vt));
             ELSIF vt = '' THEN
                 msg := format('%s: argument ''%s'' must not be empty', p_command, k);
+            ELSIF length(vt) > (spec ->> 'max')::int THEN
+                msg := format('%s: argument ''%s'' must be at most %s characters long, not ''%s''',
+                              p_command, k, spec ->> 'max', vmrq_quote(vt));
+            ELSIF vt ~ '[\x01-\x1f\x7f-\x9f]' THEN
+                msg := format('%s: argument ''%s'' must not contain control characters, not ''%s''',
+                              p_command, k, vmrq_quote(vt));
             END IF;
         WHEN 'bool' THEN
             IF jsonb_typeof(v) <> 'boolean' THEN
-                msg := format('%s: argument ''%s'' must be true or false, not ''%s''', p_command, k, vt);
+                msg := format('%s: argument ''%s'' must be true or false, not ''%s''', p_command, k, vmrq_quote(vt));
             END IF;
         WHEN 'enum' THEN
             IF jsonb_typeof(v) <> 'string' OR NOT (spec -> 'values') ? vt THEN
@@ -102,12 +136,12 @@ BEGIN
                 msg := format('%s: argument ''%s'' must be %s, not ''%s''', p_command, k,
                               CASE WHEN n = 1 THEN vals[1]
                                    ELSE array_to_string(vals[1:n - 1], ', ') || ' or ' || vals[n] END,
-                              vt);
+                              vmrq_quote(vt));
             END IF;
         WHEN 'time' THEN
             IF vmrq_time(v) IS NULL THEN
                 msg := format('%s: argument ''%s'' must be a time (epoch seconds or a timestamp), not ''%s''',
-                              p_command, k, vt);
+                              p_command, k, vmrq_quote(vt));
             END IF;
         ELSE
             msg := format('%s: argument ''%s'' has no type in the catalog', p_command, k);
@@ -185,7 +219,7 @@ SELECT c.name AS command,
        a.key AS arg,
        coalesce((a.value ->> 'mandatory')::boolean, false) AS mandatory,
        a.value ->> 'type' AS type,
-       (a.value ->> 'min')::numeric AS min,
+       (a.value ->> 'min')::numeric AS min,   -- of a string: its length in characters
        (a.value ->> 'max')::numeric AS max,
        ARRAY(SELECT jsonb_array_elements_text(a.value -> 'values')) AS enum_values,
        coalesce((a.value ->> 'option')::boolean, false) AS is_option,
