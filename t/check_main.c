@@ -34,6 +34,7 @@ main(void)
     srunner_add_suite(sr, migrate_suite());
     srunner_add_suite(sr, queue_suite());
     srunner_add_suite(sr, trigger_suite());
+    srunner_add_suite(sr, differential_suite());
     srunner_add_suite(sr, cli_suite());
     srunner_add_suite(sr, config_suite());
     srunner_add_suite(sr, daemon_suite());

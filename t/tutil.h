@@ -17,6 +17,7 @@ Suite *validate_suite(void);
 Suite *migrate_suite(void);
 Suite *queue_suite(void);
 Suite *trigger_suite(void);
+Suite *differential_suite(void);
 Suite *cli_suite(void);
 Suite *config_suite(void);
 Suite *daemon_suite(void);
