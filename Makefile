@@ -42,7 +42,7 @@ ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SAN) $(PKG_CFLAGS) -D_GNU_SOURCE \
              -DVMRQ_VERSION='"$(VERSION)"' -Ifrontend-api -I$(B)/gen
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 
-LIB_SRC  := $(addprefix frontend-api/,catalog.c catalog_json.c error.c json.c migrate.c queue.c request.c status.c validate.c)
+LIB_SRC  := $(addprefix frontend-api/,catalog.c catalog_json.c error.c jsonb.c migrate.c queue.c request.c status.c validate.c)
 LIB_OBJ  := $(patsubst frontend-api/%.c,$(B)/lib/%.o,$(LIB_SRC)) $(B)/lib/migrations.o
 CLI_SRC  := $(wildcard frontend-api/cli/*.c)
 CLI_OBJ  := $(patsubst frontend-api/cli/%.c,$(B)/cli/%.o,$(CLI_SRC))

@@ -11,7 +11,7 @@
 #include <uuid/uuid.h>
 
 #include "error.h"
-#include "json.h"
+#include "jsonb.h"
 #include "request.h"
 #include "validate.h"
 
@@ -206,7 +206,7 @@ vmrq_request_set_text(vmrq_request *req, const char *name, const char *text)
     return vmrq_request_set_string(req, name, text); /* validation names what was expected */
 }
 
-/* Parsed as the database parses a jsonb parameter, refused with its words (json.h), so that
+/* Parsed as the database parses a jsonb parameter, refused with its words (jsonb.h), so that
  * the database never sees text it would refuse, nor a number other than the one written. */
 int
 vmrq_request_set_json(vmrq_request *req, const char *json)

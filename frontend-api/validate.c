@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "error.h"
-#include "json.h"
+#include "jsonb.h"
 #include "validate.h"
 
 int

@@ -78,4 +78,8 @@ int cli_cmd_user(int argc, char **argv);
 int cli_cmd_domain(int argc, char **argv);
 int cli_cmd_node(int argc, char **argv);
 
+/* One line of `vmrq request --batch` ({"command": C, "args": {...}, "uuid": U}) into a validated
+ * request the caller frees; NULL after printing why on stderr ("line N: ..."). */
+vmrq_request *cli_batch_line(const char *line, size_t lineno);
+
 #endif /* VMRQ_CLI_H */

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "cli.h"
+#include "jsonb.h"
 
 enum { OPT_AT = 256, OPT_AFTER, OPT_AFTER_OK, OPT_RETRY, OPT_PRIORITY, OPT_UUID, OPT_FORCE,
        OPT_ARGS, OPT_WAIT, OPT_TIMEOUT, OPT_JSON, OPT_BATCH };
@@ -137,14 +138,20 @@ wait_and_report(PGconn *conn, long long id, long long timeout_s)
     return code;
 }
 
-/* One --batch line into a request; NULL after printing why. */
-static vmrq_request *
-batch_line(const char *line, size_t lineno)
+vmrq_request *
+cli_batch_line(const char *line, size_t lineno)
 {
-    struct json_object *obj = json_tokener_parse(line), *v;
+    struct json_object *obj = NULL, *v;
     vmrq_request *req = NULL;
+    char why[128];
 
-    if (!obj || !json_object_is_type(obj, json_type_object)) {
+    /* read as the database reads JSON (frontend-api/jsonb.h): numbers exact, strict syntax */
+    if (vmrq_json_utf8_check(line, strlen(line), why, sizeof(why)) < 0 ||
+        vmrq_json_parse(line, &obj, why, sizeof(why)) < 0) {
+        fprintf(stderr, "vmrq request: line %zu: expected a JSON object: %s\n", lineno, why);
+        goto out;
+    }
+    if (!json_object_is_type(obj, json_type_object)) {
         fprintf(stderr, "vmrq request: line %zu: expected a JSON object\n", lineno);
         goto out;
     }
@@ -157,7 +164,8 @@ batch_line(const char *line, size_t lineno)
     if (json_object_object_get_ex(obj, "args", &v) &&
         vmrq_request_set_json(req, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)) < 0)
         goto invalid;
-    if (json_object_object_get_ex(obj, "uuid", &v) && vmrq_request_set_uuid(req, json_object_get_string(v)) < 0)
+    if (json_object_object_get_ex(obj, "uuid", &v) &&
+        vmrq_request_set_uuid(req, json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL) < 0)
         goto invalid;
     if (vmrq_request_validate(req) < 0)
         goto invalid;
@@ -194,7 +202,7 @@ request_batch(const char *path, bool json)
         lineno++;
         if (strspn(line, " \t\r\n") == strlen(line))
             continue;
-        if (!(req = batch_line(line, lineno)))
+        if (!(req = cli_batch_line(line, lineno)))
             goto cleanup;
         if (n == cap) {
             vmrq_request **grown = realloc(reqs, (cap = cap ? cap * 2 : 1024) * sizeof(*reqs));

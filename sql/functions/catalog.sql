@@ -32,7 +32,7 @@ END $$;
 
 -- A value or name as a message quotes it, on one short line: cut after 128 characters (then
 -- "..."), each control character (U+0001-U+001F, U+007F-U+009F) written \u00XX. The same as
--- vmrq_json_quote() in frontend-api/json.c. Runs only when a message is made.
+-- vmrq_json_quote() in frontend-api/jsonb.c. Runs only when a message is made.
 CREATE OR REPLACE FUNCTION vmrq_quote(p_text text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN q !~ '[\x01-\x1f\x7f-\x9f]' THEN q
@@ -74,7 +74,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('%s: arguments must be a JSON object', p_command);
     END IF;
-    -- Bounds (frontend-api/json.h): the size as jsonb renders the arguments, which the library
+    -- Bounds (frontend-api/jsonb.h): the size as jsonb renders the arguments, which the library
     -- computes the same way; the nesting, looked at only when a value could be nested.
     t := p_args::text;
     IF octet_length(t) > 65536 THEN

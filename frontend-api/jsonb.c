@@ -1,5 +1,5 @@
 /*
- * json.c - JSON as PostgreSQL's jsonb reads and prints it (see json.h): UTF-8 verification, a
+ * jsonb.c - JSON as PostgreSQL's jsonb reads and prints it (see jsonb.h): UTF-8 verification, a
  * strict parser that refuses what jsonb input refuses, in the same order and with the same
  * words, numbers kept as the exact decimals numeric makes of them, and jsonb's text rendering.
  */
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "jsonb.h"
 #include "validate.h"
 
 /* PostgreSQL's words, as its errors say them. */

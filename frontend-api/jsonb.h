@@ -1,5 +1,5 @@
 /*
- * json.h - JSON as PostgreSQL's jsonb sees it, for the library's side of the one check.
+ * jsonb.h - JSON as PostgreSQL's jsonb sees it, for the library's side of the one check.
  *
  * The database receives a request's arguments as text cast to jsonb: it verifies the text is
  * UTF-8, parses it (strict JSON, no \u0000), keeps numbers as exact decimals, and renders values
@@ -11,8 +11,8 @@
  * that keeps its JSON text (json_object_new_double_s()), so that the database gets the very
  * number the client wrote and messages quote it exactly.
  */
-#ifndef VMRQ_JSON_H
-#define VMRQ_JSON_H
+#ifndef VMRQ_JSONB_H
+#define VMRQ_JSONB_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,4 +58,4 @@ bool vmrq_json_has_control(const char *s);
 /* Characters (code points) of the UTF-8 text `s`. */
 size_t vmrq_json_utf8_length(const char *s);
 
-#endif /* VMRQ_JSON_H */
+#endif /* VMRQ_JSONB_H */
