@@ -5,6 +5,8 @@
 #   make check SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make install       PREFIX=/usr/local, DESTDIR supported
 #   make demo          see README.md
+#   make fuzz          libFuzzer under ASan+UBSan on the parsers input reaches (FUZZ_TIME seconds
+#                      each, one after the other; seeds in t/fuzz/corpus/NAME/)
 #
 # Every compile uses -Wall -Wextra -Werror. Objects of a SANITIZE=1 build live apart (.build/san).
 
@@ -29,6 +31,8 @@ DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev che
 # The real-guest tests' private libvirtd and QEMU (make check installs them if it can; if not,
 # those tests say SKIPPED with the reason). The guest itself is built from downloaded .debs.
 GUEST_PKGS := libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients
+# make fuzz only: clang and its libFuzzer runtime.
+FUZZ_PKGS := clang libclang-rt-14-dev
 
 PKG_CFLAGS  = $(shell pkg-config --cflags libpq json-c uuid)
 PKG_LIBS    = $(shell pkg-config --libs libpq json-c uuid)
@@ -59,7 +63,7 @@ DAEMON := $(B)/vmrqd
 DLIB  := $(B)/libvmrqd.a
 TESTS := $(B)/check_vmrq
 
-.PHONY: all build check run-check deps install clean demo bench FORCE
+.PHONY: all build check run-check deps install clean demo bench fuzz run-fuzz FORCE
 .DEFAULT_GOAL := all
 
 all: deps
@@ -161,6 +165,62 @@ bench: deps
 	@mkdir -p .build/bench
 	VMRQD=$(CURDIR)/$(DAEMON) VMRQ_RSS_FLOOR=$(CURDIR)/$(B)/vmrq-rss-floor VMRQ_PG_DEFAULTS=1 \
 	    t/with-pg $(B)/vmrq-bench $(BENCH_ARGS)
+
+# Fuzzing (t/fuzz/): each target is built with clang, libFuzzer, ASan and UBSan, and runs for
+# FUZZ_TIME seconds on a working corpus under .build/fuzz seeded from t/fuzz/corpus/NAME; a crash
+# stops it with the input saved as .build/fuzz/crash-NAME-*, for a regression test in t/.
+FUZZ_TIME  ?= 60
+FZ         := .build/fuzz
+FUZZ_CC    := clang
+# (clang, unlike gcc, warns of vprintf-style wrappers such as log.c's: -Wno-format-nonliteral)
+FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS = -std=c11 $(WARN) -Wno-format-nonliteral $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -D_GNU_SOURCE \
+              -DVMRQ_VERSION='"$(VERSION)"' -Ifrontend-api -Ifrontend-api/cli -Ibackend -I$(FZ)/gen
+FUZZ_LIB   := $(patsubst frontend-api/%.c,$(FZ)/lib/%.o,$(LIB_SRC)) $(FZ)/lib/migrations.o
+FUZZ_CLI   := $(patsubst frontend-api/cli/%.c,$(FZ)/cli/%.o,$(filter-out frontend-api/cli/main.c,$(CLI_SRC)))
+FUZZERS    := args config batch
+
+$(FZ)/gen/migrations.c: $(SQL) frontend-api/embed-sql.awk
+	@mkdir -p $(@D)
+	awk -f frontend-api/embed-sql.awk $(SQL) > $@.tmp && mv $@.tmp $@
+$(FZ)/lib/migrations.o: $(FZ)/gen/migrations.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+$(FZ)/lib/%.o: frontend-api/%.c $(wildcard frontend-api/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+$(FZ)/cli/%.o: frontend-api/cli/%.c $(wildcard frontend-api/cli/*.h frontend-api/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+$(FZ)/backend/%.o: backend/%.c $(wildcard backend/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+$(FZ)/t/%.o: t/fuzz/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FZ)/fuzz_args: $(FZ)/t/fuzz_args.o $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS)
+$(FZ)/fuzz_config: $(FZ)/t/fuzz_config.o $(FZ)/backend/config.o $(FZ)/backend/log.o
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^
+$(FZ)/fuzz_batch: $(FZ)/t/fuzz_batch.o $(FUZZ_CLI) $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS)
+
+fuzz:
+	@$(MAKE) --no-print-directory DEB_PKGS="$(FUZZ_PKGS) $(DEB_PKGS)" deps
+	@$(MAKE) --no-print-directory run-fuzz
+
+# One fuzzer at a time (they share the machine's cores with whatever else runs).
+run-fuzz: $(addprefix $(FZ)/fuzz_,$(FUZZERS))
+	@set -e; for f in $(FUZZERS); do \
+	  mkdir -p $(FZ)/corpus/$$f; \
+	  echo "fuzz: $$f for $(FUZZ_TIME) s"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(FZ)/fuzz_$$f -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 -close_fd_mask=2 \
+	    -artifact_prefix=$(FZ)/crash-$$f- $(FZ)/corpus/$$f t/fuzz/corpus/$$f 2>$(FZ)/$$f.log \
+	    || { tail -n 40 $(FZ)/$$f.log >&2; echo "fuzz: $$f failed; the input is $(FZ)/crash-$$f-*" >&2; exit 1; }; \
+	  grep -E '^#[0-9]+ +DONE|Done [0-9]+ runs' $(FZ)/$$f.log | tail -n 2; \
+	done
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
