@@ -161,8 +161,10 @@ VMRQ_EXPORT int vmrq_request_set_bool(vmrq_request *req, const char *name, bool 
  * argument (int, bool, time: a number; "yes", "off", ...); text that does not convert is kept as a
  * string so that validation names the argument and the expected type. */
 VMRQ_EXPORT int vmrq_request_set_text(vmrq_request *req, const char *name, const char *text);
-/* Merges the members of a JSON object (text) into the arguments. VMRQ_ERR_INVALID if the text is
- * not a JSON object. */
+/* Merges the members of a JSON object (text) into the arguments. The text is read as the
+ * database reads jsonb (strict JSON, UTF-8, no \u0000, numbers exact): VMRQ_ERR_INVALID, in
+ * PostgreSQL's words, for text the database would refuse, or that is not a JSON object. The
+ * empty name "" is a name like any other (validation refuses it as unknown). */
 VMRQ_EXPORT int vmrq_request_set_json(vmrq_request *req, const char *json);
 /* Sets the client-chosen uuid (idempotency key). VMRQ_ERR_INVALID if not a uuid. */
 VMRQ_EXPORT int vmrq_request_set_uuid(vmrq_request *req, const char *uuid);

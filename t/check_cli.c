@@ -148,6 +148,22 @@ START_TEST(test_request_batch)
     t_cli_free(&r);
     ck_assert_int_eq(count_requests(), 2);
 
+    /* lines are read as the database reads JSON: the number given, no trailing text */
+    ck_assert((f = fopen(name, "w")) != NULL);
+    fputs("{\"command\": \"start\", \"args\": {\"uid\": 99999999999999999999, \"id_domain\": 2}}\n", f);
+    fclose(f);
+    r = t_cli_run("request", "--batch", name, NULL);
+    ck_assert_cli_error(r, 2, "vmrq request: line 1: start: argument 'uid' must be between 1 and 2147483647,"
+                              " not '99999999999999999999'");
+    t_cli_free(&r);
+    ck_assert((f = fopen(name, "w")) != NULL);
+    fputs("{\"command\": \"ping_backend\"} x\n", f);
+    fclose(f);
+    r = t_cli_run("request", "--batch", name, NULL);
+    ck_assert_cli_error(r, 2, "vmrq request: line 1: expected a JSON object: invalid input syntax for type json");
+    t_cli_free(&r);
+    ck_assert_int_eq(count_requests(), 2);
+
     r = t_cli_run("request", "--batch", name, "ping_backend", NULL);
     ck_assert_cli_error(r, 2, "--batch takes its requests from the file");
     t_cli_free(&r);
