@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "jsonb.h"
 #include "request.h"
 
 int
@@ -122,6 +123,7 @@ vmrq_request_fetch(PGconn *conn, long long id)
     struct json_object *args = NULL;
     vmrq_request *req = NULL;
     PGresult *res;
+    char why[128];
     int st;
 
     snprintf(idbuf, sizeof(idbuf), "%lld", id);
@@ -135,7 +137,9 @@ vmrq_request_fetch(PGconn *conn, long long id)
         vmrq_error_set(VMRQ_ERR_NOT_FOUND, "no request %lld", id);
         goto cleanup;
     }
-    args = json_tokener_parse(PQgetvalue(res, 0, 3));
+    /* the database's own text: read its way, so that numbers stay the ones it holds */
+    if (vmrq_json_parse(PQgetvalue(res, 0, 3), &args, why, sizeof(why)) < 0)
+        args = NULL;
     if (!(req = vmrq_request_alloc(PQgetvalue(res, 0, 2), args)))
         goto cleanup;
     req->id = id;
