@@ -25,7 +25,8 @@ SAN :=
 endif
 
 # Debian packages needed to build and test; `deps` installs the missing ones (as root).
-DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev check postgresql valgrind
+DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev check postgresql valgrind \
+            libbsd-dev libsystemd-dev mandoc
 # The real-guest tests' private libvirtd and QEMU (make check installs them if it can; if not,
 # those tests say SKIPPED with the reason). The guest itself is built from downloaded .debs.
 GUEST_PKGS := libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients
@@ -34,6 +35,8 @@ PKG_CFLAGS  = $(shell pkg-config --cflags libpq json-c uuid)
 PKG_LIBS    = $(shell pkg-config --libs libpq json-c uuid)
 VIRT_CFLAGS = $(shell pkg-config --cflags libvirt)
 VIRT_LIBS   = $(shell pkg-config --libs libvirt)
+# vmrqd only: libbsd's pidfile_open() family, libsystemd's sd_notify().
+D_LIBS      = $(shell pkg-config --libs libbsd libsystemd)
 CHECK_LIBS  = $(shell pkg-config --libs check)
 
 CFLAGS   ?= -O2 -g
@@ -120,7 +123,7 @@ $(DLIB): $(D_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(DAEMON): $(B)/backend/main.o $(DLIB) $(LIBA)
-	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(B)/backend/main.o $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS)
+	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(B)/backend/main.o $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS) $(D_LIBS)
 
 $(B)/vmrq.pc: frontend-api/vmrq.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
@@ -130,7 +133,7 @@ $(B)/t/%.o: t/%.c $(wildcard t/*.h backend/*.h frontend-api/*.h)
 	$(CC) $(ALL_CFLAGS) -Ibackend $(shell pkg-config --cflags check) -c -o $@ $<
 
 $(TESTS): $(TEST_OBJ) $(DLIB) $(LIBA)
-	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(TEST_OBJ) $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(TEST_OBJ) $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS) $(D_LIBS) $(CHECK_LIBS)
 
 check: deps
 	@$(MAKE) --no-print-directory DEB_PKGS="$(GUEST_PKGS)" deps \

@@ -98,6 +98,12 @@ register_daemon(struct ctl *ctl, const struct vmrqd_config *cfg)
     return true;
 }
 
+int
+ctl_schema_needed(void)
+{
+    return SCHEMA_NEEDED;
+}
+
 PGconn *
 ctl_open(const char *conninfo, const char *name)
 {

@@ -29,6 +29,9 @@ struct ctl {
  * out of memory, as PQconnectdb(); the caller checks PQstatus() and PQfinish()es it. */
 PGconn *ctl_open(const char *conninfo, const char *name);
 
+/* The schema version (vmrq_db_version()) vmrqd needs; vmrqd -n compares against it. */
+int ctl_schema_needed(void);
+
 /* Connects (if the backoff allows), checks the schema, LISTENs, registers the daemon or
  * refreshes its row. 0 when connected; -1 otherwise (logged once per outage, retried later). */
 int ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg);

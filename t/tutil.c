@@ -185,7 +185,7 @@ t_daemon_start(struct t_daemon *d, const char *config, bool valgrind)
     snprintf(d->log, sizeof(d->log), "/tmp/vmrqd-test-log.XXXXXX");
     ck_assert((fd = mkstemp(d->conf)) >= 0);
     ck_assert((f = fdopen(fd, "w")) != NULL);
-    fprintf(f, "pidfile =\ncleanup_interval = 0\nrefresh_interval = 0\n%s\n", config);
+    fprintf(f, "cleanup_interval = 0\nrefresh_interval = 0\n%s\n", config);
     fclose(f);
     ck_assert((fd = mkstemp(d->log)) >= 0);
 

@@ -20,6 +20,7 @@ Suite *trigger_suite(void);
 Suite *cli_suite(void);
 Suite *config_suite(void);
 Suite *daemon_suite(void);
+Suite *service_suite(void);
 Suite *domain_suite(void);
 Suite *guest_suite(void);
 
@@ -59,9 +60,9 @@ struct t_daemon {
     char conf[64];
     char log[64];
 };
-/* Starts a daemon with `config` (key = value lines; "pidfile =" is added) and waits until it has
- * registered in table daemons. With `valgrind`, runs it under valgrind (errors and leaks make
- * it exit 99). */
+/* Starts a daemon with `config` (key = value lines; nothing about the pidfile: under -d the
+ * default writes none) and waits until it has registered in table daemons. With `valgrind`,
+ * runs it under valgrind (errors and leaks make it exit 99). */
 void t_daemon_start(struct t_daemon *d, const char *config, bool valgrind);
 /* Sends `sig` (0: none) and waits up to timeout_ms for the exit; returns the exit status
  * (128 + signal if killed, -1 if still running). */

@@ -31,7 +31,8 @@ usage(FILE *out)
 {
     fprintf(out,
             "usage: vmrq [-c CONNINFO] SUBCOMMAND [ARGS...]\n"
-            "       vmrq --version | --help\n"
+            "       vmrq -V | --version\n"
+            "       vmrq -h | --help\n"
             "\n"
             "The client of the vmrq request queue for virtual machines.\n"
             "\n"
@@ -56,7 +57,7 @@ main(int argc, char **argv)
             usage(stdout);
             return CLI_OK;
         }
-        if (strcmp(argv[i], "--version") == 0) {
+        if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
             printf("vmrq %s\n", vmrq_version());
             return CLI_OK;
         }
