@@ -3,7 +3,7 @@
 #   make               build everything under .build/ (installs missing Debian packages as root)
 #   make check         build and run every test against a throwaway PostgreSQL
 #   make check SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make install       PREFIX=/usr/local, DESTDIR supported
+#   make install       PREFIX=/usr/local, DESTDIR supported (make uninstall: the same, undone)
 #   make demo          see README.md
 #
 # Every compile uses -Wall -Wextra -Werror. Objects of a SANITIZE=1 build live apart (.build/san).
@@ -14,6 +14,13 @@ PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+DOCDIR     ?= $(DATADIR)/doc/vmrq
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+MANPAGES   := man/vmrq.1 man/vmrqd.8 man/vmrqd.conf.5
 
 ifeq ($(SANITIZE),1)
 B   := .build/san
@@ -26,7 +33,7 @@ endif
 
 # Debian packages needed to build and test; `deps` installs the missing ones (as root).
 DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev check postgresql valgrind \
-            libbsd-dev libsystemd-dev mandoc
+            libbsd-dev libsystemd-dev mandoc man-db
 # The real-guest tests' private libvirtd and QEMU (make check installs them if it can; if not,
 # those tests say SKIPPED with the reason). The guest itself is built from downloaded .debs.
 GUEST_PKGS := libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients
@@ -62,13 +69,13 @@ DAEMON := $(B)/vmrqd
 DLIB  := $(B)/libvmrqd.a
 TESTS := $(B)/check_vmrq
 
-.PHONY: all build check run-check deps install clean demo bench FORCE
+.PHONY: all build check run-check deps install uninstall clean demo bench FORCE
 .DEFAULT_GOAL := all
 
 all: deps
 	@$(MAKE) --no-print-directory build
 
-build: $(LIBA) $(LIBSO) $(CLI) $(DAEMON) $(B)/vmrq.pc
+build: $(LIBA) $(LIBSO) $(CLI) $(DAEMON) $(B)/vmrq.pc $(B)/vmrqd.service
 
 # Installs what DEB_PKGS lists and dpkg lacks; without root it names them and fails.
 deps:
@@ -128,6 +135,11 @@ $(DAEMON): $(B)/backend/main.o $(DLIB) $(LIBA)
 $(B)/vmrq.pc: frontend-api/vmrq.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
 
+# The unit names the installed paths.
+$(B)/vmrqd.service: etc/vmrqd.service.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@UNITDIR@|$(UNITDIR)|g' $< > $@
+
 $(B)/t/%.o: t/%.c $(wildcard t/*.h backend/*.h frontend-api/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Ibackend $(shell pkg-config --cflags check) -c -o $@ $<
@@ -143,7 +155,9 @@ check: deps
 # The suites need the CLI (they run it), a private PostgreSQL (t/with-pg starts and removes it)
 # and, for the real-guest tier, a private libvirtd (t/with-libvirtd; VMRQ_GUEST=0 skips it).
 run-check: build $(TESTS)
-	VMRQ_CLI=$(CURDIR)/$(CLI) VMRQD=$(CURDIR)/$(DAEMON) $(SAN_ENV) t/with-pg t/with-libvirtd $(TESTS)
+	VMRQ_CLI=$(CURDIR)/$(CLI) VMRQD=$(CURDIR)/$(DAEMON) $(SAN_ENV) \
+	  VMRQ_MAKE_INSTALL="$(MAKE) --no-print-directory SANITIZE=$(SANITIZE)" \
+	  t/with-pg t/with-libvirtd $(TESTS)
 
 # The real daemon end to end on a private PostgreSQL under .build/demo and libvirt's test driver.
 demo: deps
@@ -165,8 +179,14 @@ bench: deps
 	VMRQD=$(CURDIR)/$(DAEMON) VMRQ_RSS_FLOOR=$(CURDIR)/$(B)/vmrq-rss-floor VMRQ_PG_DEFAULTS=1 \
 	    t/with-pg $(B)/vmrq-bench $(BENCH_ARGS)
 
+# Everything a host needs: programs, library, man pages, the unit and its system user, the
+# example configuration (as the configuration only where there is none yet), the cron example
+# and the README. Into the running system (no DESTDIR) as root it also creates the user vmrq.
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)/examples \
+	  $(DESTDIR)$(SYSCONFDIR)/vmrq
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/vmrq
 	install -m 755 $(DAEMON) $(DESTDIR)$(BINDIR)/vmrqd
 	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/
@@ -175,6 +195,36 @@ install: all
 	ln -sf libvmrq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvmrq.so
 	install -m 644 frontend-api/vmrq.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(B)/vmrq.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 man/vmrq.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/vmrqd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 man/vmrqd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 $(B)/vmrqd.service $(DESTDIR)$(UNITDIR)/
+	install -m 644 etc/vmrq.sysusers $(DESTDIR)$(SYSUSERSDIR)/vmrq.conf
+	install -m 644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 etc/vmrqd.conf.example etc/vmrq.cron $(DESTDIR)$(DOCDIR)/examples/
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/vmrq/vmrqd.conf ]; then \
+	  echo "make: keeping the existing $(DESTDIR)$(SYSCONFDIR)/vmrq/vmrqd.conf (the example: $(DOCDIR)/examples/vmrqd.conf.example)"; \
+	else \
+	  echo "install -m 644 etc/vmrqd.conf.example $(DESTDIR)$(SYSCONFDIR)/vmrq/vmrqd.conf"; \
+	  install -m 644 etc/vmrqd.conf.example $(DESTDIR)$(SYSCONFDIR)/vmrq/vmrqd.conf; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+	  echo "systemd-sysusers $(SYSUSERSDIR)/vmrq.conf"; systemd-sysusers $(SYSUSERSDIR)/vmrq.conf; \
+	fi
+
+# Removes what install put there but the configuration (which may hold edits) and the user.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/vmrq $(DESTDIR)$(BINDIR)/vmrqd \
+	  $(DESTDIR)$(LIBDIR)/libvmrq.a $(DESTDIR)$(LIBDIR)/libvmrq.so.$(VERSION) \
+	  $(DESTDIR)$(LIBDIR)/libvmrq.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libvmrq.so \
+	  $(DESTDIR)$(INCLUDEDIR)/vmrq.h $(DESTDIR)$(LIBDIR)/pkgconfig/vmrq.pc \
+	  $(DESTDIR)$(MANDIR)/man1/vmrq.1 $(DESTDIR)$(MANDIR)/man5/vmrqd.conf.5 \
+	  $(DESTDIR)$(MANDIR)/man8/vmrqd.8 $(DESTDIR)$(UNITDIR)/vmrqd.service \
+	  $(DESTDIR)$(SYSUSERSDIR)/vmrq.conf $(DESTDIR)$(DOCDIR)/README.md \
+	  $(DESTDIR)$(DOCDIR)/examples/vmrqd.conf.example $(DESTDIR)$(DOCDIR)/examples/vmrq.cron
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
+	@[ ! -e $(DESTDIR)$(SYSCONFDIR)/vmrq/vmrqd.conf ] || \
+	  echo "make: $(DESTDIR)$(SYSCONFDIR)/vmrq/vmrqd.conf and the user vmrq are left in place"
 
 clean:
 	rm -rf .build

@@ -9,6 +9,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "notify.h"
 
 /* vmrqd needs the claim function (0004_claim.sql) and the events table (0003) before it. */
 #define SCHEMA_NEEDED 4
@@ -126,10 +127,10 @@ ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg)
         return -1;
     ctl->conn = ctl_open(cfg->database, "vmrqd");
     if (PQstatus(ctl->conn) != CONNECTION_OK) {
-        if (!outage) {
-            first_line(PQerrorMessage(ctl->conn), msg, sizeof(msg));
+        first_line(PQerrorMessage(ctl->conn), msg, sizeof(msg));
+        notify_status("waiting for the database: %s", msg);
+        if (!outage)
             log_warnx("cannot connect to the database: %s", msg);
-        }
         return fail(ctl, outage);
     }
     if ((version = vmrq_db_version(ctl->conn)) < SCHEMA_NEEDED) {
@@ -161,6 +162,7 @@ ctl_check(struct ctl *ctl)
 {
     if (ctl->conn && PQstatus(ctl->conn) != CONNECTION_OK) {
         log_warnx("lost the database connection; reconnecting");
+        notify_status("lost the database connection; reconnecting");
         PQfinish(ctl->conn);
         ctl->conn = NULL;
         ctl->backoff_ms = 0;

@@ -25,6 +25,7 @@
 #include "events.h"
 #include "lanes.h"
 #include "log.h"
+#include "notify.h"
 #include "pool.h"
 
 volatile sig_atomic_t vmrqd_sig_term;
@@ -567,6 +568,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
             d.draining = true;
             d.drain_until_ms = now_ms() + d.cfg->drain_timeout_ms;
             take_back_queued(&d);
+            notify_stopping(d.ninflight);
             log_info("stopping: no new requests; waiting up to %lld ms for %d running",
                      d.cfg->drain_timeout_ms, d.ninflight);
         }
@@ -575,6 +577,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
             reload(&d, verbose_floor);
         }
         if (!ctl_up(&d.ctl) && ctl_connect(&d.ctl, d.cfg) == 0) {
+            notify_ready(d.ctl.daemon, d.cfg->node);
             d.want_claim = d.want_resolve = d.want_due = true;
             d.next_recover_ms = d.ctl.up_since_ms + d.cfg->lease_ms;
         }
@@ -612,7 +615,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
                 d.want_claim = d.want_resolve = d.want_due = true;
         fds[0] = (struct pollfd){ d.wake[0], POLLIN, 0 };
         fds[1] = (struct pollfd){ ctl_up(&d.ctl) ? PQsocket(d.ctl.conn) : -1, POLLIN, 0 };
-        if (poll(fds, 2, poll_timeout(&d)) < 0 && errno != EINTR)
+        if (poll(fds, 2, notify_alive(poll_timeout(&d))) < 0 && errno != EINTR)
             fatal("poll");
         read_events(&d, fds);
     }

@@ -4,15 +4,22 @@
  * flags of vmrqd and vmrq. Real daemons on the throwaway database.
  */
 #include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "tutil.h"
 
 #define FAST "lease = 1s\npoll_interval = 1h\nlog_level = info\nlibvirt_uri = test:///default\n"
@@ -259,6 +266,263 @@ START_TEST(test_check_only)
 }
 END_TEST
 
+/* A datagram socket at path that plays systemd's notification socket. */
+static int
+notify_socket(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    ck_assert(fd >= 0);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    unlink(path);
+    ck_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    return fd;
+}
+
+/* Reads notifications until one contains `want` or timeout_ms passes; all that was read is
+ * appended to seen (size bytes). Whether `want` came. */
+static bool
+notified(int fd, const char *want, int timeout_ms, char *seen, size_t size)
+{
+    char msg[1024];
+
+    for (long long end = (long long)time(NULL) * 1000 + timeout_ms;;) {
+        struct pollfd p = { fd, POLLIN, 0 };
+        long long left = end - (long long)time(NULL) * 1000;
+        ssize_t n;
+
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return false;
+        if ((n = recv(fd, msg, sizeof(msg) - 1, 0)) < 0)
+            return false;
+        msg[n] = '\0';
+        strncat(seen, msg, size - strlen(seen) - 2);
+        strcat(seen, "|");
+        if (strstr(msg, want))
+            return true;
+    }
+}
+
+/* As a Type=notify service: READY=1 once registered, with a STATUS naming the daemon; the
+ * watchdog fed within its interval though nothing else wakes the loop; STOPPING=1 on SIGTERM.
+ * Without the database: a STATUS saying why, and no READY=1. */
+START_TEST(test_systemd_notify)
+{
+    char sock[64], seen[8192] = "", want[128];
+    int fd;
+
+    snprintf(sock, sizeof(sock), "/tmp/vmrqd-notify.%d", (int)getpid());
+    fd = notify_socket(sock);
+    setenv("NOTIFY_SOCKET", sock, 1);
+    setenv("WATCHDOG_USEC", "1500000", 1);
+    t_daemon_start(&da, "lease = 1h\npoll_interval = 1h\nlibvirt_uri = test:///default\n", false);
+    snprintf(want, sizeof(want), "READY=1\nSTATUS=daemon %d of node", da.id);
+    ck_assert_msg(notified(fd, want, 5000, seen, sizeof(seen)), "no READY=1 with its id; got: %s", seen);
+    seen[0] = '\0';
+    ck_assert_msg(notified(fd, "WATCHDOG=1", 3000, seen, sizeof(seen)), "got: %s", seen);
+    ck_assert_msg(notified(fd, "WATCHDOG=1", 3000, seen, sizeof(seen)), "fed once only: %s", seen);
+    kill(da.pid, SIGTERM);
+    ck_assert_msg(notified(fd, "STOPPING=1", 5000, seen, sizeof(seen)), "got: %s", seen);
+    ck_assert_int_eq(t_daemon_wait(&da, 0, 10000), 0);
+
+    seen[0] = '\0';
+    da.pid = fork();
+    ck_assert(da.pid >= 0);
+    if (da.pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        setenv("VMRQ_DB", "dbname=vmrq_none_here", 1);
+        setenv("VMRQ_LIBVIRT_URI", "test:///default", 1);
+        execl(getenv("VMRQD"), "vmrqd", "-d", "-f", "/dev/null", (char *)NULL);
+        _exit(127);
+    }
+    ck_assert_msg(notified(fd, "STATUS=waiting for the database: ", 5000, seen, sizeof(seen)), "got: %s", seen);
+    ck_assert_msg(strstr(seen, "vmrq_none_here") && !strstr(seen, "READY=1"), "got: %s", seen);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    close(fd);
+    unlink(sock);
+}
+END_TEST
+
+static bool
+has_file(const char *dir, const char *path)
+{
+    char full[512];
+
+    snprintf(full, sizeof(full), "%s%s", dir, path);
+    return access(full, F_OK) == 0;
+}
+
+/* The files make install puts under DESTDIR (PREFIX /usr/local), but the configuration. */
+static const char *const installed[] = {
+    "/usr/local/bin/vmrq", "/usr/local/bin/vmrqd", "/usr/local/share/man/man1/vmrq.1",
+    "/usr/local/share/man/man5/vmrqd.conf.5", "/usr/local/share/man/man8/vmrqd.8",
+    "/usr/local/lib/systemd/system/vmrqd.service", "/usr/local/lib/sysusers.d/vmrq.conf",
+    "/usr/local/share/doc/vmrq/README.md", "/usr/local/share/doc/vmrq/examples/vmrq.cron",
+    "/usr/local/share/doc/vmrq/examples/vmrqd.conf.example", "/usr/local/include/vmrq.h",
+};
+
+/* Starts the installed unit's ExecStart line, its absolute paths under `dest`, as an
+ * unprivileged user (nobody, when the tests run as root); returns the pid. */
+static pid_t
+start_unit(const char *dest, const char *logpath)
+{
+    char path[512], line[1024], *argv[16], *tok, *save = NULL;
+    static char words[16][512];
+    int argc = 0;
+    FILE *f;
+    pid_t pid;
+
+    snprintf(path, sizeof(path), "%s/usr/local/lib/systemd/system/vmrqd.service", dest);
+    ck_assert_msg((f = fopen(path, "r")) != NULL, "%s is missing", path);
+    while (fgets(line, sizeof(line), f) && strncmp(line, "ExecStart=", 10) != 0)
+        ;
+    fclose(f);
+    ck_assert_msg(strncmp(line, "ExecStart=", 10) == 0, "no ExecStart= in %s", path);
+    line[strcspn(line, "\n")] = '\0';
+    for (tok = strtok_r(line + 10, " ", &save); tok && argc < 15; tok = strtok_r(NULL, " ", &save)) {
+        snprintf(words[argc], sizeof(words[argc]), "%s%s", tok[0] == '/' ? dest : "", tok);
+        argv[argc] = words[argc];
+        argc++;
+    }
+    argv[argc] = NULL;
+    ck_assert((pid = fork()) >= 0);
+    if (pid == 0) {
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        struct passwd *pw = getpwnam("nobody");
+        dup2(fd, 1);
+        dup2(fd, 2);
+        setenv("VMRQ_LIBVIRT_URI", "test:///default", 1); /* no qemu:///system here */
+        if (getuid() == 0 && (!pw || setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
+                              setuid(pw->pw_uid) < 0))
+            _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* make install with DESTDIR puts every file in place; the unit passes systemd-analyze verify
+ * (where there is one); its ExecStart line, run as an unprivileged user with the installed
+ * configuration, registers in the database; a second install keeps an edited configuration;
+ * make uninstall removes all but it. */
+START_TEST(test_install_and_run_the_unit)
+{
+    const char *make = getenv("VMRQ_MAKE_INSTALL");
+    char dest[] = "/tmp/vmrq-destdir.XXXXXX", out[8192], logpath[600], conf[600], pid[24];
+    const char *params[1] = { pid };
+    struct t_daemon d = { 0 };
+    FILE *f;
+
+    ck_assert_msg(make != NULL, "VMRQ_MAKE_INSTALL is not set: run the tests with make check");
+    ck_assert(mkdtemp(dest) != NULL);
+    chmod(dest, 0755);
+    ck_assert_msg(run(out, sizeof(out), "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL %s install DESTDIR=%s",
+                      make, dest) == 0, "make install: %s", out);
+    for (size_t i = 0; i < sizeof(installed) / sizeof(installed[0]); i++)
+        ck_assert_msg(has_file(dest, installed[i]), "make install did not install %s", installed[i]);
+    ck_assert(has_file(dest, "/etc/vmrq/vmrqd.conf"));
+
+    if (run(out, sizeof(out), "command -v systemd-analyze") == 0) {
+        ck_assert_msg(run(out, sizeof(out), "sed 's|=/usr/local/|=%s/usr/local/|' "
+                          "%s/usr/local/lib/systemd/system/vmrqd.service > %s/vmrqd.service && "
+                          "MANPATH=%s/usr/local/share/man systemd-analyze verify %s/vmrqd.service",
+                          dest, dest, dest, dest, dest) == 0 && !*out,
+                      "systemd-analyze verify: %s", out);
+    }
+
+    snprintf(logpath, sizeof(logpath), "%s/vmrqd.log", dest);
+    d.pid = start_unit(dest, logpath);
+    snprintf(pid, sizeof(pid), "%d", d.pid);
+    for (int i = 0; i < 3000; i++) {
+        struct timespec ts = { 0, 10 * 1000000 };
+        if (t_sql_int(t_db, "SELECT count(*) FROM daemons WHERE pid = $1::int", 1, params) == 1)
+            break;
+        ck_assert_msg(waitpid(d.pid, NULL, WNOHANG) == 0, "the unit's vmrqd exited: %s",
+                      (run(out, sizeof(out), "cat %s", logpath), out));
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM daemons WHERE pid = $1::int", 1, params), 1);
+    ck_assert_int_eq(t_daemon_wait(&d, SIGTERM, 20000), 0);
+
+    snprintf(conf, sizeof(conf), "%s/etc/vmrq/vmrqd.conf", dest);
+    ck_assert((f = fopen(conf, "w")) != NULL);
+    fputs("# edited\n", f);
+    fclose(f);
+    ck_assert_msg(run(out, sizeof(out), "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL %s install DESTDIR=%s",
+                      make, dest) == 0, "make install again: %s", out);
+    ck_assert_int_eq(run(out, sizeof(out), "cat %s", conf), 0);
+    ck_assert_str_eq(out, "# edited\n");
+    ck_assert_msg(run(out, sizeof(out), "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL %s uninstall DESTDIR=%s",
+                      make, dest) == 0, "make uninstall: %s", out);
+    for (size_t i = 0; i < sizeof(installed) / sizeof(installed[0]); i++)
+        ck_assert_msg(!has_file(dest, installed[i]), "make uninstall left %s", installed[i]);
+    ck_assert(has_file(dest, "/etc/vmrq/vmrqd.conf"));
+    run(out, sizeof(out), "rm -rf %s", dest);
+}
+END_TEST
+
+/* Whether the page has a line starting with `start` followed by a space or the end. */
+static bool
+page_has(const char *page, const char *start)
+{
+    char line[1024];
+    FILE *f = fopen(page, "r");
+    bool found = false;
+
+    ck_assert_msg(f != NULL, "%s is missing", page);
+    while (!found && fgets(line, sizeof(line), f))
+        found = strncmp(line, start, strlen(start)) == 0 &&
+                (line[strlen(start)] == ' ' || line[strlen(start)] == '\n');
+    fclose(f);
+    return found;
+}
+
+/* The man pages lint clean (mandoc: no warning), vmrqd.conf(5) has every key, vmrq(1) every
+ * subcommand its --help lists, vmrqd(8) every option its --help lists. */
+START_TEST(test_man_pages)
+{
+    static const char *const pages[] = { "man/vmrq.1", "man/vmrqd.8", "man/vmrqd.conf.5" };
+    char out[8192], want[128], *line, *save = NULL;
+    const char *key;
+    bool in_list = false;
+
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_msg(run(out, sizeof(out), "mandoc -T lint -W warning %s", pages[i]) == 0 && !*out,
+                      "%s: %s", pages[i], out);
+        ck_assert_msg(run(out, sizeof(out), "mandoc -T utf8 %s >/dev/null", pages[i]) == 0, "%s: %s",
+                      pages[i], out);
+    }
+    for (size_t i = 0; (key = config_key_name(i)); i++) {
+        snprintf(want, sizeof(want), ".It Cm %s", key);
+        ck_assert_msg(page_has("man/vmrqd.conf.5", want), "vmrqd.conf.5 does not document key %s", key);
+    }
+    ck_assert_int_eq(run(out, sizeof(out), "%s --help", getenv("VMRQ_CLI")), 0);
+    for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char name[64];
+        if (strcmp(line, "Subcommands:") == 0) {
+            in_list = true;
+            continue;
+        }
+        if (!in_list || strncmp(line, "  ", 2) != 0 || sscanf(line, "%63s", name) != 1) {
+            in_list = in_list && strncmp(line, "  ", 2) == 0;
+            continue;
+        }
+        snprintf(want, sizeof(want), ".It Ic %s", name);
+        ck_assert_msg(page_has("man/vmrq.1", want), "vmrq.1 does not document subcommand %s", name);
+    }
+    ck_assert_int_eq(run(out, sizeof(out), "%s --help", getenv("VMRQD")), 0);
+    for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "  -", 3) != 0)
+            continue;
+        snprintf(want, sizeof(want), ".It Fl %c", line[3]);
+        ck_assert_msg(page_has("man/vmrqd.8", want), "vmrqd.8 does not document -%c", line[3]);
+    }
+}
+END_TEST
+
 /* -V/--version and -h/--help, for vmrqd and vmrq; a bad option is one line and exit 2. */
 START_TEST(test_version_and_help)
 {
@@ -296,6 +560,9 @@ service_suite(void)
     tcase_add_test(tc, test_daemonized_writes_pidfile);
     tcase_add_test(tc, test_check_only);
     tcase_add_test(tc, test_version_and_help);
+    tcase_add_test(tc, test_systemd_notify);
+    tcase_add_test(tc, test_install_and_run_the_unit);
+    tcase_add_test(tc, test_man_pages);
     suite_add_tcase(s, tc);
     return s;
 }
