@@ -110,8 +110,11 @@ ctl_open(const char *conninfo, const char *name)
 {
     const char *keys[] = { "dbname", "fallback_application_name", NULL };
     const char *values[] = { conninfo, name, NULL };
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
 
-    return PQconnectdbParams(keys, values, 1);
+    if (conn)
+        PQsetNoticeProcessor(conn, log_libpq_notice, NULL); /* not raw on stderr: logged */
+    return conn;
 }
 
 int

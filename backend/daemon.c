@@ -54,6 +54,8 @@ struct vmrqd {
     int ninflight, cap_inflight;
     int running[VMRQ_CLASS_LAST];
     struct vmrqd_job *unwritten; /* finished, outcome not yet in the database */
+    long long write_again_ms;    /* a write of them failed on a live connection: not before */
+    long long write_backoff_ms;  /* 0 after a success; doubles with each failure */
     bool want_claim;
     bool want_resolve;           /* a request finished or arrived: dependencies may be met */
     bool want_due;               /* a request arrived or was requeued: the timer may move */
@@ -243,8 +245,13 @@ write_completions(struct vmrqd *d)
 
     if (claim_complete(d->ctl.conn, d->ctl.daemon, d->unwritten, d->cfg->retry_backoff_ms, &waiting) < 0) {
         ctl_check(&d->ctl); /* kept: written again once the database answers */
+        if (ctl_up(&d->ctl)) { /* refused, not lost: asking again at once would spin */
+            d->write_backoff_ms = clock_backoff(d->write_backoff_ms, 100, 30000);
+            d->write_again_ms = now_ms() + d->write_backoff_ms;
+        }
         return;
     }
+    d->write_backoff_ms = 0;
     for (struct vmrqd_job *j = d->unwritten; j; j = j->next)
         if (j->outcome == JOB_RETRY && j->retry > 0)
             d->want_due = true;
@@ -494,8 +501,9 @@ static int
 poll_timeout(const struct vmrqd *d)
 {
     long long now = now_ms(), t = -1;
+    bool write_wait = d->unwritten && ctl_up(&d->ctl) && d->write_again_ms > now;
 
-    if ((d->want_claim && !d->draining) || d->unwritten) /* a drain claims nothing: it waits */
+    if ((d->want_claim && !d->draining) || (d->unwritten && !write_wait)) /* a drain claims nothing */
         return d->unwritten && !ctl_up(&d->ctl) ? 100 : 0;
     if (!ctl_up(&d->ctl)) {
         t = d->ctl.next_try_ms;
@@ -514,6 +522,8 @@ poll_timeout(const struct vmrqd *d)
             t = min_positive(t, d->inflight[i].deadline_ms);
     if (d->draining)
         t = min_positive(t, d->drain_until_ms);
+    if (write_wait)
+        t = min_positive(t, d->write_again_ms);
     if (t < 0)
         return -1;
     t -= now;
@@ -585,7 +595,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
             give_back_lost_claim(&d);
         take_finished(&d);
         check_deadlines(&d);
-        if (ctl_up(&d.ctl) && d.unwritten)
+        if (ctl_up(&d.ctl) && d.unwritten && now_ms() >= d.write_again_ms)
             write_completions(&d);
         if (ctl_up(&d.ctl) && d.give_back)
             give_back_queued(&d);

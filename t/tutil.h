@@ -21,6 +21,7 @@ Suite *cli_suite(void);
 Suite *config_suite(void);
 Suite *daemon_suite(void);
 Suite *service_suite(void);
+Suite *log_suite(void);
 Suite *domain_suite(void);
 Suite *guest_suite(void);
 
