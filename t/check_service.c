@@ -523,6 +523,159 @@ START_TEST(test_man_pages)
 }
 END_TEST
 
+/* A job of a cron.d file: its command as cron hands it to /bin/sh, and its input. */
+struct cron_job {
+    char command[2048];
+    char input[1024];
+};
+
+/* Splits a cron command at its first unescaped % (the rest, each % a newline, is the input)
+ * and turns \% into %, as cron does. */
+static void
+cron_command(const char *text, struct cron_job *job)
+{
+    char *out = job->command;
+    size_t n = 0, cap = sizeof(job->command);
+    bool in_input = false;
+
+    job->input[0] = '\0';
+    for (const char *p = text; *p && *p != '\n'; p++) {
+        if (p[0] == '\\' && p[1] == '%') {
+            p++;
+        } else if (*p == '%') {
+            if (!in_input) {
+                out[n] = '\0';
+                out = job->input, n = 0, cap = sizeof(job->input), in_input = true;
+                continue;
+            }
+            out[n < cap - 1 ? n++ : n] = '\n';
+            continue;
+        }
+        if (n < cap - 1)
+            out[n++] = *p;
+    }
+    out[n] = '\0';
+    if (in_input && n < cap - 1)
+        strcat(job->input, "\n");
+}
+
+/* Runs a job as cron would: /bin/sh -c, an environment of HOME, LOGNAME, SHELL, PATH and the
+ * file's variables (`env`, NAME=value strings) only, its input on stdin. Output into out. */
+static int
+cron_run(const struct cron_job *job, char *const *env, char *out, size_t size)
+{
+    int in[2], res[2], status;
+    size_t len = 0;
+    ssize_t r;
+    pid_t pid;
+
+    ck_assert(pipe(in) == 0 && pipe(res) == 0);
+    ck_assert((pid = fork()) >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(res[1], 1);
+        dup2(res[1], 2);
+        close(in[1]);
+        close(res[0]);
+        execle("/bin/sh", "sh", "-c", job->command, (char *)NULL, env);
+        _exit(127);
+    }
+    close(in[0]);
+    close(res[1]);
+    ck_assert(write(in[1], job->input, strlen(job->input)) == (ssize_t)strlen(job->input));
+    close(in[1]);
+    while (len < size - 1 && (r = read(res[0], out + len, size - 1 - len)) > 0)
+        len += (size_t)r;
+    out[len] = '\0';
+    close(res[0]);
+    ck_assert(waitpid(pid, &status, 0) == pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Every line of etc/vmrq.cron, run as cron would with the file's variables (its database
+ * replaced by the throwaway one, and this build's vmrq first in its PATH), succeeds silently
+ * and enqueues what its comment says. */
+START_TEST(test_cron_example)
+{
+    static char vars[16][1200];
+    char *env[20], line[4096], out[4096], operator[64] = "";
+    const char *cli = getenv("VMRQ_CLI");
+    int nenv = 0, jobs = 0;
+    FILE *f = fopen("etc/vmrq.cron", "r");
+
+    ck_assert(f != NULL);
+    snprintf(vars[nenv], sizeof(vars[0]), "HOME=/");
+    env[nenv] = vars[nenv], nenv++;
+    snprintf(vars[nenv], sizeof(vars[0]), "LOGNAME=vmrq");
+    env[nenv] = vars[nenv], nenv++;
+    snprintf(vars[nenv], sizeof(vars[0]), "SHELL=/bin/sh");
+    env[nenv] = vars[nenv], nenv++;
+    while (fgets(line, sizeof(line), f)) {
+        char name[64], value[1024], *eq = strchr(line, '=');
+        size_t vlen;
+
+        if (line[0] == '#' || line[0] == '\n' || !eq || (strchr(line, ' ') && strchr(line, ' ') < eq))
+            continue;
+        ck_assert(sscanf(line, "%63[A-Za-z0-9_]=%1023[^\n]", name, value) == 2);
+        vlen = strlen(value);
+        if (vlen >= 2 && (value[0] == '"' || value[0] == '\'') && value[vlen - 1] == value[0]) {
+            value[vlen - 1] = '\0';
+            memmove(value, value + 1, vlen - 1);
+        }
+        if (strcmp(name, "VMRQ_DB") == 0)
+            snprintf(value, sizeof(value), "%s", getenv("VMRQ_DB"));
+        if (strcmp(name, "VMRQ_OPERATOR") == 0)
+            snprintf(operator, sizeof(operator), "%s", value);
+        if (strcmp(name, "PATH") == 0) {
+            char dir[512];
+            snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(cli, '/') - cli), cli);
+            snprintf(vars[nenv], sizeof(vars[0]), "PATH=%s:%s", dir, value);
+        } else {
+            snprintf(vars[nenv], sizeof(vars[0]), "%s=%s", name, value);
+        }
+        env[nenv] = vars[nenv], nenv++;
+        ck_assert(nenv < 16);
+    }
+    env[nenv] = NULL;
+    ck_assert_msg(*operator, "etc/vmrq.cron sets no VMRQ_OPERATOR");
+
+    {
+        const char *params[1] = { operator };
+        PQclear(t_sql(t_db, "INSERT INTO users (name, is_operator) VALUES ('alice', false), ($1, true)", 1, params));
+        PQclear(t_sql(t_db, "INSERT INTO nodes (name, uri) VALUES ('kvm1', 'test:///default')", 0, NULL));
+        PQclear(t_sql(t_db, "INSERT INTO domains (name, id_owner, id_node, status) VALUES"
+                            " ('class-01', 1, 1, 'running'), ('class-02', 1, 1, 'shutdown'),"
+                            " ('desk12', 1, 1, 'running')", 0, NULL));
+    }
+    rewind(f);
+    while (fgets(line, sizeof(line), f)) {
+        struct cron_job job;
+        char fields[6][64];
+        int skip = 0;
+
+        if (line[0] == '#' || line[0] == '\n' || !strchr(line, ' ') ||
+            (strchr(line, '=') && strchr(line, '=') < strchr(line, ' ')))
+            continue; /* a comment, or a variable */
+        ck_assert_msg(sscanf(line, "%63s %63s %63s %63s %63s %63s %n", fields[0], fields[1], fields[2],
+                             fields[3], fields[4], fields[5], &skip) == 6 && skip > 0, "bad line: %s", line);
+        cron_command(line + skip, &job);
+        ck_assert_msg(cron_run(&job, env, out, sizeof(out)) == 0 && !*out, "%s %s: %s\n(%s)", fields[1],
+                      fields[0], out, job.command);
+        jobs++;
+    }
+    fclose(f);
+    ck_assert_int_eq(jobs, 3);
+    /* 20:00: the two running desktops; 07:45: the two classroom desktops; all as the operator */
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests r JOIN users u ON u.id = r.uid"
+                                     " WHERE u.is_operator AND command = 'shutdown' AND id_domain IN (1, 3)", 0, NULL), 2);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests r JOIN users u ON u.id = r.uid"
+                                     " WHERE u.is_operator AND command = 'start' AND id_domain IN (1, 2)", 0, NULL), 2);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE command = 'refresh_vms'"
+                                     " AND args->>'node' = 'kvm1'", 0, NULL), 1);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests", 0, NULL), 5);
+}
+END_TEST
+
 /* -V/--version and -h/--help, for vmrqd and vmrq; a bad option is one line and exit 2. */
 START_TEST(test_version_and_help)
 {
@@ -563,6 +716,7 @@ service_suite(void)
     tcase_add_test(tc, test_systemd_notify);
     tcase_add_test(tc, test_install_and_run_the_unit);
     tcase_add_test(tc, test_man_pages);
+    tcase_add_test(tc, test_cron_example);
     suite_add_tcase(s, tc);
     return s;
 }
