@@ -415,10 +415,11 @@ Suite *
 guest_suite(void)
 {
     Suite *s = suite_create("guest");
-    TCase *tc = tcase_create("guest");
+    TCase *tc;
 
     if (getenv("VMRQ_GUEST_SKIP") || !getenv("VMRQ_GUEST_URI"))
-        return s; /* check_main says SKIPPED, with the reason */
+        return s; /* check_main says SKIPPED, with the reason (and no test case leaks) */
+    tc = tcase_create("guest");
     tcase_set_tags(tc, "db libvirt guest");
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
