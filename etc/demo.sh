@@ -39,7 +39,7 @@ printf 'pidfile =\nlease = 5s\ncleanup_interval = 0\nrefresh_interval = 0\nlog_l
 VMRQ_NODE=demo VMRQ_LIBVIRT_URI="$URI" "$BUILD/vmrqd" -d -f "$DEMO/vmrqd.conf" 2> "$DEMO/vmrqd.log" &
 daemon=$!
 trap 'kill -9 $daemon 2>/dev/null || true' EXIT
-run request ping_backend --wait --timeout 10 >/dev/null || fail "vmrqd did not answer; see $DEMO/vmrqd.log"
+run request ping_backend --wait --wait-timeout 10 >/dev/null || fail "vmrqd did not answer; see $DEMO/vmrqd.log"
 echo "vmrqd answers (ping_backend done)"
 
 say "The operator (olga, uid 4) brings the table in line with the hypervisor"

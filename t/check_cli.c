@@ -81,7 +81,9 @@ START_TEST(test_request_prints_id_and_dedupes)
     ck_assert_str_eq(a.err, "");
     ck_assert_int_eq(b.status, 0);
     ck_assert_str_eq(b.out, "1\n");
+    ck_assert_str_eq(b.err, "vmrq: request 1 (refresh_vms) is already pending\n");
     ck_assert_str_eq(c.out, "2\n");
+    ck_assert_str_eq(c.err, "");
     t_cli_free(&a);
     t_cli_free(&b);
     t_cli_free(&c);
@@ -159,7 +161,7 @@ START_TEST(test_wait_exit_codes)
 {
     struct t_cli r;
 
-    r = t_cli_run("request", "ping_backend", "--wait", "--timeout", "1", NULL);
+    r = t_cli_run("request", "ping_backend", "--wait", "--wait-timeout", "1", NULL);
     ck_assert_str_eq(r.out, "1\n");
     ck_assert_cli_error(r, 1, "vmrq: request 1 is still requested after 1000 ms");
     t_cli_free(&r);
@@ -357,6 +359,58 @@ START_TEST(test_unreachable_database)
 }
 END_TEST
 
+/* Where a new user tripped: --at in the past, a key given twice, the old --timeout. Nothing is
+ * enqueued by any of them. */
+START_TEST(test_refusals_a_new_user_meets)
+{
+    struct t_cli r;
+
+    r = t_cli_run("request", "shutdown", "uid=1", "id_domain=2", "--at", "yesterday", NULL);
+    ck_assert_cli_error(r, 2, "vmrq: shutdown: --at 'yesterday' is in the past");
+    t_cli_free(&r);
+    r = t_cli_run("request", "shutdown", "uid=1", "id_domain=2", "--at", "1000", NULL);
+    ck_assert_cli_error(r, 2, "vmrq: shutdown: --at '1000' is in the past");
+    t_cli_free(&r);
+    r = t_cli_run("request", "shutdown", "uid=1", "name=a", "name=b", NULL);
+    ck_assert_cli_error(r, 2, "vmrq: shutdown: argument 'name' given twice");
+    t_cli_free(&r);
+    r = t_cli_run("request", "ping_backend", "--wait", "--timeout", "5", NULL);
+    ck_assert_cli_error(r, 2, "--timeout is now --wait-timeout");
+    t_cli_free(&r);
+    ck_assert_int_eq(count_requests(), 0);
+    /* the future and a relative time still go */
+    r = t_cli_run("request", "shutdown", "uid=1", "id_domain=2", "--at", "2999-01-01 00:00+00", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    r = t_cli_run("request", "shutdown", "uid=1", "id_domain=3", "--at", "+5m", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+}
+END_TEST
+
+/* --wait --json prints the request as it finished, its figures JSON numbers. */
+START_TEST(test_wait_json_is_the_outcome)
+{
+    struct t_daemon d = { 0 };
+    struct t_cli r;
+    struct json_object *obj, *v;
+
+    t_daemon_start(&d, "libvirt_uri = test:///default\n", false);
+    r = t_cli_run("request", "ping_backend", "--wait", "--wait-timeout", "20", "--json", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_msg((obj = json_tokener_parse(r.out)) != NULL, "not JSON: %s", r.out);
+    ck_assert(json_object_object_get_ex(obj, "status", &v) && strcmp(json_object_get_string(v), "done") == 0);
+    ck_assert(json_object_object_get_ex(obj, "id", &v) && json_object_is_type(v, json_type_int));
+    ck_assert(json_object_object_get_ex(obj, "attempts", &v) && json_object_is_type(v, json_type_int));
+    ck_assert(json_object_object_get_ex(obj, "created", &v) && json_object_get_boolean(v));
+    ck_assert_msg(json_object_object_get_ex(obj, "took_ms", &v) && json_object_is_type(v, json_type_double),
+                  "took_ms is not a number: %s", r.out);
+    json_object_put(obj);
+    t_cli_free(&r);
+    t_daemon_cleanup(&d);
+}
+END_TEST
+
 Suite *
 cli_suite(void)
 {
@@ -377,6 +431,8 @@ cli_suite(void)
     tcase_add_test(tc, test_db_and_commands);
     tcase_add_test(tc, test_usage);
     tcase_add_test(tc, test_unreachable_database);
+    tcase_add_test(tc, test_refusals_a_new_user_meets);
+    tcase_add_test(tc, test_wait_json_is_the_outcome);
     suite_add_tcase(s, tc);
     return s;
 }

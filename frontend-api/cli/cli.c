@@ -17,6 +17,9 @@
 #define OID_INT8 20
 #define OID_INT2 21
 #define OID_INT4 23
+#define OID_FLOAT4 700
+#define OID_FLOAT8 701
+#define OID_NUMERIC 1700
 #define OID_JSON 114
 #define OID_TIMESTAMPTZ 1184
 #define OID_JSONB 3802
@@ -239,6 +242,12 @@ row_json(const PGresult *res, int row)
             case OID_INT4:
             case OID_INT8:
                 jv = json_object_new_int64(strtoll(v, NULL, 10));
+                break;
+            case OID_FLOAT4:
+            case OID_FLOAT8:
+            case OID_NUMERIC: /* a figure such as took_ms: a number, as the database wrote it */
+                jv = strspn(v, "-0123456789.e+") == strlen(v) ? json_object_new_double_s(strtod(v, NULL), v)
+                                                              : json_object_new_string(v);
                 break;
             case OID_BOOL:
                 jv = json_object_new_boolean(v[0] == 't');
