@@ -106,6 +106,7 @@ cli_cmd_db(int argc, char **argv)
         return c == 'h' ? CLI_OK : CLI_USAGE;
     if (optind != argc - 1 || (strcmp(argv[optind], "upgrade") != 0 && strcmp(argv[optind], "status") != 0))
         return cli_usage(&db_sub, "expected 'upgrade' or 'status'");
+    cli_schema_optional = true; /* this is where a database gets its schema */
     if (!(conn = cli_connect()))
         return CLI_FAIL;
     code = strcmp(argv[optind], "upgrade") == 0 ? db_upgrade(conn) : db_status(conn);

@@ -13,7 +13,7 @@
 #include "cli.h"
 
 enum { OPT_AT = 256, OPT_AFTER, OPT_AFTER_OK, OPT_RETRY, OPT_PRIORITY, OPT_UUID, OPT_FORCE,
-       OPT_ARGS, OPT_WAIT, OPT_TIMEOUT, OPT_WAIT_TIMEOUT, OPT_JSON, OPT_BATCH };
+       OPT_ARGS, OPT_WAIT, OPT_TIMEOUT, OPT_WAIT_TIMEOUT, OPT_JSON, OPT_BATCH, OPT_REASON };
 
 /* Rows per statement of a --batch; every statement is in the one transaction. */
 #define BATCH_CHUNK 10000
@@ -84,13 +84,19 @@ static const struct cli_sub wait_sub = {
     wait_options,
 };
 
+static const struct option cancel_options[] = {
+    { "reason", required_argument, NULL, OPT_REASON },
+    { NULL, 0, NULL, 0 },
+};
+
 static const struct cli_sub cancel_sub = {
     "cancel",
-    "usage: vmrq cancel ID\n"
+    "usage: vmrq cancel ID [--reason TEXT]\n"
     "\n"
-    "Cancels request ID if it has not started (status requested or waiting).\n"
+    "Cancels request ID if it has not started (status requested or waiting); TEXT becomes its\n"
+    "error (default: cancelled).\n"
     "Exit status: 0 cancelled; 1 it is already working or finished; 2 no such request.\n",
-    NULL,
+    cancel_options,
 };
 
 /* "+90", "+5m", "+2h", "+1d" -> epoch seconds from now, rounded up (whole seconds from the
@@ -437,21 +443,29 @@ cli_cmd_wait(int argc, char **argv)
 int
 cli_cmd_cancel(int argc, char **argv)
 {
+    static const char *const no_request[] = { "P0002", NULL };
+    const char *params[2] = { NULL, NULL };
     long long id;
     PGconn *conn;
+    PGresult *res;
     int c, code = CLI_OK;
 
     optind = 0;
-    while ((c = cli_getopt(argc, argv, &cancel_sub)) != -1)
-        return c == 'h' ? CLI_OK : CLI_USAGE;
+    while ((c = cli_getopt(argc, argv, &cancel_sub)) != -1) {
+        if (c != OPT_REASON)
+            return c == 'h' ? CLI_OK : CLI_USAGE;
+        params[1] = optarg;
+    }
     if (optind != argc - 1)
         return cli_usage(&cancel_sub, "expected one request ID");
     if (!cli_parse_id(argv[optind], &id))
         return cli_usage(&cancel_sub, "'%s' is not a request id", argv[optind]);
     if (!(conn = cli_connect()))
         return CLI_FAIL;
-    if (vmrq_request_cancel(conn, id) < 0)
-        code = cli_lib_error();
+    params[0] = argv[optind];
+    /* no such request: bad input (2); one that started or finished: refused (1) */
+    res = cli_query(conn, &cancel_sub, "SELECT vmrq_cancel($1::bigint, $2)", 2, params, no_request, &code);
+    PQclear(res);
     PQfinish(conn);
     return code;
 }
