@@ -7,6 +7,7 @@
 #   make demo          see README.md
 #
 # Every compile uses -Wall -Wextra -Werror. Objects of a SANITIZE=1 build live apart (.build/san).
+# Each build step prints one short line ("CC backend/claim.c"); V=1 prints the whole commands.
 
 VERSION    := 0.1.0
 SOVERSION  := 0
@@ -21,6 +22,14 @@ DOCDIR     ?= $(DATADIR)/doc/vmrq
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 MANPAGES   := man/vmrq.1 man/vmrqd.8 man/vmrqd.conf.5
+
+ifeq ($(V),1)
+Q :=
+say := @true
+else
+Q := @
+say := @printf '%s %s\n'
+endif
 
 ifeq ($(SANITIZE),1)
 B   := .build/san
@@ -96,56 +105,70 @@ $(B)/gen/migrations.list: FORCE
 
 $(B)/gen/migrations.c: $(SQL) $(B)/gen/migrations.list frontend-api/embed-sql.awk
 	@mkdir -p $(@D)
-	awk -f frontend-api/embed-sql.awk $(SQL) > $@.tmp && mv $@.tmp $@
+	$(say) GEN $@
+	$(Q)awk -f frontend-api/embed-sql.awk $(SQL) > $@.tmp && mv $@.tmp $@
 
 $(B)/lib/migrations.o: $(B)/gen/migrations.c frontend-api/migrations.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DVMRQ_BUILDING_LIBRARY -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DVMRQ_BUILDING_LIBRARY -c -o $@ $<
 
 $(B)/lib/%.o: frontend-api/%.c $(wildcard frontend-api/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DVMRQ_BUILDING_LIBRARY -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DVMRQ_BUILDING_LIBRARY -c -o $@ $<
 
 $(LIBA): $(LIB_OBJ)
-	rm -f $@ && ar rcs $@ $^
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(LIBSO): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libvmrq.so.$(SOVERSION) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
-	ln -sf libvmrq.so.$(VERSION) $(B)/libvmrq.so.$(SOVERSION)
-	ln -sf libvmrq.so.$(VERSION) $(B)/libvmrq.so
+	$(say) LD $@
+	$(Q)$(CC) -shared -Wl,-soname,libvmrq.so.$(SOVERSION) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(Q)ln -sf libvmrq.so.$(VERSION) $(B)/libvmrq.so.$(SOVERSION)
+	$(Q)ln -sf libvmrq.so.$(VERSION) $(B)/libvmrq.so
 
 $(B)/cli/%.o: frontend-api/cli/%.c $(wildcard frontend-api/cli/*.h) frontend-api/vmrq.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(CLI): $(CLI_OBJ) $(LIBA)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(PKG_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(PKG_LIBS)
 
 # vmrqd: everything but main.c also goes into libvmrqd.a, which the tests link.
 $(B)/backend/%.o: backend/%.c $(wildcard backend/*.h frontend-api/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(VIRT_CFLAGS) -pthread -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(VIRT_CFLAGS) -pthread -c -o $@ $<
 
 $(DLIB): $(D_OBJ)
-	rm -f $@ && ar rcs $@ $^
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(DAEMON): $(B)/backend/main.o $(DLIB) $(LIBA)
-	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(B)/backend/main.o $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS) $(D_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(B)/backend/main.o $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS) $(D_LIBS)
 
 $(B)/vmrq.pc: frontend-api/vmrq.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
+	$(say) GEN $@
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
 
 # The unit names the installed paths.
 $(B)/vmrqd.service: etc/vmrqd.service.in Makefile
 	@mkdir -p $(@D)
-	sed -e 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@UNITDIR@|$(UNITDIR)|g' $< > $@
+	$(say) GEN $@
+	$(Q)sed -e 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@UNITDIR@|$(UNITDIR)|g' $< > $@
 
 $(B)/t/%.o: t/%.c $(wildcard t/*.h backend/*.h frontend-api/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Ibackend $(shell pkg-config --cflags check) -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) -Ibackend $(shell pkg-config --cflags check) -c -o $@ $<
 
 $(TESTS): $(TEST_OBJ) $(DLIB) $(LIBA)
-	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(TEST_OBJ) $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS) $(D_LIBS) $(CHECK_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(TEST_OBJ) $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS) $(D_LIBS) $(CHECK_LIBS)
 
 check: deps
 	@$(MAKE) --no-print-directory DEB_PKGS="$(GUEST_PKGS)" deps \
@@ -156,7 +179,7 @@ check: deps
 # and, for the real-guest tier, a private libvirtd (t/with-libvirtd; VMRQ_GUEST=0 skips it).
 run-check: build $(TESTS)
 	VMRQ_CLI=$(CURDIR)/$(CLI) VMRQD=$(CURDIR)/$(DAEMON) $(SAN_ENV) \
-	  VMRQ_MAKE_INSTALL="$(MAKE) --no-print-directory SANITIZE=$(SANITIZE)" \
+	  VMRQ_MAKE="$(MAKE) --no-print-directory SANITIZE=$(SANITIZE)" \
 	  t/with-pg t/with-libvirtd $(TESTS)
 
 # The real daemon end to end on a private PostgreSQL under .build/demo and libvirt's test driver.
@@ -167,11 +190,13 @@ demo: deps
 # Performance figures (README, "Performance"); parameters: make bench BENCH_ARGS="--runs 3".
 $(B)/vmrq-bench: t/bench/bench.c $(LIBA) frontend-api/vmrq.h
 	@mkdir -p $(@D) .build/bench
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(PKG_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(PKG_LIBS)
 
 $(B)/vmrq-rss-floor: t/bench/rss_floor.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(VIRT_CFLAGS) -o $@ $< $(PKG_LIBS) $(VIRT_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(VIRT_CFLAGS) -o $@ $< $(PKG_LIBS) $(VIRT_LIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory build $(B)/vmrq-bench $(B)/vmrq-rss-floor

@@ -35,7 +35,7 @@ for u in alice bob carol; do vmrq domain add "desk-$u" --owner "$u" --node demo 
 run user list
 
 say "vmrqd starts (node 'demo', libvirt $URI)"
-printf 'pidfile =\nlease = 5s\ncleanup_interval = 0\nrefresh_interval = 0\nlog_level = info\n' > "$DEMO/vmrqd.conf"
+printf 'lease = 5s\ncleanup_interval = 0\nrefresh_interval = 0\nlog_level = info\n' > "$DEMO/vmrqd.conf"
 VMRQ_NODE=demo VMRQ_LIBVIRT_URI="$URI" "$BUILD/vmrqd" -d -f "$DEMO/vmrqd.conf" 2> "$DEMO/vmrqd.log" &
 daemon=$!
 trap 'kill -9 $daemon 2>/dev/null || true' EXIT
@@ -86,3 +86,15 @@ kill -TERM $daemon
 wait $daemon || fail "vmrqd did not stop cleanly"
 trap - EXIT
 echo "stopped; the demo took $(( $(date +%s) - start_s )) s. Cluster and log kept under $DEMO"
+
+# The cluster outlives the demo (VMRQ_PG_KEEP): how to open it again. As root the server runs as
+# nobody, as t/with-pg runs it.
+as=; [ "$(id -u)" = 0 ] && as="runuser -u nobody -- "
+say "To keep exploring this database"
+cat <<EOS
+  ${as}$VMRQ_PG_BINDIR/pg_ctl -D $DEMO/pg/data -l $DEMO/pg/server.log -o "-k $DEMO/pg -c listen_addresses=" -w start
+  export VMRQ_DB="host=$DEMO/pg user=vmrq dbname=vmrq" PATH="$PWD/$BUILD:\$PATH"
+  vmrq list; vmrq show 1; vmrq domain list; vmrq commands; psql "\$VMRQ_DB"
+  VMRQ_NODE=demo VMRQ_LIBVIRT_URI=$URI vmrqd -d -f $DEMO/vmrqd.conf   # its daemon again
+  ${as}$VMRQ_PG_BINDIR/pg_ctl -D $DEMO/pg/data -w stop   # when done; make demo starts afresh
+EOS

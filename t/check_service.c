@@ -410,13 +410,13 @@ start_unit(const char *dest, const char *logpath)
  * make uninstall removes all but it. */
 START_TEST(test_install_and_run_the_unit)
 {
-    const char *make = getenv("VMRQ_MAKE_INSTALL");
+    const char *make = getenv("VMRQ_MAKE");
     char dest[] = "/tmp/vmrq-destdir.XXXXXX", out[8192], logpath[600], conf[600], pid[24];
     const char *params[1] = { pid };
     struct t_daemon d = { 0 };
     FILE *f;
 
-    ck_assert_msg(make != NULL, "VMRQ_MAKE_INSTALL is not set: run the tests with make check");
+    ck_assert_msg(make != NULL, "VMRQ_MAKE is not set: run the tests with make check");
     ck_assert(mkdtemp(dest) != NULL);
     chmod(dest, 0755);
     ck_assert_msg(run(out, sizeof(out), "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL %s install DESTDIR=%s",
@@ -676,6 +676,35 @@ START_TEST(test_cron_example)
 }
 END_TEST
 
+/* A build step says one short line ("CC backend/clock.c"), V=1 the whole command; make demo
+ * ends with how to open its database again, and those lines work. */
+START_TEST(test_build_lines_and_demo)
+{
+    const char *make = getenv("VMRQ_MAKE");
+    char out[16384], *tail, script[4096], *lines[5], *save = NULL;
+    int n = 0;
+
+    ck_assert_msg(make != NULL, "VMRQ_MAKE is not set: run the tests with make check");
+    ck_assert_int_eq(run(out, sizeof(out), "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL %s build -W backend/clock.c",
+                         make), 0);
+    ck_assert_msg(strstr(out, "CC backend/clock.c\n") && !strstr(out, "-Wall"), "make: %s", out);
+    ck_assert_int_eq(run(out, sizeof(out), "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL %s build V=1 -W backend/clock.c",
+                         make), 0);
+    ck_assert_msg(strstr(out, "-Wall -Wextra -Werror") && strstr(out, "backend/clock.c"), "make V=1: %s", out);
+
+    ck_assert_int_eq(run(out, sizeof(out), "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL %s demo 2>&1 | tail -n 8", make), 0);
+    ck_assert_msg((tail = strstr(out, "To keep exploring this database")) != NULL, "demo: %s", out);
+    for (char *l = strtok_r(strchr(tail, '\n'), "\n", &save); l && n < 5; l = strtok_r(NULL, "\n", &save))
+        lines[n++] = l;
+    ck_assert_int_eq(n, 5);
+    /* start the kept cluster, point vmrq at it, read the demo's requests, stop it */
+    snprintf(script, sizeof(script), "set -e; %s >/dev/null; %s; vmrq list --status failed; %s >/dev/null",
+             lines[0], lines[1], lines[4]);
+    ck_assert_msg(run(out, sizeof(out), "env -u PGHOST -u PGUSER -u PGDATABASE sh -c '%s'", script) == 0 &&
+                  strstr(out, "desk-alcie"), "%s\n%s", script, out);
+}
+END_TEST
+
 /* -V/--version and -h/--help, for vmrqd and vmrq; a bad option is one line and exit 2. */
 START_TEST(test_version_and_help)
 {
@@ -717,6 +746,7 @@ service_suite(void)
     tcase_add_test(tc, test_install_and_run_the_unit);
     tcase_add_test(tc, test_man_pages);
     tcase_add_test(tc, test_cron_example);
+    tcase_add_test(tc, test_build_lines_and_demo);
     suite_add_tcase(s, tc);
     return s;
 }
