@@ -14,6 +14,7 @@
 
 #include "ctl.h"
 #include "driver.h"
+#include "log.h"
 #include "preflight.h"
 
 static void
@@ -129,6 +130,8 @@ preflight(const struct vmrqd_config *cfg, const char *pidfile, char *msg, size_t
     if (check_pidfile(pidfile, msg, len) < 0)
         goto cleanup;
     conn = PQconnectdbParams(keys, values, 1);
+    if (conn)
+        PQsetNoticeProcessor(conn, log_libpq_notice, NULL);
     if (PQstatus(conn) != CONNECTION_OK) {
         first_line(PQerrorMessage(conn), why, sizeof(why));
         snprintf(msg, len, "database: cannot connect: %s", why);

@@ -458,7 +458,7 @@ START_TEST(test_names_checked)
         { "domain", "", "a domain name must not be empty" },
         { "domain", "d\x1b[31m", "must not contain control characters" },
     };
-    char longname[200];
+    char longname[256];
     struct t_cli r;
 
     PQclear(t_sql(t_db, "INSERT INTO users (name) VALUES ('alice')", 0, NULL));
