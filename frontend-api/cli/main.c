@@ -20,7 +20,7 @@ static const struct subcommand subcommands[] = {
     { "wait", cli_cmd_wait, "wait until a request has finished" },
     { "cancel", cli_cmd_cancel, "cancel a request that has not started" },
     { "commands", cli_cmd_commands, "the catalog: commands and their arguments" },
-    { "db", cli_cmd_db, "db upgrade | db status: the schema" },
+    { "db", cli_cmd_db, "db upgrade | db status | db grant: the schema and its roles" },
     { "user", cli_cmd_user, "user add | user list" },
     { "domain", cli_cmd_domain, "domain add | domain list" },
     { "node", cli_cmd_node, "node add | node list" },
