@@ -75,6 +75,7 @@ main(void)
     sr = srunner_create(catalog_suite());
     srunner_add_suite(sr, validate_suite());
     srunner_add_suite(sr, migrate_suite());
+    srunner_add_suite(sr, privileges_suite());
     srunner_add_suite(sr, queue_suite());
     srunner_add_suite(sr, trigger_suite());
     srunner_add_suite(sr, cli_suite());
