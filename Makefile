@@ -25,15 +25,15 @@ SAN :=
 endif
 
 # Debian packages needed to build and test; `deps` installs the missing ones (as root).
-DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev check postgresql valgrind
+DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev libxml2-dev check postgresql valgrind
 # The real-guest tests' private libvirtd and QEMU (make check installs them if it can; if not,
 # those tests say SKIPPED with the reason). The guest itself is built from downloaded .debs.
 GUEST_PKGS := libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients
 
 PKG_CFLAGS  = $(shell pkg-config --cflags libpq json-c uuid)
 PKG_LIBS    = $(shell pkg-config --libs libpq json-c uuid)
-VIRT_CFLAGS = $(shell pkg-config --cflags libvirt)
-VIRT_LIBS   = $(shell pkg-config --libs libvirt)
+VIRT_CFLAGS = $(shell pkg-config --cflags libvirt libxml-2.0)
+VIRT_LIBS   = $(shell pkg-config --libs libvirt libxml-2.0)
 CHECK_LIBS  = $(shell pkg-config --libs check)
 
 CFLAGS   ?= -O2 -g
@@ -127,7 +127,7 @@ $(B)/vmrq.pc: frontend-api/vmrq.pc.in Makefile
 
 $(B)/t/%.o: t/%.c $(wildcard t/*.h backend/*.h frontend-api/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Ibackend $(shell pkg-config --cflags check) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -Ibackend $(VIRT_CFLAGS) $(shell pkg-config --cflags check) -c -o $@ $<
 
 $(TESTS): $(TEST_OBJ) $(DLIB) $(LIBA)
 	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(TEST_OBJ) $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS) $(CHECK_LIBS)

@@ -22,7 +22,7 @@
  * the call took about 2 ms, more than a claim (make bench, pickup latency). */
 static const char claim_sql[] =
     "SELECT id, command, args, id_domain, uid, retry, attempts, inline, class, dom_name, dom_uuid,"
-    "       dom_owner, dom_shutdown_timeout, node_enabled, user_name, user_privileged"
+    "       dom_owner, dom_shutdown_timeout, node_enabled, user_name, user_privileged, dom_is_base"
     "  FROM vmrq_claim($1::int, $2, $3::text[], $4::int, $5::text[], $6::int, $7::text[], $8::int,"
     "                  $9::text[], $10::int, $11::bigint)";
 
@@ -121,6 +121,7 @@ claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LAN
             job->dom.shutdown_timeout = atoi(PQgetvalue(res, i, 12));
             job->dom.node_enabled = PQgetvalue(res, i, 13)[0] == 't';
             job->dom.user_privileged = PQgetvalue(res, i, 15)[0] == 't';
+            job->dom.is_base = PQgetvalue(res, i, 16)[0] == 't';
             job->dom.known = true; /* else (no row, out of memory) the handler reads them itself */
         }
         *tail = job;

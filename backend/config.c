@@ -46,6 +46,8 @@ static const struct cfg_key keys[] = {
     { "limit_long",       CFG_INT,      OFF(limit[VMRQ_CLASS_LONG]),  0,         "1",              NULL,               0, 256 },
     { "claim_ahead",      CFG_INT,      OFF(claim_ahead),             0,         "3",              NULL,               0, 16 },
     { "handler_deadline", CFG_DURATION, OFF(handler_deadline_ms),     0,         "5m",             NULL,               10, DAY },
+    { "handler_deadline_long", CFG_DURATION, OFF(handler_deadline_long_ms), 0,   "2h",             NULL,               10, 7 * DAY },
+    { "storage_pool",     CFG_STRING,   OFF(storage_pool),            CFG_FIXED, "default",        NULL,               0, 0 },
     { "log_level",        CFG_LOGLEVEL, OFF(log_level),               0,         "info",           NULL,               0, 0 },
     { "pidfile",          CFG_STRING,   OFF(pidfile),                 CFG_FIXED, "/run/vmrqd.pid", NULL,               0, 0 },
     { "retention",        CFG_DURATION, OFF(retention_ms),            0,         "7d",             NULL,               0, 3650 * DAY },

@@ -82,6 +82,13 @@ free_list(struct vmrqd_job *list)
     }
 }
 
+/* A handler's deadline: the long class (whole disks copied) has its own. */
+static long long
+deadline_of(const struct vmrqd *d, vmrq_class cls)
+{
+    return cls == VMRQ_CLASS_LONG ? d->cfg->handler_deadline_long_ms : d->cfg->handler_deadline_ms;
+}
+
 /* Prepares a claimed job for a worker (appended to *batch, for pool_submit()); a job that
  * cannot run is failed at once.
  * The loop claims ahead: each class up to its limit times 1 + claim_ahead, all classes up to the
@@ -119,7 +126,7 @@ start_job(struct vmrqd *d, struct vmrqd_job *job, vmrq_class cls, struct vmrqd_j
     slot->job = job;
     slot->id = job->id;
     slot->cls = cls;
-    slot->deadline_ms = now_ms() + d->cfg->handler_deadline_ms;
+    slot->deadline_ms = now_ms() + deadline_of(d, cls);
     slot->abandoned = false;
     d->ninflight++;
     d->running[cls]++;
@@ -184,8 +191,8 @@ check_deadlines(struct vmrqd *d)
         if (s->abandoned || now < s->deadline_ms)
             continue;
         started = pool_started(d->pool, s->job);
-        if (started == 0 || started + d->cfg->handler_deadline_ms > now) {
-            s->deadline_ms = started == 0 ? now + 1000 : started + d->cfg->handler_deadline_ms;
+        if (started == 0 || started + deadline_of(d, s->cls) > now) {
+            s->deadline_ms = started == 0 ? now + 1000 : started + deadline_of(d, s->cls);
             continue;
         }
         s->abandoned = true;
@@ -194,8 +201,8 @@ check_deadlines(struct vmrqd *d)
             continue;
         }
         fail->id = s->id;
-        job_fail(fail, false, "the handler did not finish within %lld ms (handler_deadline)",
-                 d->cfg->handler_deadline_ms);
+        job_fail(fail, false, "the handler did not finish within %lld ms (%s)", deadline_of(d, s->cls),
+                 s->cls == VMRQ_CLASS_LONG ? "handler_deadline_long" : "handler_deadline");
         log_warnx("request %lld: %s", s->id, fail->error);
         append_unwritten(d, fail);
     }
@@ -504,7 +511,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     d.loop_worker.node = cfg->node;
     d.cap_inflight = cfg->workers;
     if (!(d.inflight = calloc((size_t)d.cap_inflight, sizeof(*d.inflight))) ||
-        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node)) ||
+        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node, cfg->storage_pool)) ||
         !(d.lanes = lanes_new(cfg->lanes, cfg->database, cfg->node, &d.loop_worker)))
         fatalx("cannot start %d workers and %d lanes", cfg->workers, cfg->lanes);
     pool_set_limits(d.pool, cfg->limit);

@@ -23,6 +23,7 @@ Suite *daemon_suite(void);
 Suite *domain_suite(void);
 Suite *guest_suite(void);
 Suite *privileges_suite(void);
+Suite *bases_suite(void);
 
 /* A new connection to $VMRQ_DB with notices silenced; fails the test if it cannot connect. */
 PGconn *t_connect(void);

@@ -80,6 +80,13 @@ BEGIN
     IF NEW.id_domain IS NULL AND NEW.args ? 'name' THEN
         SELECT d.id INTO NEW.id_domain FROM domains d WHERE d.name = NEW.args ->> 'name';
     END IF;
+    -- made from a base (clone, provision): it runs on the base's node
+    NEW.id_node := NULL;
+    IF NEW.args ? 'id_base' THEN
+        SELECT d.id_node INTO NEW.id_node FROM domains d WHERE d.id = (NEW.args ->> 'id_base')::int;
+    ELSIF NEW.args ? 'base' THEN
+        SELECT d.id_node INTO NEW.id_node FROM domains d WHERE d.name = NEW.args ->> 'base';
+    END IF;
 
     NEW.status := vmrq_initial_status(NEW.after_request, NEW.after_request_ok);
     NEW.error := NULL;

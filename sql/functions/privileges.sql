@@ -31,9 +31,10 @@ GRANT SELECT ON commands, command_args TO vmrq_portal, vmrq_operator, vmrq_daemo
 GRANT SELECT, INSERT (command, args, uuid) ON requests TO vmrq_portal, vmrq_operator, vmrq_daemon;
 GRANT USAGE ON SEQUENCE requests_id_seq TO vmrq_portal, vmrq_operator, vmrq_daemon;
 
--- the portal reads domains (the trigger resolves a domain's name too), not users or nodes
+-- the portal reads domains (the trigger resolves a domain's name too), not users or nodes, nor a
+-- base's definition (base_xml: it may hold a display's password)
 GRANT SELECT (id, name, uuid, id_owner, id_node, status, status_seen, shutdown_timeout, created_at,
-              date_changed) ON domains TO vmrq_portal;
+              date_changed, is_base, is_public, id_base, is_volatile) ON domains TO vmrq_portal;
 
 -- the operator manages people and machines, and reads what vmrqd records
 GRANT SELECT, INSERT, UPDATE, DELETE ON users, nodes, domains TO vmrq_operator;
@@ -44,5 +45,6 @@ GRANT SELECT ON daemons, domain_events, schema_migrations, schema_sources TO vmr
 -- the schema at start
 GRANT SELECT ON users, nodes, schema_migrations, schema_sources TO vmrq_daemon;
 GRANT SELECT, INSERT, UPDATE ON domains, daemons TO vmrq_daemon;
+GRANT DELETE ON domains TO vmrq_daemon; -- remove_domain
 GRANT SELECT, INSERT ON domain_events TO vmrq_daemon;
 GRANT USAGE ON SEQUENCE domains_id_seq, daemons_id_seq, domain_events_id_seq TO vmrq_daemon;

@@ -62,7 +62,8 @@ REVOKE ALL ON FUNCTION vmrq_pending_twin(text, bigint) FROM PUBLIC;
 --                   worker commands of each class, each at most its free slots (from vmrqd)
 --   node affinity   a request whose domain lives on another node is left to that node's
 --                   daemon (domains without a node, and requests without a domain, go to any
---                   daemon), and so is a refresh_vms naming another node
+--                   daemon), and so is one made from a base of another node (requests.id_node:
+--                   clone, provision) and a refresh_vms naming another node
 --
 -- Plans that do not depend on the statistics: a queue's are always stale, taken while it was
 -- empty and read during a burst (a classroom logging in). As a prepared statement the claim met
@@ -91,7 +92,8 @@ CREATE OR REPLACE FUNCTION vmrq_claim(p_daemon int, p_node text,
                                       p_long text[], p_long_limit int, p_tag bigint)
 RETURNS TABLE (id bigint, command text, args text, id_domain int, uid int, retry int, attempts int,
                inline boolean, class text, dom_name text, dom_uuid text, dom_owner int,
-               dom_shutdown_timeout int, node_enabled boolean, user_name text, user_privileged boolean)
+               dom_shutdown_timeout int, node_enabled boolean, user_name text, user_privileged boolean,
+               dom_is_base boolean)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT
 SET enable_seqscan = off SET enable_bitmapscan = off
@@ -118,6 +120,8 @@ BEGIN
                                                   AND (o.at_time IS NULL OR o.at_time <= now()))))
                       AND coalesce((SELECT n.name FROM domains d JOIN nodes n ON n.id = d.id_node
                                      WHERE d.id = q.id_domain),
+                                   CASE WHEN q.id_node IS NOT NULL
+                                        THEN (SELECT n.name FROM nodes n WHERE n.id = q.id_node) END,
                                    CASE WHEN q.command = 'refresh_vms' THEN q.args ->> 'node' END,
                                    p_node) = p_node
                     ORDER BY q.priority DESC, q.id
@@ -139,9 +143,10 @@ BEGIN
            CASE WHEN k.command = ANY (p_secondary) THEN 'secondary'
                 WHEN k.command = ANY (p_long) THEN 'long' ELSE 'important' END,
            d.name, coalesce(d.uuid::text, ''), coalesce(d.id_owner, 0), coalesce(d.shutdown_timeout, -1),
-           coalesce(d.enabled, true), coalesce(u.name, ''), coalesce(u.privileged, false)
+           coalesce(d.enabled, true), coalesce(u.name, ''), coalesce(u.privileged, false),
+           coalesce(d.is_base, false)
       FROM k
-      LEFT JOIN LATERAL (SELECT d.name, d.uuid, d.id_owner, d.shutdown_timeout, n.enabled
+      LEFT JOIN LATERAL (SELECT d.name, d.uuid, d.id_owner, d.shutdown_timeout, n.enabled, d.is_base
                            FROM domains d LEFT JOIN nodes n ON n.id = d.id_node
                           WHERE d.id = k.id_domain LIMIT 1) d ON true
       LEFT JOIN LATERAL (SELECT u.name, u.is_admin OR u.is_operator AS privileged
