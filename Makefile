@@ -21,7 +21,7 @@ MANDIR     ?= $(DATADIR)/man
 DOCDIR     ?= $(DATADIR)/doc/vmrq
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
-MANPAGES   := man/vmrq.1 man/vmrqd.8 man/vmrqd.conf.5
+MANPAGES   := etc/man/vmrq.1 etc/man/vmrqd.8 etc/man/vmrqd.conf.5
 
 ifeq ($(V),1)
 Q :=
@@ -41,7 +41,7 @@ SAN :=
 endif
 
 # Debian packages needed to build and test; `deps` installs the missing ones (as root).
-DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev check postgresql valgrind \
+DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev libxml2-dev check postgresql valgrind \
             libbsd-dev libsystemd-dev mandoc man-db
 # The real-guest tests' private libvirtd and QEMU (make check installs them if it can; if not,
 # those tests say SKIPPED with the reason). The guest itself is built from downloaded .debs.
@@ -49,8 +49,8 @@ GUEST_PKGS := libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-
 
 PKG_CFLAGS  = $(shell pkg-config --cflags libpq json-c uuid)
 PKG_LIBS    = $(shell pkg-config --libs libpq json-c uuid)
-VIRT_CFLAGS = $(shell pkg-config --cflags libvirt)
-VIRT_LIBS   = $(shell pkg-config --libs libvirt)
+VIRT_CFLAGS = $(shell pkg-config --cflags libvirt libxml-2.0)
+VIRT_LIBS   = $(shell pkg-config --libs libvirt libxml-2.0)
 # vmrqd only: libbsd's pidfile_open() family, libsystemd's sd_notify().
 D_LIBS      = $(shell pkg-config --libs libbsd libsystemd)
 CHECK_LIBS  = $(shell pkg-config --libs check)
@@ -69,7 +69,7 @@ D_SRC    := $(filter-out backend/main.c,$(wildcard backend/*.c))
 D_OBJ    := $(patsubst backend/%.c,$(B)/backend/%.o,$(D_SRC))
 TEST_SRC := $(wildcard t/*.c)
 TEST_OBJ := $(patsubst t/%.c,$(B)/t/%.o,$(TEST_SRC))
-SQL      := $(sort $(wildcard sql/*.sql))
+SQL      := $(sort $(wildcard sql/*.sql)) $(sort $(wildcard sql/functions/*.sql))
 
 LIBA  := $(B)/libvmrq.a
 LIBSO := $(B)/libvmrq.so.$(VERSION)
@@ -97,7 +97,7 @@ deps:
 	echo "make: installing$$missing"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 
-# The list of migrations, rewritten only when it changes: a migration renamed or removed leaves
+# The list of SQL files (migrations, then sources), rewritten only when it changes: a file renamed or removed leaves
 # no newer file behind, so without it the embedded copy would keep the old one.
 $(B)/gen/migrations.list: FORCE
 	@mkdir -p $(@D)
@@ -164,7 +164,7 @@ $(B)/vmrqd.service: etc/vmrqd.service.in Makefile
 $(B)/t/%.o: t/%.c $(wildcard t/*.h backend/*.h frontend-api/*.h)
 	@mkdir -p $(@D)
 	$(say) CC $<
-	$(Q)$(CC) $(ALL_CFLAGS) -Ibackend $(shell pkg-config --cflags check) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -Ibackend $(VIRT_CFLAGS) $(shell pkg-config --cflags check) -c -o $@ $<
 
 $(TESTS): $(TEST_OBJ) $(DLIB) $(LIBA)
 	$(say) LD $@
@@ -220,9 +220,9 @@ install: all
 	ln -sf libvmrq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvmrq.so
 	install -m 644 frontend-api/vmrq.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(B)/vmrq.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
-	install -m 644 man/vmrq.1 $(DESTDIR)$(MANDIR)/man1/
-	install -m 644 man/vmrqd.conf.5 $(DESTDIR)$(MANDIR)/man5/
-	install -m 644 man/vmrqd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 etc/man/vmrq.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 etc/man/vmrqd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 etc/man/vmrqd.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 644 $(B)/vmrqd.service $(DESTDIR)$(UNITDIR)/
 	install -m 644 etc/vmrq.sysusers $(DESTDIR)$(SYSUSERSDIR)/vmrq.conf
 	install -m 644 README.md $(DESTDIR)$(DOCDIR)/

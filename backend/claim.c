@@ -1,20 +1,10 @@
 /*
- * claim.c - the queue's statements as vmrqd runs them (see claim.h). The claim is the heart
- * (its SQL is vmrq_claim(), sql/0004_claim.sql):
- *
- *   - exactly once: the rows are chosen FOR UPDATE SKIP LOCKED and flipped to `working` in the
- *     same statement, so two daemons never take the same request (id = ANY(ARRAY(...)) makes
- *     the update find them by primary key: with IN (...) the planner scans the whole table,
- *     finished history included);
- *   - order: priority (higher first), then age;
- *   - per-domain serialization: a request whose domain has a request working, or an older one
- *     due and pending, is not runnable. Requests scheduled for later (`at`) or waiting on a
- *     dependency do not block their domain: a start must not wait behind a force_shutdown
- *     scheduled in five minutes, and a child waiting on a younger request must not deadlock;
- *   - per-class admission: the caller passes the free slots of one class;
- *   - node affinity: a request whose domain lives on another node is left to that node's daemon
- *     (domains without a node, and requests without a domain, go to any daemon), and so is a
- *     refresh_vms naming another node.
+ * claim.c - the queue's statements as vmrqd runs them (see claim.h). Each is a call of one SQL
+ * function of sql/functions/transitions.sql, the request state machine: the claim is
+ * vmrq_claim() (which says what it guarantees and why its plan holds), then the completions,
+ * give-backs, recovery and dependencies, each the transition of its name. What stays here
+ * is what vmrqd knows and the database does not: which commands each claim lane takes, the
+ * free slots of each class, the tags of its claims, the outcome of each job.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,34 +12,19 @@
 
 #include "claim.h"
 #include "dispatch.h"
-#include "domain.h"
 #include "log.h"
 #include "stmt.h"
 
 /* The claim, in one statement: inline requests ($3: their commands; $4 at most), then the
  * worker requests of each class ($5, $7, $9: the class's other commands; $6, $8, $10 at most),
- * for daemon $1 of node $2. It is the function vmrq_claim() (sql/0004_claim.sql), whose plan
- * does not depend on the statistics of `requests`: a prepared statement's did, and a burst met a
- * plan made for an empty queue (the migration tells the figures). Each row comes with what a
- * domain command's handler reads first, its domain's row and its user's rights: two statements
- * fewer per request on the worker's connection (make bench, domains). They are read per claimed
- * row (the LIMIT 1 keeps each lateral subquery from being flattened into a join): as plain joins
- * the planner hashed the whole domains and users tables at every claim, 0.15 to 0.3 ms of a
- * 0.8 ms claim with 1,000 domains, and growing with them (make bench, domains, with
- * auto_explain). */
+ * for daemon $1 of node $2, tagged $11. Each row comes with its domain's row and its user's
+ * rights, which a domain command's handler reads first. Prepared once per connection: planning
+ * the call took about 2 ms, more than a claim (make bench, pickup latency). */
 static const char claim_sql[] =
-    "SELECT c.id, c.command, c.args, c.id_domain, c.uid, c.retry, c.attempts, c.inline, c.class,"
-    "       d.name, coalesce(d.uuid, ''), coalesce(d.id_owner, 0), coalesce(d.shutdown_timeout, -1),"
-    "       coalesce(d.enabled, true), coalesce(u.name, ''), coalesce(u.privileged, false)"
+    "SELECT id, command, args, id_domain, uid, retry, attempts, inline, class, dom_name, dom_uuid,"
+    "       dom_owner, dom_shutdown_timeout, node_enabled, user_name, user_privileged, dom_is_base"
     "  FROM vmrq_claim($1::int, $2, $3::text[], $4::int, $5::text[], $6::int, $7::text[], $8::int,"
-    "                  $9::text[], $10::int, $11::bigint) WITH ORDINALITY"
-    "       AS c(id, command, args, id_domain, uid, retry, attempts, inline, class, ord)"
-    "  LEFT JOIN LATERAL (SELECT d.name, d.uuid::text AS uuid, d.id_owner, d.shutdown_timeout, n.enabled"
-    "                       FROM domains d LEFT JOIN nodes n ON n.id = d.id_node"
-    "                      WHERE d.id = c.id_domain LIMIT 1) d ON true"
-    "  LEFT JOIN LATERAL (SELECT u.name, u.is_admin OR u.is_operator AS privileged"
-    "                       FROM users u WHERE u.id = c.uid LIMIT 1) u ON true"
-    " ORDER BY c.ord";
+    "                  $9::text[], $10::int, $11::bigint)";
 
 static void
 log_pg_failure(PGconn *conn, PGresult *res, const char *what)
@@ -146,6 +121,7 @@ claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LAN
             job->dom.shutdown_timeout = atoi(PQgetvalue(res, i, 12));
             job->dom.node_enabled = PQgetvalue(res, i, 13)[0] == 't';
             job->dom.user_privileged = PQgetvalue(res, i, 15)[0] == 't';
+            job->dom.is_base = PQgetvalue(res, i, 16)[0] == 't';
             job->dom.known = true; /* else (no row, out of memory) the handler reads them itself */
         }
         *tail = job;
@@ -156,74 +132,24 @@ claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LAN
     return n;
 }
 
-/* Each completion statement also says whether any request waits on a dependency (evaluated
- * once per statement): if none does, the loop need not look for waiting requests to move on
- * after writing outcomes, a statement less per turn. A request that starts waiting later comes
- * with its notification, which calls for that look anyway. */
-#define WAITING_SQL "(SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting'))"
+/* The completions (sql/functions/transitions.sql): $1 the requests, $2 this daemon. Each row
+ * written comes back with whether any request waits on a dependency (evaluated once per
+ * statement): if none does, the loop need not look for waiting requests to move on after
+ * writing outcomes, a statement less per turn. A request that starts waiting later comes with
+ * its notification, which calls for that look anyway. */
 
-/* The common case, requests done without output: ids only, no JSON to unpack per row. */
-static const char complete_done_sql[] =
-    "UPDATE requests r"
-    "   SET status = 'done', date_changed = clock_timestamp(), error = NULL,"
-    "       finished_at = clock_timestamp()"
-    " WHERE r.id = ANY ($1::bigint[]) AND r.status = 'working' AND r.id_daemon = $2"
-    " RETURNING r.id, " WAITING_SQL;
+/* The common case, requests done without output: an array of ids, no JSON to unpack per row. */
+static const struct stmt complete_done_stmt = {
+    STMT_COMPLETE_DONE, "vmrq_complete_done",
+    "SELECT id, waiting FROM vmrq_complete_done($2::int, $1::bigint[])", 2,
+};
 
-static const struct stmt complete_done_stmt = { STMT_COMPLETE_DONE, "vmrq_complete_done", complete_done_sql, 2 };
-
-/* Outcomes as JSON rows (completion_row()); with them, the status of the domains the jobs acted
- * on, as the hypervisor reported it after the operation (domain_sync()): written here rather
- * than by the worker, one statement per batch instead of one per request. The domain rows are
- * locked first, in id order (lk: ORDER BY ... FOR UPDATE locks in the sorted order, and the
- * update's index condition needs all of lk before its first row): every statement that writes
- * several domains does the same (the event sink, refresh_vms), so they cannot deadlock. The
- * status is not written over a newer one: if the row's status_seen (sql/0010), set by the event
- * sink from an event's arrival, is later than the worker's reading (both this host's clock), the
- * events tell the domain's state and the reading is stale. The test is on the row, not on
- * domain_events: a row this statement waited for is read anew, an event committed meanwhile is
- * not (a guest whose shutdown completed while its request was written stayed 'shutting_down').
- * A retry of a no-duplicate command whose identical twin was enqueued while it ran fails instead,
- * naming the twin: the twin does what the retry would, and back in the queue the retry would
- * break requests_dedupe, failing the statement and every outcome with it, again at each turn. */
-static const char complete_sql[] =
-    "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
-    "                AS x(id bigint, status text, error text, output jsonb, backoff_ms bigint,"
-    "                     dom_id int, dom_status text, dom_uuid uuid, dom_seen float8)),"
-    "     lk AS (SELECT d.id FROM domains d"
-    "             WHERE d.id = ANY (ARRAY(SELECT dom_id FROM x WHERE dom_id IS NOT NULL))"
-    "             ORDER BY d.id FOR UPDATE),"
-    "     dm AS (UPDATE domains d"
-    "               SET status = x.dom_status, status_seen = to_timestamp(x.dom_seen),"
-    "                   uuid = coalesce(d.uuid, x.dom_uuid),"
-    "                   date_changed = CASE WHEN d.status IS DISTINCT FROM x.dom_status"
-    "                                       THEN now() ELSE d.date_changed END"
-    "              FROM x"
-    "             WHERE d.id = ANY (ARRAY(SELECT id FROM lk)) AND d.id = x.dom_id"
-    "               AND " DOMAIN_STATUS_NOT_OLDER("d", "to_timestamp(x.dom_seen)") "),"
-    "     y AS (SELECT x.id, CASE WHEN t.id IS NULL THEN x.status ELSE 'failed' END AS status,"
-    "                  CASE WHEN t.id IS NULL THEN x.error"
-    "                       ELSE concat_ws('; ', x.error, format('not retried: request %s, the same, is pending', t.id))"
-    "                  END AS error, x.output, x.backoff_ms"
-    "             FROM x LEFT JOIN LATERAL ("
-    "                  SELECT t.id FROM requests o JOIN requests t ON t.dedupe_key = o.dedupe_key"
-    "                   WHERE x.status = 'requested' AND o.id = x.id"
-    "                     AND t.status IN ('requested', 'waiting') AND t.id <> o.id LIMIT 1) t ON true)"
-    "UPDATE requests r"
-    "   SET status = x.status::request_status, date_changed = clock_timestamp(),"
-    "       error = x.error,"
-    "       output = x.output,"
-    "       finished_at = CASE WHEN x.status = 'requested' THEN NULL ELSE clock_timestamp() END,"
-    "       at_time = CASE WHEN x.status = 'requested'"
-    "                      THEN clock_timestamp() + x.backoff_ms * interval '1 millisecond'"
-    "                      ELSE r.at_time END,"
-    "       retry = CASE WHEN x.status = 'requested' THEN r.retry - 1 ELSE r.retry END,"
-    "       id_daemon = CASE WHEN x.status = 'requested' THEN NULL ELSE r.id_daemon END"
-    "  FROM y x"
-    " WHERE r.id = x.id AND r.status = 'working' AND r.id_daemon = $2"
-    " RETURNING r.id, " WAITING_SQL;
-
-static const struct stmt complete_stmt = { STMT_COMPLETE, "vmrq_complete", complete_sql, 2 };
+/* Outcomes as JSON rows (completion_row()), with the status of the domains the jobs acted on as
+ * the hypervisor reported it after the operation (domain_sync()), written by the same statement. */
+static const struct stmt complete_stmt = {
+    STMT_COMPLETE, "vmrq_complete",
+    "SELECT id, waiting FROM vmrq_complete($2::int, $1::jsonb)", 2,
+};
 
 /* The status a job's outcome writes, and the backoff of a retry. */
 static const char *
@@ -434,19 +360,23 @@ claim_resolve_waiting(PGconn *conn)
 }
 
 int
-claim_release(PGconn *conn, int daemon, long long tag)
+claim_release_lost(PGconn *conn, int daemon, long long *lost)
 {
     char d[16], t[24];
     const char *params[2] = { d, t };
     long long n;
 
+    if (!*lost)
+        return 0;
     snprintf(d, sizeof(d), "%d", daemon);
-    snprintf(t, sizeof(t), "%lld", tag);
-    n = query_int(conn, "SELECT vmrq_release_claim($1::int, $2::bigint)", 2, params, 0);
+    snprintf(t, sizeof(t), "%lld", *lost);
+    if ((n = query_int(conn, "SELECT vmrq_release_claim($1::int, $2::bigint)", 2, params, 0)) < 0)
+        return -1;
     if (n > 0)
         log_warnx("gave back %lld request%s claimed as the database connection broke (never run)", n,
                   n == 1 ? "" : "s");
-    return n < 0 ? -1 : (int)n;
+    *lost = 0;
+    return 0;
 }
 
 int

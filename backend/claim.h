@@ -21,13 +21,14 @@ enum { CLAIM_INLINE, CLAIM_IMPORTANT, CLAIM_SECONDARY, CLAIM_LONG, CLAIM_LANES }
  * order (*out, caller owns; each job's cls and inline_run set) and how many; -1 on error
  * (logged). Each claim carries a tag of its own; if the connection broke during the claim, it
  * may have committed unseen, and its tag is stored in *lost (if not NULL): the caller gives it
- * back with claim_release() once connected again, before it claims anew. */
+ * back with claim_release_lost() once connected again, before it claims anew. */
 int claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LANES], struct vmrqd_job **out,
                long long *lost);
 
-/* Gives back to the queue what claim `tag` of daemon `daemon` took (SQL vmrq_release_claim()),
- * requests nobody here received; logs and returns how many, -1 on error (logged). */
-int claim_release(PGconn *conn, int daemon, long long tag);
+/* Gives back to the queue what claim *lost of daemon `daemon` took (SQL vmrq_release_claim()),
+ * requests nobody here received, and clears *lost; 0 if there was none to give back (*lost 0).
+ * Logs how many. -1 on error (logged; *lost kept, to try again once connected). */
+int claim_release_lost(PGconn *conn, int daemon, long long *lost);
 
 /* Gives back to the queue the requests of `list` (borrowed) that daemon `daemon` claimed and
  * never started (SQL vmrq_release()): requested again, the attempt not counted. Logs and returns

@@ -15,7 +15,9 @@
 
 enum cfg_type { CFG_STRING, CFG_INT, CFG_DURATION, CFG_LOGLEVEL };
 
-/* CFG_FIXED: a reload cannot change it (the process would have to be rebuilt around it). */
+/* CFG_FIXED: a reload cannot change it (the process would have to be rebuilt around it). The
+ * database is one: each of vmrqd's connections (loop, lanes, workers, event sink) holds claims
+ * or outcomes of requests of that database, and its row in `daemons` lives there. */
 #define CFG_FIXED 1u
 
 struct cfg_key {
@@ -33,7 +35,7 @@ struct cfg_key {
 
 static const struct cfg_key keys[] = {
     /* name               type          place                         flags      default           env                 min  max */
-    { "database",         CFG_STRING,   OFF(database),                0,         "",               "VMRQ_DB",          0, 0 },
+    { "database",         CFG_STRING,   OFF(database),                CFG_FIXED, "",               "VMRQ_DB",          0, 0 },
     { "libvirt_uri",      CFG_STRING,   OFF(libvirt_uri),             CFG_FIXED, "qemu:///system", "VMRQ_LIBVIRT_URI", 0, 0 },
     { "node",             CFG_STRING,   OFF(node),                    CFG_FIXED, "",               "VMRQ_NODE",        0, 0 },
     { "workers",          CFG_INT,      OFF(workers),                 CFG_FIXED, "8",              NULL,               1, 256 },
@@ -44,6 +46,8 @@ static const struct cfg_key keys[] = {
     { "limit_long",       CFG_INT,      OFF(limit[VMRQ_CLASS_LONG]),  0,         "1",              NULL,               0, 256 },
     { "claim_ahead",      CFG_INT,      OFF(claim_ahead),             0,         "3",              NULL,               0, 16 },
     { "handler_deadline", CFG_DURATION, OFF(handler_deadline_ms),     0,         "5m",             NULL,               10, DAY },
+    { "handler_deadline_long", CFG_DURATION, OFF(handler_deadline_long_ms), 0,   "2h",             NULL,               10, 7 * DAY },
+    { "storage_pool",     CFG_STRING,   OFF(storage_pool),            CFG_FIXED, "default",        NULL,               0, 0 },
     { "log_level",        CFG_LOGLEVEL, OFF(log_level),               0,         "info",           NULL,               0, 0 },
     { "pidfile",          CFG_STRING,   OFF(pidfile),                 CFG_FIXED, "",               NULL,               0, 0 },
     { "retention",        CFG_DURATION, OFF(retention_ms),            0,         "7d",             NULL,               0, 3650 * DAY },

@@ -24,7 +24,9 @@ struct vmrqd_config {
     int lanes;              /* helper lanes draining inline backlogs (lanes.h) */
     int limit[VMRQ_CLASS_LAST]; /* concurrent handlers per class */
     int claim_ahead;        /* claimed per class: its limit times 1 + this (pool.c queues them) */
-    long long handler_deadline_ms;
+    long long handler_deadline_ms;      /* classes important and secondary */
+    long long handler_deadline_long_ms; /* class long (prepare_base copies whole disks) */
+    char *storage_pool;     /* the libvirt storage pool of bases' and clones' volumes */
     int log_level;          /* enum log_level */
     char *pidfile;          /* "": the default (config_pidfile()); "none": never */
     long long retention_ms; /* cleanup deletes finished requests older than this */

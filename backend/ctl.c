@@ -11,8 +11,6 @@
 #include "log.h"
 #include "notify.h"
 
-/* vmrqd needs the claim function (0004_claim.sql) and the events table (0003) before it. */
-#define SCHEMA_NEEDED 4
 #define BACKOFF_MAX_MS 30000
 
 static void
@@ -100,9 +98,18 @@ register_daemon(struct ctl *ctl, const struct vmrqd_config *cfg)
 }
 
 int
-ctl_schema_needed(void)
+ctl_check_schema(const struct vmrqd_config *cfg)
 {
-    return SCHEMA_NEEDED;
+    PGconn *conn = ctl_open(cfg->database, "vmrqd");
+    int ret = 0;
+
+    if (conn && PQstatus(conn) == CONNECTION_OK && vmrq_db_check(conn) < 0 &&
+        vmrq_error_code() == VMRQ_ERR_STATE) {
+        log_warnx("%s", vmrq_error_message());
+        ret = -1;
+    }
+    PQfinish(conn);
+    return ret;
 }
 
 PGconn *
@@ -122,7 +129,6 @@ ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg)
 {
     bool outage = ctl->backoff_ms > 0;
     char msg[512];
-    int version;
 
     if (ctl->conn)
         return 0;
@@ -136,13 +142,13 @@ ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg)
             log_warnx("cannot connect to the database: %s", msg);
         return fail(ctl, outage);
     }
-    if ((version = vmrq_db_version(ctl->conn)) < SCHEMA_NEEDED) {
-        if (version < 0)
-            log_warnx("database: %s", vmrq_error_message());
-        else
-            log_warnx("the database schema is at version %d, vmrqd needs %d: run 'vmrq db upgrade'",
-                      version, SCHEMA_NEEDED);
-        return fail(ctl, false);
+    if (vmrq_db_check(ctl->conn) < 0) {
+        log_warnx("%s", vmrq_error_message());
+        if (vmrq_error_code() != VMRQ_ERR_STATE)
+            return fail(ctl, false);
+        PQfinish(ctl->conn);
+        ctl->conn = NULL;
+        return -2; /* another schema than this build's: nothing to retry */
     }
     if (!exec_ok(ctl->conn, "LISTEN vmrq_request", 0, NULL, PGRES_COMMAND_OK, NULL) ||
         !register_daemon(ctl, cfg))

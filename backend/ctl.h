@@ -29,11 +29,14 @@ struct ctl {
  * out of memory, as PQconnectdb(); the caller checks PQstatus() and PQfinish()es it. */
 PGconn *ctl_open(const char *conninfo, const char *name);
 
-/* The schema version (vmrq_db_version()) vmrqd needs; vmrqd -n compares against it. */
-int ctl_schema_needed(void);
+/* Whether the database behind cfg->database has this build's schema (vmrq_db_check()): -1 if
+ * it has another (logged: one line naming what to run), 0 if it has this one or cannot be
+ * reached now (ctl_connect() will say so, and check again). */
+int ctl_check_schema(const struct vmrqd_config *cfg);
 
 /* Connects (if the backoff allows), checks the schema, LISTENs, registers the daemon or
- * refreshes its row. 0 when connected; -1 otherwise (logged once per outage, retried later). */
+ * refreshes its row. 0 when connected; -1 otherwise (logged once per outage, retried later);
+ * -2 if the database has another schema than this build's (logged; no use retrying). */
 int ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg);
 /* Whether the connection is up. */
 bool ctl_up(const struct ctl *ctl);

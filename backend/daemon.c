@@ -68,37 +68,6 @@ struct vmrqd {
     long long drain_until_ms;
 };
 
-/* "request 42 (shutdown, domain 7, uid 1)" into buf. */
-static const char *
-describe(const struct vmrqd_job *job, char *buf, size_t size)
-{
-    char dom[24] = "-", uid[24] = "-";
-
-    if (job->id_domain)
-        snprintf(dom, sizeof(dom), "%d", job->id_domain);
-    if (job->uid)
-        snprintf(uid, sizeof(uid), "%d", job->uid);
-    snprintf(buf, size, "request %lld (%s, domain %s, uid %s)", job->id, job->command, dom, uid);
-    return buf;
-}
-
-static void
-log_outcome(const struct vmrqd *d, const struct vmrqd_job *job)
-{
-    char who[160];
-
-    if (log_get_level() < LOG_LEVEL_INFO)
-        return; /* the drain runs a thousand of these per batch: format nothing that is dropped */
-    describe(job, who, sizeof(who));
-    if (job->outcome == JOB_DONE)
-        log_info("%s: done in %.1f ms", who, job->took_us / 1000.0);
-    else if (job->outcome == JOB_RETRY && job->retry > 0)
-        log_info("%s: failed in %.1f ms, retrying (%d left, backoff from %lld ms): %s", who,
-                 job->took_us / 1000.0, job->retry - 1, d->cfg->retry_backoff_ms, job->error);
-    else
-        log_info("%s: failed in %.1f ms: %s", who, job->took_us / 1000.0, job->error);
-}
-
 static void
 append_unwritten(struct vmrqd *d, struct vmrqd_job *job)
 {
@@ -116,6 +85,13 @@ free_list(struct vmrqd_job *list)
     }
 }
 
+/* A handler's deadline: the long class (whole disks copied) has its own. */
+static long long
+deadline_of(const struct vmrqd *d, vmrq_class cls)
+{
+    return cls == VMRQ_CLASS_LONG ? d->cfg->handler_deadline_long_ms : d->cfg->handler_deadline_ms;
+}
+
 /* Prepares a claimed job for a worker (appended to *batch, for pool_submit()); a job that
  * cannot run is failed at once.
  * The loop claims ahead: each class up to its limit times 1 + claim_ahead, all classes up to the
@@ -130,7 +106,7 @@ start_job(struct vmrqd *d, struct vmrqd_job *job, vmrq_class cls, struct vmrqd_j
     char who[160];
 
     job->retention_ms = d->cfg->retention_ms;
-    describe(job, who, sizeof(who));
+    job_describe(job, NULL, who, sizeof(who));
     if (d->ninflight == d->cap_inflight) {
         int cap = d->cap_inflight * 2;
         struct inflight *grown = realloc(d->inflight, (size_t)cap * sizeof(*grown));
@@ -153,7 +129,7 @@ start_job(struct vmrqd *d, struct vmrqd_job *job, vmrq_class cls, struct vmrqd_j
     slot->job = job;
     slot->id = job->id;
     slot->cls = cls;
-    slot->deadline_ms = now_ms() + d->cfg->handler_deadline_ms;
+    slot->deadline_ms = now_ms() + deadline_of(d, cls);
     slot->abandoned = false;
     d->ninflight++;
     d->running[cls]++;
@@ -194,7 +170,7 @@ take_finished(struct vmrqd *d)
                       job->command);
             job_free(job);
         } else {
-            log_outcome(d, job);
+            job_log_outcome(job, NULL, d->cfg->retry_backoff_ms);
             append_unwritten(d, job);
         }
     }
@@ -218,8 +194,8 @@ check_deadlines(struct vmrqd *d)
         if (s->abandoned || now < s->deadline_ms)
             continue;
         started = pool_started(d->pool, s->job);
-        if (started == 0 || started + d->cfg->handler_deadline_ms > now) {
-            s->deadline_ms = started == 0 ? now + 1000 : started + d->cfg->handler_deadline_ms;
+        if (started == 0 || started + deadline_of(d, s->cls) > now) {
+            s->deadline_ms = started == 0 ? now + 1000 : started + deadline_of(d, s->cls);
             continue;
         }
         s->abandoned = true;
@@ -228,8 +204,8 @@ check_deadlines(struct vmrqd *d)
             continue;
         }
         fail->id = s->id;
-        job_fail(fail, false, "the handler did not finish within %lld ms (handler_deadline)",
-                 d->cfg->handler_deadline_ms);
+        job_fail(fail, false, "the handler did not finish within %lld ms (%s)", deadline_of(d, s->cls),
+                 s->cls == VMRQ_CLASS_LONG ? "handler_deadline_long" : "handler_deadline");
         log_warnx("request %lld: %s", s->id, fail->error);
         append_unwritten(d, fail);
     }
@@ -267,12 +243,11 @@ write_completions(struct vmrqd *d)
 static void
 give_back_lost_claim(struct vmrqd *d)
 {
-    if (claim_release(d->ctl.conn, d->ctl.daemon, d->lost_claim) < 0) {
+    if (claim_release_lost(d->ctl.conn, d->ctl.daemon, &d->lost_claim) < 0) {
         d->want_claim = false; /* no claim before this; tried again at the next wake-up */
         ctl_check(&d->ctl);
         return;
     }
-    d->lost_claim = 0;
     d->want_claim = d->want_resolve = d->want_due = !d->draining;
 }
 
@@ -310,15 +285,8 @@ give_back_queued(struct vmrqd *d)
 static void
 run_inline(struct vmrqd *d, struct vmrqd_job *job)
 {
-    char who[160];
-
     job->retention_ms = d->cfg->retention_ms;
-    if (dispatch_prepare(job) == 0) {
-        dispatch_run(job, &d->loop_worker);
-        log_outcome(d, job);
-    } else {
-        log_info("%s: failed: %s", describe(job, who, sizeof(who)), job->error);
-    }
+    dispatch_inline(job, &d->loop_worker, NULL, d->cfg->retry_backoff_ms);
     append_unwritten(d, job);
 }
 
@@ -438,7 +406,6 @@ static void
 reload(struct vmrqd *d, int verbose_floor)
 {
     struct vmrqd_config next;
-    bool db_changed;
     char err[512];
 
     memset(&next, 0, sizeof(next));
@@ -447,19 +414,10 @@ reload(struct vmrqd *d, int verbose_floor)
         return;
     }
     config_keep_fixed(&next, d->cfg);
-    db_changed = strcmp(next.database, d->cfg->database) != 0;
     config_free(d->cfg);
     *d->cfg = next;
     log_set_level(d->cfg->log_level > verbose_floor ? d->cfg->log_level : verbose_floor);
-    pool_set_conninfo(d->pool, d->cfg->database);
     pool_set_limits(d->pool, d->cfg->limit);
-    if (db_changed && ctl_up(&d->ctl)) {
-        log_info("database changed: reconnecting");
-        PQfinish(d->ctl.conn);
-        d->ctl.conn = NULL;
-        d->ctl.daemon = 0;
-        d->ctl.next_try_ms = 0;
-    }
     d->want_claim = d->want_resolve = d->want_due = true;
     log_info("configuration reloaded");
 }
@@ -537,6 +495,12 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     struct vmrqd d;
     int status = 0;
 
+    /* A database at another schema than this build's is the operator's to fix: one line, exit 1,
+     * before anything else is opened or said. */
+    if (ctl_check_schema(cfg) < 0) {
+        config_free(cfg);
+        return 1;
+    }
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
     d.config_path = config_path;
@@ -558,7 +522,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     d.loop_worker.node = cfg->node;
     d.cap_inflight = cfg->workers;
     if (!(d.inflight = calloc((size_t)d.cap_inflight, sizeof(*d.inflight))) ||
-        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node)) ||
+        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node, cfg->storage_pool)) ||
         !(d.lanes = lanes_new(cfg->lanes, cfg->database, cfg->node, &d.loop_worker)))
         fatalx("cannot start %d workers and %d lanes", cfg->workers, cfg->lanes);
     pool_set_limits(d.pool, cfg->limit);
@@ -586,10 +550,18 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
             vmrqd_sig_hup = 0;
             reload(&d, verbose_floor);
         }
-        if (!ctl_up(&d.ctl) && ctl_connect(&d.ctl, d.cfg) == 0) {
-            notify_ready(d.ctl.daemon, d.cfg->node);
-            d.want_claim = d.want_resolve = d.want_due = true;
-            d.next_recover_ms = d.ctl.up_since_ms + d.cfg->lease_ms;
+        if (!ctl_up(&d.ctl)) {
+            int rc = ctl_connect(&d.ctl, d.cfg);
+            if (rc == -2) {
+                log_warnx("stopping: this vmrqd cannot work on that database; %d running request%s left"
+                          " for recovery", d.ninflight, d.ninflight == 1 ? " is" : "s are");
+                exit(1);
+            }
+            if (rc == 0) {
+                notify_ready(d.ctl.daemon, d.cfg->node);
+                d.want_claim = d.want_resolve = d.want_due = true;
+                d.next_recover_ms = d.ctl.up_since_ms + d.cfg->lease_ms;
+            }
         }
         if (ctl_up(&d.ctl) && d.lost_claim)
             give_back_lost_claim(&d);

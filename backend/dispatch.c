@@ -27,6 +27,11 @@ static const struct vmrqd_handler handlers[] = {
     { "set_time",        handle_domain_command, false },
     { "ping_agent",      handle_domain_command, false },
     { "cleanup",         handle_cleanup, false },
+    { "prepare_base",    handle_prepare_base, false },
+    { "remove_base",     handle_remove_base, false },
+    { "clone",           handle_clone, false },
+    { "provision",       handle_provision, false },
+    { "remove_domain",   handle_remove_domain, false },
 };
 
 #define NHANDLERS (sizeof(handlers) / sizeof(handlers[0]))
@@ -78,6 +83,14 @@ dispatch_prepare(struct vmrqd_job *job)
         return -1;
     }
     return 0;
+}
+
+void
+dispatch_inline(struct vmrqd_job *job, struct vmrqd_worker *worker, const char *where, long long backoff_ms)
+{
+    if (dispatch_prepare(job) == 0)
+        dispatch_run(job, worker);
+    job_log_outcome(job, where, backoff_ms);
 }
 
 void

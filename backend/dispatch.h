@@ -32,4 +32,9 @@ int dispatch_prepare(struct vmrqd_job *job);
 /* Runs the job's handler on a worker thread and measures it. */
 void dispatch_run(struct vmrqd_job *job, struct vmrqd_worker *worker);
 
+/* An inline job, here and now, on the main loop or a lane (`where`: NULL or "lane 0", for the
+ * log): prepared, run on `worker` (the inline handlers' context) and its outcome logged (see
+ * job_log_outcome()). The outcome is the caller's to write. */
+void dispatch_inline(struct vmrqd_job *job, struct vmrqd_worker *worker, const char *where, long long backoff_ms);
+
 #endif /* VMRQD_DISPATCH_H */

@@ -18,6 +18,7 @@ struct domain {
     bool node_enabled;
     char user[128];            /* the requesting user's name; "" if there is no such user */
     bool user_privileged;      /* operator or admin */
+    bool is_base;              /* prepared as a base: cloned, never started */
     struct driver_dom *dom;    /* owned */
     struct dom_info info;      /* the hypervisor's view, refreshed by domain_sync() */
 };
@@ -32,13 +33,14 @@ void domain_close(struct vmrqd_worker *w, struct domain *d);
 /* Whether the job's user (read by domain_open, in the same query) may `action` the domain: its
  * owner, an operator or an admin. Else the job fails with "user U is not allowed to ACTION D"
  * (or "no user N") and -1 is returned. */
-int domain_authorize(struct vmrqd_job *job, struct vmrqd_worker *w, const struct domain *d, const char *action);
+int domain_authorize(struct vmrqd_job *job, const struct domain *d, const char *action);
 
-/* The rule of every statement that writes domains.status (sql/0010), as SQL: an observation made
- * at `seen` (a timestamptz expression) replaces the status of the domain row `row` (its alias)
- * only if it is not older than the row's own (status_seen). The event sink, refresh_vms and the
- * completions each test it, so that none writes an older reading over a newer one. */
-#define DOMAIN_STATUS_NOT_OLDER(row, seen) "coalesce(" row ".status_seen, '-infinity') <= " seen
+/* The rule of every statement that writes domains.status, as SQL: an observation made at `seen`
+ * (a timestamptz expression) replaces the status of the domain row `row` (its alias) only if it
+ * is not older than the row's own (status_seen). The event sink, refresh_vms and the completions
+ * each test it, so that none writes an older reading over a newer one; the rule itself is
+ * vmrq_status_not_older() (sql/functions/domains.sql). */
+#define DOMAIN_STATUS_NOT_OLDER(row, seen) "vmrq_status_not_older(" row ".status_seen, " seen ")"
 
 /* Re-reads the hypervisor's state into d->info, to be written to domains.status (and the uuid,
  * if the row lacked it) with the job's completion. -1 on error (logged; the job is not failed

@@ -57,9 +57,10 @@ struct events {
 
 /* $1: the batch, as JSON rows in arrival order; $2: the node. Each domain's row is written once
  * with its last status (an INSERT ... ON CONFLICT may touch a row only once) unless a newer
- * observation is there already (a completion's reading, sql/0010), its row locked
- * first in id order like every writer of several domains (see claim.c); every event is kept; a domain's pending
- * force_shutdown is moot when the batch says it stopped. Returns the domains whose
+ * observation is there already (a completion's reading: sql/functions/domains.sql), its row
+ * locked first in id order like every writer of several domains (see vmrq_complete()); every
+ * event is kept; a domain's pending force_shutdown is moot when the batch says it stopped
+ * (vmrq_moot_force_shutdowns(), sql/functions/transitions.sql). Returns the domains whose
  * force_shutdown was moot. */
 static const char batch_sql[] =
     "WITH ev AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
@@ -87,18 +88,13 @@ static const char batch_sql[] =
     "           SELECT d.id, ev.name, ev.event, ev.detail, to_timestamp(ev.at)"
     "             FROM ev JOIN d ON d.name = ev.name ORDER BY ev.n),"
     "     down AS (SELECT d.id FROM d JOIN dom ON dom.name = d.name WHERE dom.stopped),"
-    "     moot AS (UPDATE requests r SET status = 'done', finished_at = now(), date_changed = now(),"
-    "                     output = '{\"note\": \"domain already down\"}'"
-    "               WHERE r.id = ANY (ARRAY("
-    "                     SELECT q.id FROM requests q"
-    "                      WHERE q.id_domain = ANY (ARRAY(SELECT id FROM down)) AND q.status = 'requested'"
-    "                        AND q.command = 'force_shutdown'"
-    "                     UNION ALL"
-    "                     SELECT q.id FROM requests q"
-    "                      WHERE q.status = 'waiting' AND q.id_domain = ANY (ARRAY(SELECT id FROM down))"
-    "                        AND q.command = 'force_shutdown'))"
-    "                 AND r.status IN ('requested', 'waiting')"
-    "              RETURNING r.id_domain)"
+    "     moot AS (SELECT m.id_domain FROM vmrq_moot_force_shutdowns(ARRAY(SELECT id FROM down)) AS m(id_domain)),"
+    /* a volatile desktop is removed, disks and row, as soon as it stops (no-duplicate: one removal) */
+    "     gone AS (INSERT INTO requests (command, args)"
+    "              SELECT 'remove_domain', jsonb_build_object('uid', v.id_owner, 'id_domain', v.id)"
+    "                FROM domains v WHERE v.id = ANY (ARRAY(SELECT id FROM down)) AND v.is_volatile"
+    "                 AND v.id_owner IS NOT NULL"
+    "              ON CONFLICT DO NOTHING RETURNING id)"
     " SELECT DISTINCT d.name FROM moot JOIN d ON d.id = moot.id_domain";
 
 static const struct stmt batch_stmt = { STMT_EVENTS, "vmrq_events", batch_sql, 2 };

@@ -101,7 +101,7 @@ handle_domain_command(struct vmrqd_job *job, struct vmrqd_worker *w)
     }
     if (domain_open(job, w, &d) < 0)
         return;
-    if (domain_authorize(job, w, &d, job->command) < 0)
+    if (domain_authorize(job, &d, job->command) < 0)
         goto out;
     st = S(d.info.state);
     if ((c->noop & st) || (c->op == OP_HIBERNATE && d.info.state == DOM_SHUTOFF && d.info.managed_save)) {
@@ -148,7 +148,7 @@ handle_shutdown_start(struct vmrqd_job *job, struct vmrqd_worker *w)
         json_object_put(ran);
         return;
     }
-    if (domain_authorize(job, w, &d, "shutdown") < 0)
+    if (domain_authorize(job, &d, "shutdown") < 0)
         goto out;
     if (d.info.state != DOM_SHUTOFF) {
         memset(&ctx, 0, sizeof(ctx));
@@ -235,7 +235,7 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "     lk AS (SELECT o.id FROM domains o"
         "             WHERE o.name IN (SELECT name FROM h) OR o.id_node IS NULL OR o.id_node = (SELECT id FROM node)"
         "             ORDER BY o.id FOR UPDATE),"
-        /* a status observed after the listing (an event, sql/0010) stays */
+        /* a status observed after the listing (an event) stays: vmrq_status_not_older() */
         "     up AS (INSERT INTO domains AS d (name, uuid, status, status_seen, id_node)"
         "            SELECT h.name, h.uuid, h.status, to_timestamp($3::float8), node.id FROM h, node"
         "             WHERE (SELECT count(*) FROM lk) >= 0"
@@ -291,7 +291,7 @@ handle_refresh_machine(struct vmrqd_job *job, struct vmrqd_worker *w)
 
     if (domain_open(job, w, &d) < 0)
         return; /* domain_open marked it missing if the hypervisor does not have it */
-    if (domain_authorize(job, w, &d, "refresh") == 0 && domain_sync(job, w, &d) == 0)
+    if (domain_authorize(job, &d, "refresh") == 0 && domain_sync(job, w, &d) == 0)
         job_set_output(job, output_of(&d, NULL, NULL));
     domain_close(w, &d);
 }

@@ -12,10 +12,7 @@
 
 static const struct stmt cancel_moot_stmt = {
     STMT_CANCEL_MOOT, "vmrq_cancel_moot",
-    "UPDATE requests SET status = 'cancelled', finished_at = now(),"
-    "       error = format('moot: request %s started the domain', $2)"
-    " WHERE id_domain = $1::int AND command IN ('shutdown', 'force_shutdown')"
-    "   AND status IN ('requested', 'waiting') AND id < $2::bigint",
+    "SELECT vmrq_moot_shutdowns($1::int, $2::bigint)", /* sql/functions/transitions.sql */
     2,
 };
 
@@ -48,6 +45,16 @@ refuse_disabled_node(struct op_ctx *ctx)
     if (ctx->d->node_enabled)
         return 0;
     job_fail(ctx->job, false, "%s: the node of %s is disabled", op_name(ctx->op), ctx->d->name);
+    return -1;
+}
+
+/* A base is what its clones are made from: started, its disks would drift from theirs. */
+static int
+refuse_base(struct op_ctx *ctx)
+{
+    if (!ctx->d->is_base)
+        return 0;
+    job_fail(ctx->job, false, "%s: %s is a base; clone it", op_name(ctx->op), ctx->d->name);
     return -1;
 }
 
@@ -107,11 +114,11 @@ cancel_moot_shutdowns(struct op_ctx *ctx)
     snprintf(dom, sizeof(dom), "%d", ctx->d->id);
     snprintf(id, sizeof(id), "%lld", ctx->job->id);
     res = stmt_exec(conn, &cancel_moot_stmt, params);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
         log_warnx("request %lld: cannot cancel moot shutdowns: %s", ctx->job->id, PQerrorMessage(conn));
-    else if (atoi(PQcmdTuples(res)) > 0)
+    else if (atoi(PQgetvalue(res, 0, 0)) > 0)
         log_info("request %lld: cancelled %s pending shutdown(s) of %s, now moot", ctx->job->id,
-                 PQcmdTuples(res), ctx->d->name);
+                 PQgetvalue(res, 0, 0), ctx->d->name);
     PQclear(res);
     return 0;
 }
@@ -119,6 +126,7 @@ cancel_moot_shutdowns(struct op_ctx *ctx)
 static const struct hook hooks[] = {
     /* when   operation    hook                    name */
     { BEFORE, OP_ANY,      refuse_disabled_node,   "refuse_disabled_node" },
+    { BEFORE, OP_START,    refuse_base,            "refuse_base" },
     { BEFORE, OP_SHUTDOWN, resume_paused,          "resume_paused" },
     { AFTER,  OP_ANY,      sync_status,            "sync_status" },
     { AFTER,  OP_SHUTDOWN, force_after_timeout,    "force_after_timeout" },

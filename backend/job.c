@@ -86,6 +86,37 @@ job_db(struct vmrqd_job *job, struct vmrqd_worker *worker)
     return worker->conn;
 }
 
+const char *
+job_describe(const struct vmrqd_job *job, const char *where, char *buf, size_t size)
+{
+    char dom[24] = "-", uid[24] = "-";
+
+    if (job->id_domain)
+        snprintf(dom, sizeof(dom), "%d", job->id_domain);
+    if (job->uid)
+        snprintf(uid, sizeof(uid), "%d", job->uid);
+    snprintf(buf, size, "request %lld (%s, domain %s, uid %s%s%s)", job->id, job->command, dom, uid,
+             where ? ", " : "", where ? where : "");
+    return buf;
+}
+
+void
+job_log_outcome(const struct vmrqd_job *job, const char *where, long long backoff_ms)
+{
+    char who[192];
+
+    if (log_get_level() < LOG_LEVEL_INFO)
+        return; /* a drain runs a thousand of these per batch: format nothing that is dropped */
+    job_describe(job, where, who, sizeof(who));
+    if (job->outcome == JOB_DONE)
+        log_info("%s: done in %.1f ms", who, job->took_us / 1000.0);
+    else if (job->outcome == JOB_RETRY && job->retry > 0)
+        log_info("%s: failed in %.1f ms, retrying (%d left, backoff from %lld ms): %s", who,
+                 job->took_us / 1000.0, job->retry - 1, backoff_ms, job->error);
+    else
+        log_info("%s: failed in %.1f ms: %s", who, job->took_us / 1000.0, job->error);
+}
+
 void
 job_free(struct vmrqd_job *job)
 {

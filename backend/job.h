@@ -32,7 +32,7 @@ struct vmrqd_job {
         bool known;                /* false: the handler reads them itself (domain_open) */
         char *name, *uuid, *user;  /* owned; uuid and user "" when unknown */
         int id_owner, shutdown_timeout;
-        bool node_enabled, user_privileged;
+        bool node_enabled, user_privileged, is_base;
     } dom;
     long long retention_ms;        /* config snapshot for the cleanup handler */
     long long started_ms;          /* now_ms() when a worker started it, 0 before; under the
@@ -52,8 +52,6 @@ struct vmrqd_job {
         char uuid[37];
         double seen;               /* when it was read (clock_epoch()): an event received later wins */
     } sync;
-
-    bool abandoned;                /* its deadline passed: already failed, result ignored */
     struct vmrqd_job *next;        /* list link (pool queues, completion batches) */
 };
 
@@ -64,9 +62,10 @@ struct driver;
 struct vmrqd_worker {
     int index;
     PGconn *conn;
-    char *conninfo;
+    const char *conninfo;          /* borrowed: the pool's */
     struct driver *drv;
     const char *node;
+    const char *storage_pool;      /* borrowed: where bases' and clones' volumes go */
 };
 
 /* Marks the job failed with a one-line reason; retryable failures go back to the queue while
@@ -83,6 +82,12 @@ void job_set_output(struct vmrqd_job *job, struct json_object *output);
 void job_follow_up(struct vmrqd_job *job, vmrq_request *req, bool chained);
 /* The worker's database connection, connecting or reconnecting as needed; NULL after job_fail. */
 PGconn *job_db(struct vmrqd_job *job, struct vmrqd_worker *worker);
+/* "request 42 (shutdown, domain 7, uid 1)" into buf, with ", lane 0" before the parenthesis
+ * closes if `where` (borrowed) is not NULL; returns buf. */
+const char *job_describe(const struct vmrqd_job *job, const char *where, char *buf, size_t size);
+/* The one log line of a finished job: done, failed, or failed and retried (with `backoff_ms`,
+ * the configured first backoff); `where` as for job_describe(). Formats nothing below info. */
+void job_log_outcome(const struct vmrqd_job *job, const char *where, long long backoff_ms);
 /* Frees a job and what it owns; NULL is fine. */
 void job_free(struct vmrqd_job *job);
 

@@ -18,6 +18,7 @@ struct lane {
     pthread_t thread;
     int index;
     char name[32]; /* of its connection: "vmrqd lane 0" */
+    char where[16]; /* in its log lines: "lane 0" */
     struct lanes *lanes;
     PGconn *conn;
     long long lost_claim; /* see claim_jobs(); given back before this lane claims again */
@@ -77,11 +78,8 @@ lane_ready(struct lane *l, int daemon)
             PQfinish(l->conn);
             l->conn = ctl_open(ls->conninfo, l->name);
         }
-        if (PQstatus(l->conn) == CONNECTION_OK &&
-            (!l->lost_claim || claim_release(l->conn, daemon, l->lost_claim) >= 0)) {
-            l->lost_claim = 0;
+        if (PQstatus(l->conn) == CONNECTION_OK && claim_release_lost(l->conn, daemon, &l->lost_claim) == 0)
             return true;
-        }
         if (!l->lost_claim || stopping(ls))
             return false;
         clock_sleep_ms(500);
@@ -112,11 +110,7 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
         }
         for (struct vmrqd_job *j = list; j; j = j->next) {
             j->retention_ms = 0;
-            if (dispatch_prepare(j) == 0)
-                dispatch_run(j, ls->loop_worker);
-            log_info("request %lld (%s, lane %d): %s in %.1f ms%s%s", j->id, j->command, l->index,
-                     j->outcome == JOB_DONE ? "done" : "failed", j->took_us / 1000.0, j->error ? ": " : "",
-                     j->error ? j->error : "");
+            dispatch_inline(j, ls->loop_worker, l->where, backoff_ms);
         }
         while (list && claim_complete(l->conn, daemon, list, backoff_ms, &waiting) < 0) {
             if (stopping(ls)) {
@@ -190,6 +184,7 @@ lanes_new(int n, const char *conninfo, const char *node, struct vmrqd_worker *lo
     for (int i = 0; i < n; i++) {
         ls->lane[i].index = i;
         snprintf(ls->lane[i].name, sizeof(ls->lane[i].name), "vmrqd lane %d", i);
+        snprintf(ls->lane[i].where, sizeof(ls->lane[i].where), "lane %d", i);
         ls->lane[i].lanes = ls;
         if (pthread_create(&ls->lane[i].thread, NULL, lane_main, &ls->lane[i]) != 0) {
             log_warnx("lanes: cannot start lane %d", i);

@@ -22,10 +22,9 @@ struct pool {
     int limit[VMRQ_CLASS_LAST];           /* most jobs of each class running at once */
     int running[VMRQ_CLASS_LAST];
     struct vmrqd_job *done;               /* finished, not taken */
-    int busy;                             /* submitted and not taken */
     bool stopping;
     int wake_fd;
-    char *conninfo;                       /* guarded by lock */
+    char *conninfo;                       /* the workers' (a restart changes it, not a reload) */
     int n;
     pthread_t *threads;
     struct vmrqd_worker *workers;
@@ -76,12 +75,6 @@ worker_loop(void *p)
             pthread_cond_wait(&pool->work, &pool->lock);
         if (!job)
             break;
-        if (!w->conninfo || strcmp(w->conninfo, pool->conninfo) != 0) {
-            free(w->conninfo);
-            w->conninfo = strdup(pool->conninfo);
-            PQfinish(w->conn);
-            w->conn = NULL;
-        }
         pthread_mutex_unlock(&pool->lock);
 
         dispatch_run(job, w);
@@ -103,12 +96,11 @@ worker_loop(void *p)
     }
     pthread_mutex_unlock(&pool->lock);
     PQfinish(w->conn);
-    free(w->conninfo);
     return NULL;
 }
 
 struct pool *
-pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const char *node)
+pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const char *node, const char *storage_pool)
 {
     struct pool *pool = calloc(1, sizeof(*pool));
     sigset_t all, old;
@@ -133,8 +125,10 @@ pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const cha
         int err;
 
         pool->workers[i].index = i;
+        pool->workers[i].conninfo = pool->conninfo;
         pool->workers[i].drv = drv;
         pool->workers[i].node = node;
+        pool->workers[i].storage_pool = storage_pool;
         if (!arg) {
             log_warnx("worker pool: out of memory");
             break;
@@ -181,7 +175,6 @@ pool_submit(struct pool *pool, struct vmrqd_job *list)
     else
         pool->queue = list;
     pool->queue_tail = tail;
-    pool->busy += n;
     pthread_mutex_unlock(&pool->lock);
     /* after the unlock: a woken worker does not wait at once for the lock the loop holds; one
      * wake-up per job, no more than there are workers */
@@ -192,13 +185,11 @@ pool_submit(struct pool *pool, struct vmrqd_job *list)
 struct vmrqd_job *
 pool_take_done(struct pool *pool)
 {
-    struct vmrqd_job *done, *j;
+    struct vmrqd_job *done;
 
     pthread_mutex_lock(&pool->lock);
     done = pool->done;
     pool->done = NULL;
-    for (j = done; j; j = j->next)
-        pool->busy--;
     pthread_mutex_unlock(&pool->lock);
     return done;
 }
@@ -221,8 +212,6 @@ pool_take_queued(struct pool *pool)
     pthread_mutex_lock(&pool->lock);
     queued = pool->queue;
     pool->queue = pool->queue_tail = NULL;
-    for (struct vmrqd_job *j = queued; j; j = j->next)
-        pool->busy--;
     pthread_mutex_unlock(&pool->lock);
     return queued;
 }
@@ -236,30 +225,6 @@ pool_started(struct pool *pool, const struct vmrqd_job *job)
     started = job->started_ms;
     pthread_mutex_unlock(&pool->lock);
     return started;
-}
-
-int
-pool_busy(struct pool *pool)
-{
-    int n;
-
-    pthread_mutex_lock(&pool->lock);
-    n = pool->busy;
-    pthread_mutex_unlock(&pool->lock);
-    return n;
-}
-
-void
-pool_set_conninfo(struct pool *pool, const char *conninfo)
-{
-    char *copy = strdup(conninfo);
-
-    if (!copy)
-        return;
-    pthread_mutex_lock(&pool->lock);
-    free(pool->conninfo);
-    pool->conninfo = copy;
-    pthread_mutex_unlock(&pool->lock);
 }
 
 void

@@ -17,7 +17,8 @@ struct pool;
 /* Starts n workers. `wake_fd` is written one byte whenever a job finishes (the main loop polls
  * its read end). `conninfo` is copied; `drv` (may be NULL) and `node` are borrowed and must
  * outlive the pool. NULL on failure (logged). Free with pool_free(). */
-struct pool *pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const char *node);
+struct pool *pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const char *node,
+                      const char *storage_pool);
 /* Hands a list of jobs (linked by `next`) to the workers in one hand-over: the queue is locked
  * once for the whole list, and the workers are signalled (one per job) after it is unlocked.
  * Ownership passes to the pool until pool_take_done(). */
@@ -33,10 +34,6 @@ long long pool_started(struct pool *pool, const struct vmrqd_job *job);
 /* The jobs no worker has started, taken off the queue as a list (ownership to the caller; NULL
  * if none): a stopping daemon gives them back rather than run them. */
 struct vmrqd_job *pool_take_queued(struct pool *pool);
-/* Jobs submitted and not yet taken back. */
-int pool_busy(struct pool *pool);
-/* Tells the workers which database to use from their next (re)connection on. */
-void pool_set_conninfo(struct pool *pool, const char *conninfo);
 /* Stops the workers once their current handler returns and frees everything; queued jobs that
  * never started are freed too (their requests stay claimed; recovery takes them back). */
 void pool_free(struct pool *pool);

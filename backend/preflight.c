@@ -52,24 +52,13 @@ check_pidfile(const char *path, char *msg, size_t len)
     return 0;
 }
 
-/* The one place -n asks for the schema version vmrqd needs: ctl.c's SCHEMA_NEEDED against
- * vmrq_db_version(). To be replaced by the library's own check when the schema layout changes. */
+/* The database's schema is this build's (vmrq_db_check(): derived from the embedded migrations
+ * and sources, the check vmrqd itself makes at start); *version is its migration. */
 static int
 check_schema_version(PGconn *conn, int *version, char *msg, size_t len)
 {
-    int needed = ctl_schema_needed();
-
-    if ((*version = vmrq_db_version(conn)) < 0) {
+    if ((*version = vmrq_db_version(conn)) < 0 || vmrq_db_check(conn) < 0) {
         snprintf(msg, len, "database: %s", vmrq_error_message());
-        return -1;
-    }
-    if (*version == 0) {
-        snprintf(msg, len, "database: no vmrq schema in this database: run 'vmrq db upgrade'");
-        return -1;
-    }
-    if (*version < needed) {
-        snprintf(msg, len, "database: the schema is at version %d, vmrqd needs %d: run 'vmrq db"
-                 " upgrade'", *version, needed);
         return -1;
     }
     return 0;

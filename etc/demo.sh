@@ -4,8 +4,11 @@
 # in a school, enqueued with the vmrq CLI as a portal would: an operator discovers the machines
 # and starts the classroom, a user resumes her paused desktop, a guest ignores the power button
 # and is forced off after its timeout, a user is refused another's desktop, a reboot is scheduled,
-# a request names a desktop that does not exist; then the requests table as an operator reads it. Each step's outcome is
-# checked: the demo exits non-zero if the story did not happen.
+# a request names a desktop that does not exist; then the requests table as an operator reads it.
+# Each runs with the role of whoever does it: the operator's steps as a member of vmrq_operator,
+# the users' through the portal as one of vmrq_portal (which may enqueue and read, and is refused
+# the rest), vmrqd as one of vmrq_daemon. Each step's outcome is checked: the demo exits non-zero
+# if the story did not happen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${VMRQ_BUILD:-.build/default}
@@ -16,18 +19,25 @@ if [ "${1:-}" != --inside ]; then
     VMRQ_PG_DIR=$DEMO/pg VMRQ_PG_KEEP=1 exec t/with-pg "$0" --inside
 fi
 
-vmrq() { "$BUILD/vmrq" "$@"; }
+OWNER_DB=$VMRQ_DB
+vmrq() { VMRQ_DB="$OWNER_DB user=demo_olga" "$BUILD/vmrq" "$@"; }
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold= plain=; fi
 say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 run() { printf '$ vmrq %s\n' "$*"; vmrq "$@"; }
+# what the school's web portal does for its users, as the portal's role
+portal() { printf '(portal) $ vmrq %s\n' "$*"; VMRQ_DB="$OWNER_DB user=demo_web" "$BUILD/vmrq" "$@"; }
 fail() { echo "demo: $*" >&2; exit 1; }
 sql() { psql -qAtX -c "$1"; }
 
 URI="test://$PWD/etc/demo-hypervisor.xml"
 start_s=$(date +%s)
 
-say "The schema, people, the node and its desktops"
-run db upgrade
+say "The schema and its roles; people, the node and its desktops"
+printf '$ vmrq db upgrade\n'; "$BUILD/vmrq" db upgrade       # as the schema's owner
+for who in demo_web:--portal demo_olga:--operator demo_vmrqd:--daemon; do
+    sql "CREATE ROLE ${who%%:*} LOGIN"
+    "$BUILD/vmrq" db grant "${who%%:*}" "${who#*:}"
+done
 for u in alice bob carol; do vmrq user add "$u" >/dev/null; done
 vmrq user add olga --operator >/dev/null
 vmrq node add demo --uri "$URI" >/dev/null
@@ -36,7 +46,8 @@ run user list
 
 say "vmrqd starts (node 'demo', libvirt $URI)"
 printf 'lease = 5s\ncleanup_interval = 0\nrefresh_interval = 0\nlog_level = info\n' > "$DEMO/vmrqd.conf"
-VMRQ_NODE=demo VMRQ_LIBVIRT_URI="$URI" "$BUILD/vmrqd" -d -f "$DEMO/vmrqd.conf" 2> "$DEMO/vmrqd.log" &
+VMRQ_DB="$OWNER_DB user=demo_vmrqd" VMRQ_NODE=demo VMRQ_LIBVIRT_URI="$URI" \
+    "$BUILD/vmrqd" -d -f "$DEMO/vmrqd.conf" 2> "$DEMO/vmrqd.log" &
 daemon=$!
 trap 'kill -9 $daemon 2>/dev/null || true' EXIT
 run request ping_backend --wait --wait-timeout 10 >/dev/null || fail "vmrqd did not answer; see $DEMO/vmrqd.log"
@@ -49,16 +60,20 @@ run domain list
 say "Morning: olga starts the classroom; carol resumes her paused desktop"
 run request start uid=4 name=class-01 --wait
 run request start uid=4 name=class-02 --wait          # hibernated: start restores it
-run request resume uid=3 name=desk-carol --wait
+portal request resume uid=3 name=desk-carol --wait
 
 say "bob shuts his desktop down, 3 s timeout; its guest ignores the power button"
-run request shutdown uid=2 name=desk-bob timeout=3 --wait
+portal request shutdown uid=2 name=desk-bob timeout=3 --wait
 force=$(sql "SELECT id FROM requests WHERE command = 'force_shutdown' ORDER BY id DESC LIMIT 1")
 [ -n "$force" ] || fail "no force_shutdown follow-up was enqueued"
 echo "follow-up: request $force (force_shutdown), due in 3 s"
 
 say "bob tries alice's desktop: refused, and nothing is touched"
-if run request shutdown uid=2 name=desk-alice --wait; then fail "bob was allowed to shut alice's desktop down"; fi
+if portal request shutdown uid=2 name=desk-alice --wait; then fail "bob was allowed to shut alice's desktop down"; fi
+
+say "The portal's account cannot rewrite the queue: PostgreSQL refuses it"
+echo "(portal) \$ psql -c \"UPDATE requests SET status = 'done'\""
+if psql -qAtX -U demo_web -c "UPDATE requests SET status = 'done'"; then fail "the portal could rewrite the queue"; fi
 
 say "olga schedules a reboot of the lab server in 2 s, then mistypes a desktop's name"
 reboot=$(vmrq request reboot uid=4 name=lab-server --at +2)

@@ -36,7 +36,7 @@ nomem:
 
 /* A UUID version 7 (RFC 9562): Unix milliseconds in the first 48 bits, then random bits, so that
  * requests' uuids sort by time like those the database makes (vmrq_uuid_v7(), see
- * sql/0005_uuid_order.sql for why). This libuuid (util-linux 2.38) has no version 7 of its own. */
+ * vmrq_uuid_v7() in sql/functions/enqueue.sql for why). This libuuid (util-linux 2.38) has no version 7 of its own. */
 static void
 uuid_v7(uuid_t u)
 {

@@ -1,6 +1,6 @@
 /*
  * validate.c - argument validation against the catalog (pure: no database, no I/O).
- * Mirrors vmrq_check_args() in sql/0001_init.sql message for message; see validate.h.
+ * Mirrors vmrq_check_args() in sql/functions/catalog.sql message for message; see validate.h.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * validate.h - checks a request's arguments against the catalog.
  *
  * The messages, and the order in which problems are found, are the ones of the SQL function
- * vmrq_check_args() (sql/0001_init.sql), so that a client hears the same thing whether the library
+ * vmrq_check_args() (sql/functions/catalog.sql), so that a client hears the same thing whether the library
  * or the database refused its request. Order: each given key in jsonb's key order (shorter keys
  * first, then bytewise) is checked for being known, then for its type; then mandatory arguments
  * (in the same order); then the needs-one-of group.

@@ -123,7 +123,8 @@ VMRQ_EXPORT const char *vmrq_arg_type_name(vmrq_arg_type type);
 
 /* ---------------------------------------------------------------- request status */
 
-/* The life of a request (mirrors the SQL enum request_status; see sql/0001_init.sql). */
+/* The life of a request (mirrors the SQL enum request_status, sql/0001_baseline.sql; its transitions:
+ * sql/functions/transitions.sql). */
 typedef enum {
     VMRQ_STATUS_REQUESTED, /* ready to run once at_time has passed */
     VMRQ_STATUS_WAITING,   /* waits for after_request / after_request_ok to finish */
@@ -213,12 +214,21 @@ VMRQ_EXPORT const char *vmrq_request_output_json(const vmrq_request *req);
 
 /* ---------------------------------------------------------------- schema */
 
-/* Applies the migrations not yet recorded in schema_migrations, each in its own transaction,
- * then writes this build's catalog into the `commands` table. Safe to run concurrently (an
- * advisory lock serializes runs) and repeatedly. Returns the number of migrations applied. */
+/* Brings the database's schema to this build's, in one transaction under an advisory lock (safe
+ * to run concurrently and repeatedly): applies the migrations not yet recorded in
+ * schema_migrations, re-creates the functions, triggers and views if any source changed (and
+ * drops the vmrq_* functions the sources no longer define), then writes this build's catalog
+ * into `commands`. On an up-to-date database it changes nothing. Returns the number of
+ * migrations applied; -1 on error (nothing changed), VMRQ_ERR_STATE when the database was made
+ * or upgraded by another build. Run it as the schema's owner. */
 VMRQ_EXPORT int vmrq_db_upgrade(PGconn *conn);
 
-/* Number of migrations this build knows, and the name of the i-th ("0001_init"). Static. */
+/* 0 if the database's schema is exactly this build's (what vmrqd needs to start); else -1, with
+ * VMRQ_ERR_STATE and one line saying what differs and what to run (no schema, behind, ahead, its
+ * functions another build's), or VMRQ_ERR_DB if it could not be read. */
+VMRQ_EXPORT int vmrq_db_check(PGconn *conn);
+
+/* Number of migrations this build knows, and the name of the i-th ("0001_baseline"). Static. */
 VMRQ_EXPORT size_t vmrq_db_migration_count(void);
 VMRQ_EXPORT const char *vmrq_db_migration_name(size_t i);
 /* Highest migration version applied to the database (0 if none, -1 on error). */

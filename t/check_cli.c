@@ -291,7 +291,7 @@ START_TEST(test_db_and_commands)
 
     r = t_cli_run("db", "status", NULL);
     ck_assert_msg(r.status == 0, "%s%s", r.out, r.err);
-    ck_assert_ptr_nonnull(strstr(r.out, "0001_init"));
+    ck_assert_ptr_nonnull(strstr(r.out, "0001_baseline"));
     t_cli_free(&r);
     r = t_cli_run("db", "upgrade", NULL);
     ck_assert_int_eq(r.status, 0);

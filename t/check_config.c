@@ -135,21 +135,26 @@ START_TEST(test_durations_and_quotes)
 }
 END_TEST
 
-/* A reload cannot change what the running process is built around. */
+/* A reload cannot change what the running process is built around: the database is one of
+ * those keys (every connection of vmrqd holds claims of that database). */
 START_TEST(test_reload_keeps_fixed_keys)
 {
     struct vmrqd_config cur, next;
-    const char *a = write_conf("workers = 4\nnode = a\nretention = 1d\n");
+    const char *a;
     char err[512], b[64];
+
+    unsetenv("VMRQ_DB"); /* this test's process only: Check forks each test */
+    a = write_conf("workers = 4\nnode = a\nretention = 1d\ndatabase = dbname=one\n");
 
     memset(&cur, 0, sizeof(cur));
     memset(&next, 0, sizeof(next));
     ck_assert_int_eq(config_load(&cur, a, true, err, sizeof(err)), 0);
-    snprintf(b, sizeof(b), "%s", write_conf("workers = 9\nnode = b\nretention = 2d\n"));
+    snprintf(b, sizeof(b), "%s", write_conf("workers = 9\nnode = b\nretention = 2d\ndatabase = dbname=two\n"));
     ck_assert_int_eq(config_load(&next, b, true, err, sizeof(err)), 0);
     config_keep_fixed(&next, &cur);
     ck_assert_int_eq(next.workers, 4);
     ck_assert_str_eq(next.node, "a");
+    ck_assert_str_eq(next.database, "dbname=one");
     ck_assert_int_eq(next.retention_ms, 2LL * 86400 * 1000);
     config_free(&cur);
     config_free(&next);

@@ -18,6 +18,7 @@
 #include "claim.h"
 #include "job.h"
 #include "lanes.h"
+#include "migrations.h"
 #include "relay.h"
 #include "tutil.h"
 
@@ -242,6 +243,7 @@ START_TEST(test_retry_gives_way_to_a_pending_twin)
     static const int all[CLAIM_LANES] = { 10, 10, 10, 10 };
     struct vmrqd_job *job = NULL;
     char sql[160];
+    long long tag;
     int daemon;
     PGresult *res;
 
@@ -283,7 +285,9 @@ START_TEST(test_retry_gives_way_to_a_pending_twin)
     /* and when a claim whose answer was lost is given back (request 4, its twin 5) */
     ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job, NULL), 1);
     ck_assert_int_eq(count("SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')"), 5);
-    ck_assert_int_eq(claim_release(t_db, daemon, count("SELECT claim_tag FROM requests WHERE id = 4")), 1);
+    tag = count("SELECT claim_tag FROM requests WHERE id = 4");
+    ck_assert_int_eq(claim_release_lost(t_db, daemon, &tag), 0);
+    ck_assert_int_eq(tag, 0);
     res = t_sql(t_db, "SELECT status || ': ' || error || ' (' || attempts || ')' FROM requests WHERE id = 4", 0, NULL);
     ck_assert_str_eq(PQgetvalue(res, 0, 0), "cancelled: claimed when the database connection broke, not run;"
                                             " request 5, the same, is pending (0)");
@@ -436,9 +440,11 @@ END_TEST
 START_TEST(test_lost_claim_answer_is_given_back)
 {
     struct t_relay *relay = t_relay_start();
+    char through[512];
 
     ck_assert(relay != NULL);
-    setenv("VMRQ_DB", t_relay_conninfo(relay), 1); /* it overrides the file; this test's process only */
+    snprintf(through, sizeof(through), "%s user=vmrq_t_daemon", t_relay_conninfo(relay));
+    setenv("VMRQ_DAEMON_DB", through, 1); /* the daemons' database; this test's process only */
     t_daemon_start(&da, FAST "lanes = 0\n", false);
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL)); /* past the first claims */
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 1, 5000), 1);
@@ -456,11 +462,14 @@ END_TEST
 
 /* Every connection of vmrqd says whose it is in pg_stat_activity: when a lock waits or a
  * statement runs long, the operator sees which part of vmrqd holds it. (The event sink's,
- * "vmrqd events", opens at the first domain event; none happens here.) */
+ * "vmrqd events", opens at the first domain event; none happens here.) Each is the login role
+ * the suites give vmrqd, a member of vmrq_daemon only: what vmrqd does here, it does with that
+ * role's rights. */
 START_TEST(test_connections_are_named)
 {
     const char *names = "SELECT count(DISTINCT application_name) FROM pg_stat_activity"
-                        " WHERE application_name IN ('vmrqd', 'vmrqd lane 0', 'vmrqd worker 0')";
+                        " WHERE application_name IN ('vmrqd', 'vmrqd lane 0', 'vmrqd worker 0')"
+                        "   AND usename = 'vmrq_t_daemon'";
 
     t_daemon_start(&da, FAST "lanes = 1\nworkers = 1\nclaim_batch = 2\n", false);
     PQclear(t_sql(t_db, "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, 50)", 0, NULL));
@@ -641,6 +650,53 @@ START_TEST(test_handler_deadline)
 }
 END_TEST
 
+/* A vmrqd started on a database one migration behind its own, or upgraded by a newer vmrq, stops
+ * at once with one line naming what to run, and says nothing else. */
+START_TEST(test_refuses_another_schema)
+{
+    static const struct { const char *how, *says; } cases[] = {
+        { "behind", "run 'vmrq db upgrade'" },
+        { "ahead", "upgraded by a newer vmrq" },
+    };
+    size_t n = vmrq_db_migration_count();
+    int behind = n > 1 ? atoi(vmrq_db_migration_name(n - 2)) : 0;
+    char conninfo[512];
+
+    snprintf(conninfo, sizeof(conninfo), "%s options='-csearch_path=vmrq_other_s'", getenv("VMRQ_DAEMON_DB"));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct timespec t0, t1;
+        long long ms;
+        char *log;
+        int status;
+
+        PQclear(t_sql(t_db, "DROP SCHEMA IF EXISTS vmrq_other_s CASCADE", 0, NULL));
+        PQclear(t_sql(t_db, "CREATE SCHEMA vmrq_other_s", 0, NULL));
+        PQclear(t_sql(t_db, "SET search_path = vmrq_other_s", 0, NULL));
+        if (i == 0) {
+            ck_assert_int_eq(vmrq_db_migrate_to(t_db, behind, false), (int)n - 1);
+        } else {
+            ck_assert_int_ge(vmrq_db_upgrade(t_db), 0);
+            PQclear(t_sql(t_db, "INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_next')", 0, NULL));
+        }
+        PQclear(t_sql(t_db, "RESET search_path", 0, NULL));
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        t_daemon_spawn(&da, FAST, false, conninfo);
+        status = t_daemon_wait(&da, 0, 10000);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        log = t_daemon_log(&da);
+        ck_assert_msg(status == 1, "%s: vmrqd exited %d, log: %s", cases[i].how, status, log);
+        ck_assert_msg(ms < 1000 * (getenv("VMRQ_SANITIZED") ? 3 : 1), "%s: vmrqd took %lld ms to stop",
+                      cases[i].how, ms);
+        ck_assert_msg(t_lines(log) == 1 && strstr(log, cases[i].says), "%s: the log says: %s", cases[i].how, log);
+        free(log);
+        t_daemon_cleanup(&da);
+        memset(&da, 0, sizeof(da));
+    }
+    PQclear(t_sql(t_db, "DROP SCHEMA vmrq_other_s CASCADE", 0, NULL));
+}
+END_TEST
+
 START_TEST(test_command_line)
 {
     char cmd[512];
@@ -686,6 +742,7 @@ daemon_suite(void)
     tcase_add_test(tc, test_claim_ahead_keeps_limits_and_deadlines);
     tcase_add_test(tc, test_stop_gives_back_what_did_not_start);
     tcase_add_test(tc, test_command_line);
+    tcase_add_test(tc, test_refuses_another_schema);
     suite_add_tcase(s, tc);
     return s;
 }

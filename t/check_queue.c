@@ -125,7 +125,7 @@ START_TEST(test_uuid_is_an_idempotency_key)
 END_TEST
 
 /* Uuids, made by libvmrq or by the database, begin with the time (version 7): the index on them
- * then grows at its end, however much history the table keeps (sql/0005_uuid_order.sql). */
+ * then grows at its end, however much history the table keeps (vmrq_uuid_v7(), sql/functions/enqueue.sql). */
 START_TEST(test_uuids_follow_time)
 {
     vmrq_request *a = vmrq_request_new("ping_backend"), *b;
@@ -310,6 +310,58 @@ END_TEST
 
 /* A batch is one statement: validated row by row first, all or nothing, with the same duplicate
  * and idempotency rules as single requests, inside the batch too. */
+/* Every way into the queue gives a version-7 uuid: the library one at a time and in a batch,
+ * the CLI (one and --batch), vmrq_request(), vmrq_enqueue() and a plain INSERT. */
+START_TEST(test_every_path_gives_uuid_v7)
+{
+    vmrq_request *one = vmrq_request_new("ping_backend"), *batch[2] = { vmrq_request_new("ping_backend"),
+                                                                       vmrq_request_new("ping_backend") };
+    char path[] = "/tmp/vmrq-batch.XXXXXX";
+    struct t_cli r;
+    FILE *f;
+    int fd;
+
+    ck_assert_int_eq(vmrq_request_enqueue(t_db, one), 0);
+    ck_assert_int_eq(vmrq_request_enqueue_batch(t_db, batch, 2), 0);
+    r = t_cli_run("request", "ping_backend", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    ck_assert((fd = mkstemp(path)) >= 0);
+    ck_assert((f = fdopen(fd, "w")) != NULL);
+    fputs("{\"command\": \"ping_backend\"}\n", f);
+    fclose(f);
+    r = t_cli_run("request", "--batch", path, NULL);
+    unlink(path);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT * FROM vmrq_enqueue('ping_backend')", 0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO requests (command) VALUES ('ping_backend')", 0, NULL));
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests", 0, NULL), 8);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE substr(uuid::text, 15, 1) <> '7'"
+                                     " OR substr(uuid::text, 20, 1) NOT IN ('8', '9', 'a', 'b')", 0, NULL), 0);
+    vmrq_request_free(one);
+    vmrq_request_free(batch[0]);
+    vmrq_request_free(batch[1]);
+}
+END_TEST
+
+/* C's status enum is the SQL enum, value for value and in order. */
+START_TEST(test_status_enum_matches_sql)
+{
+    char want[256] = "{";
+    PGresult *res;
+
+    for (int i = 0; i < VMRQ_STATUS_LAST; i++) {
+        strcat(want, vmrq_status_name((vmrq_status)i));
+        strcat(want, i + 1 < VMRQ_STATUS_LAST ? "," : "}");
+    }
+    res = t_sql(t_db, "SELECT enum_range(NULL::request_status)::text", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), want);
+    PQclear(res);
+}
+END_TEST
+
 START_TEST(test_enqueue_batch)
 {
     vmrq_request *r[5];
@@ -379,6 +431,8 @@ queue_suite(void)
     tcase_add_test(tc, test_wait_wakes_on_completion);
     tcase_add_test(tc, test_wait_times_out);
     tcase_add_test(tc, test_enqueue_batch);
+    tcase_add_test(tc, test_every_path_gives_uuid_v7);
+    tcase_add_test(tc, test_status_enum_matches_sql);
     tcase_add_test(tc, test_database_gone);
     suite_add_tcase(s, tc);
     return s;

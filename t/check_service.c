@@ -484,7 +484,7 @@ page_has(const char *page, const char *start)
  * subcommand its --help lists, vmrqd(8) every option its --help lists. */
 START_TEST(test_man_pages)
 {
-    static const char *const pages[] = { "man/vmrq.1", "man/vmrqd.8", "man/vmrqd.conf.5" };
+    static const char *const pages[] = { "etc/man/vmrq.1", "etc/man/vmrqd.8", "etc/man/vmrqd.conf.5" };
     char out[8192], want[128], *line, *save = NULL;
     const char *key;
     bool in_list = false;
@@ -497,7 +497,7 @@ START_TEST(test_man_pages)
     }
     for (size_t i = 0; (key = config_key_name(i)); i++) {
         snprintf(want, sizeof(want), ".It Cm %s", key);
-        ck_assert_msg(page_has("man/vmrqd.conf.5", want), "vmrqd.conf.5 does not document key %s", key);
+        ck_assert_msg(page_has("etc/man/vmrqd.conf.5", want), "vmrqd.conf.5 does not document key %s", key);
     }
     ck_assert_int_eq(run(out, sizeof(out), "%s --help", getenv("VMRQ_CLI")), 0);
     for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -511,14 +511,14 @@ START_TEST(test_man_pages)
             continue;
         }
         snprintf(want, sizeof(want), ".It Ic %s", name);
-        ck_assert_msg(page_has("man/vmrq.1", want), "vmrq.1 does not document subcommand %s", name);
+        ck_assert_msg(page_has("etc/man/vmrq.1", want), "vmrq.1 does not document subcommand %s", name);
     }
     ck_assert_int_eq(run(out, sizeof(out), "%s --help", getenv("VMRQD")), 0);
     for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "  -", 3) != 0)
             continue;
         snprintf(want, sizeof(want), ".It Fl %c", line[3]);
-        ck_assert_msg(page_has("man/vmrqd.8", want), "vmrqd.8 does not document -%c", line[3]);
+        ck_assert_msg(page_has("etc/man/vmrqd.8", want), "vmrqd.8 does not document -%c", line[3]);
     }
 }
 END_TEST

@@ -139,6 +139,11 @@ t_cli_run(const char *arg, ...)
     pid = fork();
     ck_assert(pid >= 0);
     if (pid == 0) {
+        /* the CLI runs as an operator, but for what only the schema's owner may do */
+        bool owner = argc > 2 && strcmp(argv[1], "db") == 0 &&
+                     (strcmp(argv[2], "upgrade") == 0 || strcmp(argv[2], "grant") == 0);
+        if (!owner && getenv("VMRQ_OPERATOR_DB"))
+            setenv("VMRQ_DB", getenv("VMRQ_OPERATOR_DB"), 1);
         dup2(out, 1);
         dup2(err, 2);
         execv(cli, (char *const *)argv);
@@ -172,11 +177,9 @@ t_lines(const char *s)
 }
 
 void
-t_daemon_start(struct t_daemon *d, const char *config, bool valgrind)
+t_daemon_spawn(struct t_daemon *d, const char *config, bool valgrind, const char *database)
 {
     const char *vmrqd = getenv("VMRQD");
-    char pidbuf[16];
-    const char *params[1] = { pidbuf };
     FILE *f;
     int fd;
 
@@ -193,6 +196,8 @@ t_daemon_start(struct t_daemon *d, const char *config, bool valgrind)
     ck_assert(d->pid >= 0);
     if (d->pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (database || (database = getenv("VMRQ_DAEMON_DB")))
+            setenv("VMRQ_DB", database, 1);
         dup2(fd, 2);
         dup2(fd, 1);
         if (valgrind)
@@ -204,6 +209,15 @@ t_daemon_start(struct t_daemon *d, const char *config, bool valgrind)
         _exit(127);
     }
     close(fd);
+}
+
+void
+t_daemon_start(struct t_daemon *d, const char *config, bool valgrind)
+{
+    char pidbuf[16];
+    const char *params[1] = { pidbuf };
+
+    t_daemon_spawn(d, config, valgrind, NULL);
     snprintf(pidbuf, sizeof(pidbuf), "%d", d->pid);
     {
         PGconn *c = t_connect();
@@ -258,18 +272,25 @@ t_daemon_cleanup(struct t_daemon *d)
         unlink(d->log);
 }
 
-bool
-t_daemon_logged(const struct t_daemon *d, const char *text)
+char *
+t_daemon_log(const struct t_daemon *d)
 {
     int fd = open(d->log, O_RDONLY);
     char *all;
-    bool found;
 
     if (fd < 0)
-        return false;
+        return strdup("");
     all = slurp(fd);
     close(fd);
-    found = strstr(all, text) != NULL;
+    return all;
+}
+
+bool
+t_daemon_logged(const struct t_daemon *d, const char *text)
+{
+    char *all = t_daemon_log(d);
+    bool found = strstr(all, text) != NULL;
+
     free(all);
     return found;
 }

@@ -24,6 +24,8 @@ Suite *service_suite(void);
 Suite *log_suite(void);
 Suite *domain_suite(void);
 Suite *guest_suite(void);
+Suite *privileges_suite(void);
+Suite *bases_suite(void);
 
 /* A new connection to $VMRQ_DB with notices silenced; fails the test if it cannot connect. */
 PGconn *t_connect(void);
@@ -48,7 +50,8 @@ struct t_cli {
     char *out;   /* stdout, NUL-terminated */
     char *err;   /* stderr, NUL-terminated */
 };
-/* Runs $VMRQ_CLI with the NULL-terminated arguments (environment inherited: $VMRQ_DB). */
+/* Runs $VMRQ_CLI with the NULL-terminated arguments, as an operator ($VMRQ_OPERATOR_DB, set by
+ * the runner), but `vmrq db upgrade` and `vmrq db grant` as the schema's owner ($VMRQ_DB). */
 struct t_cli t_cli_run(const char *arg, ...) __attribute__((sentinel));
 void t_cli_free(struct t_cli *r);
 /* Number of lines in s (a final line without newline counts). */
@@ -61,6 +64,9 @@ struct t_daemon {
     char conf[64];
     char log[64];
 };
+/* Starts a daemon with `config` (as t_daemon_start()) on `database` (NULL: $VMRQ_DAEMON_DB, a
+ * login role of vmrq_daemon only, set by the runner), and returns at once. */
+void t_daemon_spawn(struct t_daemon *d, const char *config, bool valgrind, const char *database);
 /* Starts a daemon with `config` (key = value lines; nothing about the pidfile: under -d the
  * default writes none) and waits until it has registered in table daemons. With `valgrind`,
  * runs it under valgrind (errors and leaks make it exit 99). */
@@ -70,6 +76,8 @@ void t_daemon_start(struct t_daemon *d, const char *config, bool valgrind);
 int t_daemon_wait(struct t_daemon *d, int sig, int timeout_ms);
 /* Kills the daemon if it still runs and removes its files. */
 void t_daemon_cleanup(struct t_daemon *d);
+/* The daemon's log so far (caller frees). */
+char *t_daemon_log(const struct t_daemon *d);
 /* Whether the daemon's log contains `text`. */
 bool t_daemon_logged(const struct t_daemon *d, const char *text);
 /* Polls a one-integer query every 10 ms until it returns `want` or timeout_ms passes; returns

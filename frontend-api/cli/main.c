@@ -23,7 +23,7 @@ static const struct subcommand subcommands[] = {
     { "cancel", cli_cmd_cancel, "cancel a request that has not started" },
     { "daemons", cli_cmd_daemons, "the vmrqd serving the queue: node, host, pid, heartbeat, running" },
     { "commands", cli_cmd_commands, "the catalog: commands and their arguments" },
-    { "db", cli_cmd_db, "db upgrade | db status: the schema" },
+    { "db", cli_cmd_db, "db upgrade | db status | db grant: the schema and its roles" },
     { "user", cli_cmd_user, "user add | list | remove" },
     { "domain", cli_cmd_domain, "domain add | list | set-owner | remove" },
     { "node", cli_cmd_node, "node add | list | disable | enable | remove" },
