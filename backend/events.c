@@ -64,7 +64,8 @@ struct events {
  * force_shutdown was moot. */
 static const char batch_sql[] =
     "WITH ev AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
-    "                 AS e(n int, name text, uuid uuid, status text, event text, detail text, at float8)),"
+    "                 AS e(n int, name text, uuid uuid, status text, event text, detail text, at float8)"
+    "               WHERE vmrq_name_ok(name)),"  /* a name vmrq cannot hold is left out (names.sql) */
     "     dom AS (SELECT name, (array_agg(uuid ORDER BY n DESC) FILTER (WHERE uuid IS NOT NULL))[1] AS uuid,"
     "                    (array_agg(status ORDER BY n DESC) FILTER (WHERE status IS NOT NULL))[1] AS status,"
     "                    to_timestamp(max(at) FILTER (WHERE status IS NOT NULL)) AS seen,"
