@@ -84,6 +84,21 @@ say "Waiting for the scheduled requests"
 run wait "$reboot" --timeout 20
 run wait "$force" --timeout 20
 
+say "A lesson: olga makes class-01 the base of today's lesson; the students each get a clone"
+run request shutdown uid=4 name=class-01 --wait
+run request prepare_base uid=4 name=class-01 --wait
+echo "(olga) \$ psql -c \"UPDATE domains SET is_public = true WHERE name = 'class-01'\""
+psql -qAtX -U demo_olga -c "UPDATE domains SET is_public = true WHERE name = 'class-01'"
+lesson=()
+for uid in 1 2 3; do   # the portal's one call per student: her clone, started, made if need be
+    printf '(portal) $ vmrq request provision uid=%s base=class-01\n' "$uid"
+    lesson+=("$(VMRQ_DB="$OWNER_DB user=demo_web" "$BUILD/vmrq" request provision uid=$uid base=class-01)")
+done
+for id in "${lesson[@]}"; do vmrq wait "$id" --timeout 20 >/dev/null || fail "provision $id did not finish"; done
+[ "$(sql "SELECT count(*) FROM domains WHERE id_base = (SELECT id FROM domains WHERE name = 'class-01')
+          AND status = 'running'")" = 3 ] || fail "the three students' clones are not running"
+run domain list
+
 say "The requests, as an operator sees them"
 run list
 say "The desktops"
