@@ -105,6 +105,7 @@ claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LAN
             continue;
         }
         job->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        job->daemon = daemon;
         job->args = json_tokener_parse(PQgetvalue(res, i, 2));
         job->id_domain = PQgetisnull(res, i, 3) ? 0 : atoi(PQgetvalue(res, i, 3));
         job->uid = PQgetisnull(res, i, 4) ? 0 : atoi(PQgetvalue(res, i, 4));

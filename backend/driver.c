@@ -129,9 +129,11 @@ driver_agent_ping(struct driver *drv, struct driver_dom *dom, long long *guest_t
 }
 
 int
-driver_base_prepare(struct driver *drv, struct driver_dom *dom, const char *pool, char **base_xml)
+driver_base_prepare(struct driver *drv, struct driver_dom *dom, const char *pool, char **base_xml,
+                    driver_progress_fn fn, void *opaque)
 {
-    return drv->ops->base_prepare ? drv->ops->base_prepare(dom, pool, base_xml) : UNSUPPORTED(drv, "prepare_base");
+    return drv->ops->base_prepare ? drv->ops->base_prepare(dom, pool, base_xml, fn, opaque)
+                                  : UNSUPPORTED(drv, "prepare_base");
 }
 
 int

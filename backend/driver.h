@@ -59,6 +59,9 @@ typedef void (*driver_event_fn)(void *opaque, const struct dom_event *ev);
  * missed in between. */
 typedef void (*driver_conn_fn)(void *opaque, bool up, const char *why);
 
+/* How far a long operation has got, 0 to 1; called on the operation's thread. */
+typedef void (*driver_progress_fn)(void *opaque, double done);
+
 struct driver_ops {
     const char *name;
     int (*open)(struct driver *drv, const char *uri);
@@ -78,7 +81,8 @@ struct driver_ops {
     int (*managed_save)(struct driver_dom *dom);
     int (*set_time)(struct driver_dom *dom);
     int (*agent_ping)(struct driver_dom *dom, long long *guest_time);
-    int (*base_prepare)(struct driver_dom *dom, const char *pool, char **base_xml);
+    int (*base_prepare)(struct driver_dom *dom, const char *pool, char **base_xml, driver_progress_fn fn,
+                        void *opaque);
     int (*base_remove)(struct driver *drv, const char *base_xml);
     struct driver_dom *(*clone)(struct driver *drv, const char *base_xml, const char *name, const char *pool);
     int (*remove)(struct driver_dom *dom);
@@ -119,12 +123,14 @@ int driver_agent_ping(struct driver *drv, struct driver_dom *dom, long long *gue
  * driver_base_prepare: copies each writable disk of `dom` (shut off; each disk a volume of a
  * storage pool) into a read-only base volume in `pool`, and returns the base's definition, its
  * disks on those volumes, in *base_xml (caller frees). A base volume already there is kept.
+ * `fn` (may be NULL) hears how far it has got, after each disk.
  * driver_base_remove: deletes the base volumes `base_xml` names.
  * driver_clone: defines `name` from `base_xml` with a fresh uuid and MACs, each disk a new qcow2
  * overlay in `pool` whose backing store is the base volume; its handle (caller frees).
  * driver_remove: stops `dom` if it runs, undefines it (managed save, snapshots' metadata,
  * NVRAM) and deletes its disks' volumes, never a base volume. */
-int driver_base_prepare(struct driver *drv, struct driver_dom *dom, const char *pool, char **base_xml);
+int driver_base_prepare(struct driver *drv, struct driver_dom *dom, const char *pool, char **base_xml,
+                        driver_progress_fn fn, void *opaque);
 int driver_base_remove(struct driver *drv, const char *base_xml);
 struct driver_dom *driver_clone(struct driver *drv, const char *base_xml, const char *name, const char *pool);
 int driver_remove(struct driver *drv, struct driver_dom *dom);

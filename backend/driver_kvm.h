@@ -56,7 +56,8 @@ int kvm_report(const char *what);
 struct driver_dom *kvm_wrap(struct kvm *kvm, virDomainPtr d, const char *what);
 
 /* Bases and clones (driver_kvm_base.c): see the slots of the same names in driver.h. */
-int kvm_base_prepare(struct driver_dom *dom, const char *pool, char **base_xml);
+int kvm_base_prepare(struct driver_dom *dom, const char *pool, char **base_xml, driver_progress_fn fn,
+                     void *opaque);
 int kvm_base_remove(struct driver *drv, const char *base_xml);
 struct driver_dom *kvm_clone(struct driver *drv, const char *base_xml, const char *name, const char *pool);
 int kvm_remove(struct driver_dom *dom);

@@ -145,7 +145,8 @@ vol_path(virStorageVolPtr vol, unsigned long long *capacity)
 }
 
 int
-kvm_base_prepare(struct driver_dom *dom, const char *pool_name, char **base_xml)
+kvm_base_prepare(struct driver_dom *dom, const char *pool_name, char **base_xml, driver_progress_fn fn,
+                 void *opaque)
 {
     const char *name = virDomainGetName(dom->dom);
     virConnectPtr conn = virDomainGetConnect(dom->dom);
@@ -167,7 +168,9 @@ kvm_base_prepare(struct driver_dom *dom, const char *pool_name, char **base_xml)
     if (def_parse(&d, xml, what) < 0)
         goto cleanup;
     disks = xpath(&d, "/domain/devices/disk");
-    for (int i = 0; disks && disks->nodesetval && i < disks->nodesetval->nodeNr; i++) {
+    if (fn)
+        fn(opaque, 0);
+    for (int i = 0, n = disks && disks->nodesetval ? disks->nodesetval->nodeNr : 0, copied = 0; i < n; i++) {
         xmlNodePtr disk = disks->nodesetval->nodeTab[i];
         char file[1024], target[64], volname[400], volxml[1024];
         unsigned long long capacity = 0;
@@ -203,8 +206,12 @@ kvm_base_prepare(struct driver_dom *dom, const char *pool_name, char **base_xml)
         xmlNewChild(disk, NULL, (const xmlChar *)"readonly", NULL);
         free(path);
         virStorageVolFree(base);
+        if (fn && ++copied < n) /* a disk's share of the work; the last is said once all is done */
+            fn(opaque, (double)copied / n);
     }
     ret = (*base_xml = def_text(&d, what)) ? 0 : -1;
+    if (ret == 0 && fn)
+        fn(opaque, 1);
 
 cleanup:
     xmlXPathFreeObject(disks);

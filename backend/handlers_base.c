@@ -359,9 +359,41 @@ require_operator(struct vmrqd_job *job, const struct domain *d)
     return -1;
 }
 
+/* Writes a long handler's progress to its request (vmrq_progress()), at most once a second but
+ * for the end; a failure to write it is logged, not the job's. */
+struct progress {
+    struct vmrqd_job *job;
+    struct vmrqd_worker *w;
+    long long last_ms;
+};
+
+static void
+write_progress(void *opaque, double done)
+{
+    struct progress *p = opaque;
+    char daemon[16], id[24], value[32];
+    const char *params[3] = { daemon, id, value };
+    PGconn *conn;
+    PGresult *res;
+
+    if (p->last_ms && now_ms() - p->last_ms < 1000 && done < 1)
+        return;
+    p->last_ms = now_ms();
+    snprintf(daemon, sizeof(daemon), "%d", p->job->daemon);
+    snprintf(id, sizeof(id), "%lld", p->job->id);
+    snprintf(value, sizeof(value), "%.3f", done);
+    if (!(conn = p->w->conn) || PQstatus(conn) != CONNECTION_OK)
+        return;
+    res = PQexecParams(conn, "SELECT vmrq_progress($1::int, $2::bigint, $3::real)", 3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        log_warnx("request %lld: cannot write its progress: %s", p->job->id, PQerrorMessage(conn));
+    PQclear(res);
+}
+
 void
 handle_prepare_base(struct vmrqd_job *job, struct vmrqd_worker *w)
 {
+    struct progress progress = { job, w, 0 };
     struct domain d;
     char *xml = NULL, idbuf[16];
     const char *params[2] = { idbuf, NULL };
@@ -380,7 +412,9 @@ handle_prepare_base(struct vmrqd_job *job, struct vmrqd_worker *w)
                  dom_state_status(d.info.state, d.info.managed_save));
         goto out;
     }
-    if (driver_base_prepare(w->drv, d.dom, w->storage_pool, &xml) < 0) {
+    if (!job_db(job, w))
+        goto out;
+    if (driver_base_prepare(w->drv, d.dom, w->storage_pool, &xml, write_progress, &progress) < 0) {
         job_fail(job, driver_error_retryable(), "%s", driver_error_message());
         goto out;
     }

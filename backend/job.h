@@ -20,6 +20,7 @@ struct vmrqd_handler;
 struct vmrqd_job {
     /* from the claim */
     long long id;
+    int daemon;                    /* daemons.id of the vmrqd that claimed it */
     char *command;                 /* owned */
     const vmrq_command *cmd;       /* NULL if this build does not know the command */
     const struct vmrqd_handler *handler;

@@ -168,6 +168,7 @@ START_TEST(test_prepare_base_and_its_refusals)
 
     ck_assert_str_eq(outcome(run("prepare_base", "{\"uid\": 3, \"name\": \"teacher\"}")), "done");
     ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE name = 'teacher' AND is_base"), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'prepare_base' AND progress = 1"), 1);
     ck_assert(has_volume(POOL "teacher-vda.base.qcow2"));
     ck_assert(has_volume(POOL "teacher.qcow2")); /* the desktop's own disk is untouched */
     /* the base's definition: its disk on the base volume, read-only; the CD-ROM as it was */
@@ -277,13 +278,18 @@ START_TEST(test_clones_in_parallel_and_volatile_through_the_daemon)
 {
     struct t_daemon d = { 0 };
     char conf[PATH_MAX + 256];
+    struct t_cli r;
 
     driver_close(drv); /* the daemon has the hypervisor (a copy of the file's) to itself */
     drv = NULL;
     snprintf(conf, sizeof(conf), "lease = 1s\npoll_interval = 1h\nlog_level = info\nnode = lab\nlibvirt_uri = %s\n", uri);
     t_daemon_start(&d, conf, false);
-    PQclear(t_sql(t_db, "SELECT vmrq_request('prepare_base', '{\"uid\": 3, \"name\": \"teacher\"}')", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE is_base", 1, 5000), 1);
+    /* the operator waits for it, and is told how far it has got (plain lines: not a terminal) */
+    r = t_cli_run("request", "prepare_base", "uid=3", "name=teacher", "--wait", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_msg(strstr(r.err, ": 100% done\n"), "%s", r.err);
+    t_cli_free(&r);
+    ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE is_base"), 1);
     PQclear(t_sql(t_db, "SELECT vmrq_request('clone', jsonb_build_object('uid', 3, 'base', 'teacher', 'name', n))"
                         "  FROM unnest('{c1,c2,c3}'::text[]) n", 0, NULL));
     /* none waits for another: no domain of theirs to serialize on */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <json-c/json.h>
@@ -145,16 +146,39 @@ print_final_json(PGconn *conn, long long id, bool created)
     PQclear(res);
 }
 
+/* A long handler's progress, on stderr: a bar redrawn in place on a terminal, else a plain line
+ * each time it changed. */
+static void
+show_progress(void *opaque, long long id, double done)
+{
+    bool *drawn = opaque;
+    int pct = (int)(done * 100 + 0.5), filled = pct / 5;
+
+    if (isatty(STDERR_FILENO)) {
+        fprintf(stderr, "\rrequest %lld [%.*s%.*s] %3d%%", id, filled, "####################", 20 - filled,
+                "....................", pct);
+        *drawn = true;
+    } else {
+        fprintf(stderr, "request %lld: %d%% done\n", id, pct);
+    }
+}
+
 /* Waits for `id` and turns the outcome into an exit status, with one line on stderr unless done;
- * with `json`, prints the request as it finished first. */
+ * with `json`, prints the request as it finished first. A long handler's progress is shown as it
+ * goes (show_progress()). */
 static int
 wait_and_report(PGconn *conn, long long id, long long timeout_s, bool json, bool created)
 {
     vmrq_status st;
     vmrq_request *req;
-    int code;
+    bool drawn = false;
+    int code, rc;
 
-    if (vmrq_request_wait(conn, id, timeout_s < 0 ? -1 : (int)(timeout_s * 1000), &st) < 0) {
+    rc = vmrq_request_wait_progress(conn, id, timeout_s < 0 ? -1 : (int)(timeout_s * 1000), &st, show_progress,
+                                    &drawn);
+    if (drawn)
+        fputc('\n', stderr);
+    if (rc < 0) {
         if (json && vmrq_error_code() == VMRQ_ERR_TIMEOUT)
             print_final_json(conn, id, created);
         return vmrq_error_code() == VMRQ_ERR_TIMEOUT ? cli_fail("%s", vmrq_error_message())
