@@ -45,7 +45,7 @@ DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev lib
             libbsd-dev libsystemd-dev mandoc man-db
 # The real-guest tests' private libvirtd and QEMU (make check installs them if it can; if not,
 # those tests say SKIPPED with the reason). The guest itself is built from downloaded .debs.
-GUEST_PKGS := libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients
+GUEST_PKGS := libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients qemu-utils
 
 PKG_CFLAGS  = $(shell pkg-config --cflags libpq json-c uuid)
 PKG_LIBS    = $(shell pkg-config --libs libpq json-c uuid)

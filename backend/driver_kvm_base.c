@@ -267,6 +267,30 @@ cleanup:
     return ret;
 }
 
+/* A file a device logs to (a serial console's) is the clone's own: BASE.serial becomes
+ * NAME.serial, any other file NAME-FILE, in the same directory; two machines cannot share one. */
+static void
+own_logs(struct def *d, const char *base, const char *name)
+{
+    xmlXPathObjectPtr o = xpath(d, "/domain/devices/*[@type='file']/source[@path]");
+
+    for (int i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
+        char path[1024], mine[1400];
+        const char *file;
+        size_t dirlen, blen = strlen(base);
+
+        attr(o->nodesetval->nodeTab[i], "path", path, sizeof(path));
+        file = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        dirlen = (size_t)(file - path);
+        if (blen && strncmp(file, base, blen) == 0)
+            snprintf(mine, sizeof(mine), "%.*s%s%s", (int)dirlen, path, name, file + blen);
+        else
+            snprintf(mine, sizeof(mine), "%.*s%s-%s", (int)dirlen, path, name, file);
+        xmlSetProp(o->nodesetval->nodeTab[i], (const xmlChar *)"path", (const xmlChar *)mine);
+    }
+    xmlXPathFreeObject(o);
+}
+
 struct driver_dom *
 kvm_clone(struct driver *drv, const char *base_xml, const char *name, const char *pool_name)
 {
@@ -289,6 +313,11 @@ kvm_clone(struct driver *drv, const char *base_xml, const char *name, const char
     if (def_parse(&d, base_xml, what) < 0)
         goto cleanup;
     /* a new machine: its own name, and uuid, MACs and NVRAM that libvirt makes anew */
+    {
+        xmlChar *base_name = xmlNodeGetContent(child(xmlDocGetRootElement(d.doc), "name"));
+        own_logs(&d, base_name ? (const char *)base_name : "", name);
+        xmlFree(base_name);
+    }
     xmlNodeSetContent(child(xmlDocGetRootElement(d.doc), "name"), (const xmlChar *)name);
     drop(&d, "/domain/uuid");
     drop(&d, "/domain/devices/interface/mac");
