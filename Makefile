@@ -3,12 +3,13 @@
 #   make               build everything under .build/ (installs missing Debian packages as root)
 #   make check         build and run every test against a throwaway PostgreSQL
 #   make check SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make install       PREFIX=/usr/local, DESTDIR supported
+#   make install       PREFIX=/usr/local, DESTDIR supported (make uninstall: the same, undone)
 #   make demo          see README.md
 #   make fuzz          libFuzzer under ASan+UBSan on the parsers input reaches (FUZZ_TIME seconds
 #                      each, one after the other; seeds in t/fuzz/corpus/NAME/)
 #
 # Every compile uses -Wall -Wextra -Werror. Objects of a SANITIZE=1 build live apart (.build/san).
+# Each build step prints one short line ("CC backend/claim.c"); V=1 prints the whole commands.
 
 VERSION    := 0.1.0
 SOVERSION  := 0
@@ -16,6 +17,21 @@ PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+DOCDIR     ?= $(DATADIR)/doc/vmrq
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+MANPAGES   := etc/man/vmrq.1 etc/man/vmrqd.8 etc/man/vmrqd.conf.5
+
+ifeq ($(V),1)
+Q :=
+say := @true
+else
+Q := @
+say := @printf '%s %s\n'
+endif
 
 ifeq ($(SANITIZE),1)
 B   := .build/san
@@ -27,17 +43,20 @@ SAN :=
 endif
 
 # Debian packages needed to build and test; `deps` installs the missing ones (as root).
-DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev check postgresql valgrind
+DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev libxml2-dev check postgresql valgrind \
+            libbsd-dev libsystemd-dev mandoc man-db
 # The real-guest tests' private libvirtd and QEMU (make check installs them if it can; if not,
 # those tests say SKIPPED with the reason). The guest itself is built from downloaded .debs.
-GUEST_PKGS := libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients
+GUEST_PKGS := libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients qemu-utils
 # make fuzz only: clang and its libFuzzer runtime.
 FUZZ_PKGS := clang libclang-rt-14-dev
 
 PKG_CFLAGS  = $(shell pkg-config --cflags libpq json-c uuid)
 PKG_LIBS    = $(shell pkg-config --libs libpq json-c uuid)
-VIRT_CFLAGS = $(shell pkg-config --cflags libvirt)
-VIRT_LIBS   = $(shell pkg-config --libs libvirt)
+VIRT_CFLAGS = $(shell pkg-config --cflags libvirt libxml-2.0)
+VIRT_LIBS   = $(shell pkg-config --libs libvirt libxml-2.0)
+# vmrqd only: libbsd's pidfile_open() family, libsystemd's sd_notify().
+D_LIBS      = $(shell pkg-config --libs libbsd libsystemd)
 CHECK_LIBS  = $(shell pkg-config --libs check)
 
 CFLAGS   ?= -O2 -g
@@ -63,13 +82,13 @@ DAEMON := $(B)/vmrqd
 DLIB  := $(B)/libvmrqd.a
 TESTS := $(B)/check_vmrq
 
-.PHONY: all build check run-check deps install clean demo bench fuzz run-fuzz FORCE
+.PHONY: all build check run-check deps install uninstall clean demo bench fuzz run-fuzz FORCE
 .DEFAULT_GOAL := all
 
 all: deps
 	@$(MAKE) --no-print-directory build
 
-build: $(LIBA) $(LIBSO) $(CLI) $(DAEMON) $(B)/vmrq.pc
+build: $(LIBA) $(LIBSO) $(CLI) $(DAEMON) $(B)/vmrq.pc $(B)/vmrqd.service
 
 # Installs what DEB_PKGS lists and dpkg lacks; without root it names them and fails.
 deps:
@@ -90,51 +109,70 @@ $(B)/gen/migrations.list: FORCE
 
 $(B)/gen/migrations.c: $(SQL) $(B)/gen/migrations.list frontend-api/embed-sql.awk
 	@mkdir -p $(@D)
-	awk -f frontend-api/embed-sql.awk $(SQL) > $@.tmp && mv $@.tmp $@
+	$(say) GEN $@
+	$(Q)awk -f frontend-api/embed-sql.awk $(SQL) > $@.tmp && mv $@.tmp $@
 
 $(B)/lib/migrations.o: $(B)/gen/migrations.c frontend-api/migrations.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DVMRQ_BUILDING_LIBRARY -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DVMRQ_BUILDING_LIBRARY -c -o $@ $<
 
 $(B)/lib/%.o: frontend-api/%.c $(wildcard frontend-api/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DVMRQ_BUILDING_LIBRARY -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DVMRQ_BUILDING_LIBRARY -c -o $@ $<
 
 $(LIBA): $(LIB_OBJ)
-	rm -f $@ && ar rcs $@ $^
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(LIBSO): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libvmrq.so.$(SOVERSION) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
-	ln -sf libvmrq.so.$(VERSION) $(B)/libvmrq.so.$(SOVERSION)
-	ln -sf libvmrq.so.$(VERSION) $(B)/libvmrq.so
+	$(say) LD $@
+	$(Q)$(CC) -shared -Wl,-soname,libvmrq.so.$(SOVERSION) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(Q)ln -sf libvmrq.so.$(VERSION) $(B)/libvmrq.so.$(SOVERSION)
+	$(Q)ln -sf libvmrq.so.$(VERSION) $(B)/libvmrq.so
 
 $(B)/cli/%.o: frontend-api/cli/%.c $(wildcard frontend-api/cli/*.h) frontend-api/vmrq.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(CLI): $(CLI_OBJ) $(LIBA)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(PKG_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(PKG_LIBS)
 
 # vmrqd: everything but main.c also goes into libvmrqd.a, which the tests link.
 $(B)/backend/%.o: backend/%.c $(wildcard backend/*.h frontend-api/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(VIRT_CFLAGS) -pthread -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(VIRT_CFLAGS) -pthread -c -o $@ $<
 
 $(DLIB): $(D_OBJ)
-	rm -f $@ && ar rcs $@ $^
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(DAEMON): $(B)/backend/main.o $(DLIB) $(LIBA)
-	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(B)/backend/main.o $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(B)/backend/main.o $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS) $(D_LIBS)
 
 $(B)/vmrq.pc: frontend-api/vmrq.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
+	$(say) GEN $@
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
+
+# The unit names the installed paths.
+$(B)/vmrqd.service: etc/vmrqd.service.in Makefile
+	@mkdir -p $(@D)
+	$(say) GEN $@
+	$(Q)sed -e 's|@BINDIR@|$(BINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@UNITDIR@|$(UNITDIR)|g' $< > $@
 
 $(B)/t/%.o: t/%.c $(wildcard t/*.h backend/*.h frontend-api/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Ibackend $(shell pkg-config --cflags check) -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) -Ibackend $(VIRT_CFLAGS) $(shell pkg-config --cflags check) -c -o $@ $<
 
 $(TESTS): $(TEST_OBJ) $(DLIB) $(LIBA)
-	$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(TEST_OBJ) $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS) $(CHECK_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -pthread -o $@ $(TEST_OBJ) $(DLIB) $(LIBA) $(PKG_LIBS) $(VIRT_LIBS) $(D_LIBS) $(CHECK_LIBS)
 
 check: deps
 	@$(MAKE) --no-print-directory DEB_PKGS="$(GUEST_PKGS)" deps \
@@ -144,7 +182,9 @@ check: deps
 # The suites need the CLI (they run it), a private PostgreSQL (t/with-pg starts and removes it)
 # and, for the real-guest tier, a private libvirtd (t/with-libvirtd; VMRQ_GUEST=0 skips it).
 run-check: build $(TESTS)
-	VMRQ_CLI=$(CURDIR)/$(CLI) VMRQD=$(CURDIR)/$(DAEMON) $(SAN_ENV) t/with-pg t/with-libvirtd $(TESTS)
+	VMRQ_CLI=$(CURDIR)/$(CLI) VMRQD=$(CURDIR)/$(DAEMON) $(SAN_ENV) \
+	  VMRQ_MAKE="$(MAKE) --no-print-directory SANITIZE=$(SANITIZE)" \
+	  t/with-pg t/with-libvirtd $(TESTS)
 
 # The real daemon end to end on a private PostgreSQL under .build/demo and libvirt's test driver.
 demo: deps
@@ -154,11 +194,13 @@ demo: deps
 # Performance figures (README, "Performance"); parameters: make bench BENCH_ARGS="--runs 3".
 $(B)/vmrq-bench: t/bench/bench.c $(LIBA) frontend-api/vmrq.h
 	@mkdir -p $(@D) .build/bench
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(PKG_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(PKG_LIBS)
 
 $(B)/vmrq-rss-floor: t/bench/rss_floor.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(VIRT_CFLAGS) -o $@ $< $(PKG_LIBS) $(VIRT_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(VIRT_CFLAGS) -o $@ $< $(PKG_LIBS) $(VIRT_LIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory build $(B)/vmrq-bench $(B)/vmrq-rss-floor
@@ -222,8 +264,14 @@ run-fuzz: $(addprefix $(FZ)/fuzz_,$(FUZZERS))
 	  grep -E '^#[0-9]+ +DONE|Done [0-9]+ runs' $(FZ)/$$f.log | tail -n 2; \
 	done
 
+# Everything a host needs: programs, library, man pages, the unit and its system user, the
+# example configuration (as the configuration only where there is none yet), the cron example
+# and the README. Into the running system (no DESTDIR) as root it also creates the user vmrq.
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)/examples \
+	  $(DESTDIR)$(SYSCONFDIR)/vmrq
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/vmrq
 	install -m 755 $(DAEMON) $(DESTDIR)$(BINDIR)/vmrqd
 	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/
@@ -232,6 +280,36 @@ install: all
 	ln -sf libvmrq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvmrq.so
 	install -m 644 frontend-api/vmrq.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(B)/vmrq.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 etc/man/vmrq.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 etc/man/vmrqd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 etc/man/vmrqd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 $(B)/vmrqd.service $(DESTDIR)$(UNITDIR)/
+	install -m 644 etc/vmrq.sysusers $(DESTDIR)$(SYSUSERSDIR)/vmrq.conf
+	install -m 644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 etc/vmrqd.conf.example etc/vmrq.cron $(DESTDIR)$(DOCDIR)/examples/
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/vmrq/vmrqd.conf ]; then \
+	  echo "make: keeping the existing $(DESTDIR)$(SYSCONFDIR)/vmrq/vmrqd.conf (the example: $(DOCDIR)/examples/vmrqd.conf.example)"; \
+	else \
+	  echo "install -m 644 etc/vmrqd.conf.example $(DESTDIR)$(SYSCONFDIR)/vmrq/vmrqd.conf"; \
+	  install -m 644 etc/vmrqd.conf.example $(DESTDIR)$(SYSCONFDIR)/vmrq/vmrqd.conf; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+	  echo "systemd-sysusers $(SYSUSERSDIR)/vmrq.conf"; systemd-sysusers $(SYSUSERSDIR)/vmrq.conf; \
+	fi
+
+# Removes what install put there but the configuration (which may hold edits) and the user.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/vmrq $(DESTDIR)$(BINDIR)/vmrqd \
+	  $(DESTDIR)$(LIBDIR)/libvmrq.a $(DESTDIR)$(LIBDIR)/libvmrq.so.$(VERSION) \
+	  $(DESTDIR)$(LIBDIR)/libvmrq.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libvmrq.so \
+	  $(DESTDIR)$(INCLUDEDIR)/vmrq.h $(DESTDIR)$(LIBDIR)/pkgconfig/vmrq.pc \
+	  $(DESTDIR)$(MANDIR)/man1/vmrq.1 $(DESTDIR)$(MANDIR)/man5/vmrqd.conf.5 \
+	  $(DESTDIR)$(MANDIR)/man8/vmrqd.8 $(DESTDIR)$(UNITDIR)/vmrqd.service \
+	  $(DESTDIR)$(SYSUSERSDIR)/vmrq.conf $(DESTDIR)$(DOCDIR)/README.md \
+	  $(DESTDIR)$(DOCDIR)/examples/vmrqd.conf.example $(DESTDIR)$(DOCDIR)/examples/vmrq.cron
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
+	@[ ! -e $(DESTDIR)$(SYSCONFDIR)/vmrq/vmrqd.conf ] || \
+	  echo "make: $(DESTDIR)$(SYSCONFDIR)/vmrq/vmrqd.conf and the user vmrq are left in place"
 
 clean:
 	rm -rf .build

@@ -22,7 +22,7 @@
  * the call took about 2 ms, more than a claim (make bench, pickup latency). */
 static const char claim_sql[] =
     "SELECT id, command, args, id_domain, uid, retry, attempts, inline, class, dom_name, dom_uuid,"
-    "       dom_owner, dom_shutdown_timeout, node_enabled, user_name, user_privileged"
+    "       dom_owner, dom_shutdown_timeout, node_enabled, user_name, user_privileged, dom_is_base"
     "  FROM vmrq_claim($1::int, $2, $3::text[], $4::int, $5::text[], $6::int, $7::text[], $8::int,"
     "                  $9::text[], $10::int, $11::bigint)";
 
@@ -105,6 +105,7 @@ claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LAN
             continue;
         }
         job->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        job->daemon = daemon;
         job->args = json_tokener_parse(PQgetvalue(res, i, 2));
         job->id_domain = PQgetisnull(res, i, 3) ? 0 : atoi(PQgetvalue(res, i, 3));
         job->uid = PQgetisnull(res, i, 4) ? 0 : atoi(PQgetvalue(res, i, 4));
@@ -121,6 +122,7 @@ claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LAN
             job->dom.shutdown_timeout = atoi(PQgetvalue(res, i, 12));
             job->dom.node_enabled = PQgetvalue(res, i, 13)[0] == 't';
             job->dom.user_privileged = PQgetvalue(res, i, 15)[0] == 't';
+            job->dom.is_base = PQgetvalue(res, i, 16)[0] == 't';
             job->dom.known = true; /* else (no row, out of memory) the handler reads them itself */
         }
         *tail = job;

@@ -60,3 +60,11 @@ clock_utc_after(long long ms, char *buf, size_t size)
         return -1;
     return 0;
 }
+
+long long
+clock_backoff(long long prev, long long first, long long max)
+{
+    if (prev <= 0)
+        return first;
+    return prev > max / 2 ? max : prev * 2;
+}

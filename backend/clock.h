@@ -14,6 +14,9 @@ long long now_ms(void);
  * state was read. */
 double clock_epoch(void);
 
+/* The next pause of a retry loop: `first` after a success (prev 0), then doubling up to `max`. */
+long long clock_backoff(long long prev, long long first, long long max);
+
 /* Sleeps `ms` milliseconds (an interrupted sleep ends early). */
 void clock_sleep_ms(long ms);
 

@@ -46,8 +46,10 @@ static const struct cfg_key keys[] = {
     { "limit_long",       CFG_INT,      OFF(limit[VMRQ_CLASS_LONG]),  0,         "1",              NULL,               0, 256 },
     { "claim_ahead",      CFG_INT,      OFF(claim_ahead),             0,         "3",              NULL,               0, 16 },
     { "handler_deadline", CFG_DURATION, OFF(handler_deadline_ms),     0,         "5m",             NULL,               10, DAY },
+    { "handler_deadline_long", CFG_DURATION, OFF(handler_deadline_long_ms), 0,   "2h",             NULL,               10, 7 * DAY },
+    { "storage_pool",     CFG_STRING,   OFF(storage_pool),            CFG_FIXED, "default",        NULL,               0, 0 },
     { "log_level",        CFG_LOGLEVEL, OFF(log_level),               0,         "info",           NULL,               0, 0 },
-    { "pidfile",          CFG_STRING,   OFF(pidfile),                 CFG_FIXED, "/run/vmrqd.pid", NULL,               0, 0 },
+    { "pidfile",          CFG_STRING,   OFF(pidfile),                 CFG_FIXED, "",               NULL,               0, 0 },
     { "retention",        CFG_DURATION, OFF(retention_ms),            0,         "7d",             NULL,               0, 3650 * DAY },
     { "lease",            CFG_DURATION, OFF(lease_ms),                0,         "30s",            NULL,               300, DAY },
     { "retry_backoff",    CFG_DURATION, OFF(retry_backoff_ms),        0,         "5s",             NULL,               1, DAY },
@@ -285,6 +287,16 @@ config_keep_fixed(struct vmrqd_config *next, const struct vmrqd_config *cur)
         if (differ)
             log_warnx("reload: %s cannot change while vmrqd runs; restart it to apply", k->name);
     }
+}
+
+const char *
+config_pidfile(const struct vmrqd_config *cfg, bool foreground)
+{
+    if (strcmp(cfg->pidfile, "none") == 0)
+        return NULL;
+    if (*cfg->pidfile)
+        return cfg->pidfile;
+    return foreground ? NULL : VMRQD_DEFAULT_PIDFILE;
 }
 
 void

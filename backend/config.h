@@ -11,6 +11,9 @@
 #include "vmrq.h"
 
 #define VMRQD_DEFAULT_CONFIG "/etc/vmrq/vmrqd.conf"
+/* Where a daemonized vmrqd writes its pid unless `pidfile` says otherwise (created if missing). */
+#define VMRQD_DEFAULT_PIDDIR "/run/vmrq"
+#define VMRQD_DEFAULT_PIDFILE VMRQD_DEFAULT_PIDDIR "/vmrqd.pid"
 
 struct vmrqd_config {
     char *database;         /* libpq conninfo */
@@ -21,9 +24,11 @@ struct vmrqd_config {
     int lanes;              /* helper lanes draining inline backlogs (lanes.h) */
     int limit[VMRQ_CLASS_LAST]; /* concurrent handlers per class */
     int claim_ahead;        /* claimed per class: its limit times 1 + this (pool.c queues them) */
-    long long handler_deadline_ms;
+    long long handler_deadline_ms;      /* classes important and secondary */
+    long long handler_deadline_long_ms; /* class long (prepare_base copies whole disks) */
+    char *storage_pool;     /* the libvirt storage pool of bases' and clones' volumes */
     int log_level;          /* enum log_level */
-    char *pidfile;          /* "" for none */
+    char *pidfile;          /* "": the default (config_pidfile()); "none": never */
     long long retention_ms; /* cleanup deletes finished requests older than this */
     long long lease_ms;     /* a daemon silent this long is dead; its claims are taken back */
     long long retry_backoff_ms;
@@ -41,6 +46,10 @@ int config_load(struct vmrqd_config *cfg, const char *path, bool must_exist, cha
 /* Copies into `next` the keys that cannot change without a restart from `cur`, naming each one
  * that differed in a warning. */
 void config_keep_fixed(struct vmrqd_config *next, const struct vmrqd_config *cur);
+
+/* The pidfile to write: `pidfile` when set, VMRQD_DEFAULT_PIDFILE for a daemon (not
+ * `foreground`), NULL for none ("none", or the default under -d). Points into cfg. */
+const char *config_pidfile(const struct vmrqd_config *cfg, bool foreground);
 
 /* Frees the strings of cfg (not cfg itself). */
 void config_free(struct vmrqd_config *cfg);

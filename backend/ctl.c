@@ -9,6 +9,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "notify.h"
 
 #define BACKOFF_MAX_MS 30000
 
@@ -116,8 +117,11 @@ ctl_open(const char *conninfo, const char *name)
 {
     const char *keys[] = { "dbname", "fallback_application_name", NULL };
     const char *values[] = { conninfo, name, NULL };
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
 
-    return PQconnectdbParams(keys, values, 1);
+    if (conn)
+        PQsetNoticeProcessor(conn, log_libpq_notice, NULL); /* not raw on stderr: logged */
+    return conn;
 }
 
 int
@@ -132,10 +136,10 @@ ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg)
         return -1;
     ctl->conn = ctl_open(cfg->database, "vmrqd");
     if (PQstatus(ctl->conn) != CONNECTION_OK) {
-        if (!outage) {
-            first_line(PQerrorMessage(ctl->conn), msg, sizeof(msg));
+        first_line(PQerrorMessage(ctl->conn), msg, sizeof(msg));
+        notify_status("waiting for the database: %s", msg);
+        if (!outage)
             log_warnx("cannot connect to the database: %s", msg);
-        }
         return fail(ctl, outage);
     }
     if (vmrq_db_check(ctl->conn) < 0) {
@@ -167,6 +171,7 @@ ctl_check(struct ctl *ctl)
 {
     if (ctl->conn && PQstatus(ctl->conn) != CONNECTION_OK) {
         log_warnx("lost the database connection; reconnecting");
+        notify_status("lost the database connection; reconnecting");
         PQfinish(ctl->conn);
         ctl->conn = NULL;
         ctl->backoff_ms = 0;

@@ -25,6 +25,7 @@
 #include "events.h"
 #include "lanes.h"
 #include "log.h"
+#include "notify.h"
 #include "pool.h"
 
 volatile sig_atomic_t vmrqd_sig_term;
@@ -53,6 +54,8 @@ struct vmrqd {
     int ninflight, cap_inflight;
     int running[VMRQ_CLASS_LAST];
     struct vmrqd_job *unwritten; /* finished, outcome not yet in the database */
+    long long write_again_ms;    /* a write of them failed on a live connection: not before */
+    long long write_backoff_ms;  /* 0 after a success; doubles with each failure */
     bool want_claim;
     bool want_resolve;           /* a request finished or arrived: dependencies may be met */
     bool want_due;               /* a request arrived or was requeued: the timer may move */
@@ -80,6 +83,13 @@ free_list(struct vmrqd_job *list)
         job_free(list);
         list = next;
     }
+}
+
+/* A handler's deadline: the long class (whole disks copied) has its own. */
+static long long
+deadline_of(const struct vmrqd *d, vmrq_class cls)
+{
+    return cls == VMRQ_CLASS_LONG ? d->cfg->handler_deadline_long_ms : d->cfg->handler_deadline_ms;
 }
 
 /* Prepares a claimed job for a worker (appended to *batch, for pool_submit()); a job that
@@ -119,7 +129,7 @@ start_job(struct vmrqd *d, struct vmrqd_job *job, vmrq_class cls, struct vmrqd_j
     slot->job = job;
     slot->id = job->id;
     slot->cls = cls;
-    slot->deadline_ms = now_ms() + d->cfg->handler_deadline_ms;
+    slot->deadline_ms = now_ms() + deadline_of(d, cls);
     slot->abandoned = false;
     d->ninflight++;
     d->running[cls]++;
@@ -184,8 +194,8 @@ check_deadlines(struct vmrqd *d)
         if (s->abandoned || now < s->deadline_ms)
             continue;
         started = pool_started(d->pool, s->job);
-        if (started == 0 || started + d->cfg->handler_deadline_ms > now) {
-            s->deadline_ms = started == 0 ? now + 1000 : started + d->cfg->handler_deadline_ms;
+        if (started == 0 || started + deadline_of(d, s->cls) > now) {
+            s->deadline_ms = started == 0 ? now + 1000 : started + deadline_of(d, s->cls);
             continue;
         }
         s->abandoned = true;
@@ -194,8 +204,8 @@ check_deadlines(struct vmrqd *d)
             continue;
         }
         fail->id = s->id;
-        job_fail(fail, false, "the handler did not finish within %lld ms (handler_deadline)",
-                 d->cfg->handler_deadline_ms);
+        job_fail(fail, false, "the handler did not finish within %lld ms (%s)", deadline_of(d, s->cls),
+                 s->cls == VMRQ_CLASS_LONG ? "handler_deadline_long" : "handler_deadline");
         log_warnx("request %lld: %s", s->id, fail->error);
         append_unwritten(d, fail);
     }
@@ -211,8 +221,13 @@ write_completions(struct vmrqd *d)
 
     if (claim_complete(d->ctl.conn, d->ctl.daemon, d->unwritten, d->cfg->retry_backoff_ms, &waiting) < 0) {
         ctl_check(&d->ctl); /* kept: written again once the database answers */
+        if (ctl_up(&d->ctl)) { /* refused, not lost: asking again at once would spin */
+            d->write_backoff_ms = clock_backoff(d->write_backoff_ms, 100, 30000);
+            d->write_again_ms = now_ms() + d->write_backoff_ms;
+        }
         return;
     }
+    d->write_backoff_ms = 0;
     for (struct vmrqd_job *j = d->unwritten; j; j = j->next)
         if (j->outcome == JOB_RETRY && j->retry > 0)
             d->want_due = true;
@@ -444,8 +459,9 @@ static int
 poll_timeout(const struct vmrqd *d)
 {
     long long now = now_ms(), t = -1;
+    bool write_wait = d->unwritten && ctl_up(&d->ctl) && d->write_again_ms > now;
 
-    if ((d->want_claim && !d->draining) || d->unwritten) /* a drain claims nothing: it waits */
+    if ((d->want_claim && !d->draining) || (d->unwritten && !write_wait)) /* a drain claims nothing */
         return d->unwritten && !ctl_up(&d->ctl) ? 100 : 0;
     if (!ctl_up(&d->ctl)) {
         t = d->ctl.next_try_ms;
@@ -464,6 +480,8 @@ poll_timeout(const struct vmrqd *d)
             t = min_positive(t, d->inflight[i].deadline_ms);
     if (d->draining)
         t = min_positive(t, d->drain_until_ms);
+    if (write_wait)
+        t = min_positive(t, d->write_again_ms);
     if (t < 0)
         return -1;
     t -= now;
@@ -504,7 +522,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     d.loop_worker.node = cfg->node;
     d.cap_inflight = cfg->workers;
     if (!(d.inflight = calloc((size_t)d.cap_inflight, sizeof(*d.inflight))) ||
-        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node)) ||
+        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node, cfg->storage_pool)) ||
         !(d.lanes = lanes_new(cfg->lanes, cfg->database, cfg->node, &d.loop_worker)))
         fatalx("cannot start %d workers and %d lanes", cfg->workers, cfg->lanes);
     pool_set_limits(d.pool, cfg->limit);
@@ -524,6 +542,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
             d.draining = true;
             d.drain_until_ms = now_ms() + d.cfg->drain_timeout_ms;
             take_back_queued(&d);
+            notify_stopping(d.ninflight);
             log_info("stopping: no new requests; waiting up to %lld ms for %d running",
                      d.cfg->drain_timeout_ms, d.ninflight);
         }
@@ -539,6 +558,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
                 exit(1);
             }
             if (rc == 0) {
+                notify_ready(d.ctl.daemon, d.cfg->node);
                 d.want_claim = d.want_resolve = d.want_due = true;
                 d.next_recover_ms = d.ctl.up_since_ms + d.cfg->lease_ms;
             }
@@ -547,7 +567,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
             give_back_lost_claim(&d);
         take_finished(&d);
         check_deadlines(&d);
-        if (ctl_up(&d.ctl) && d.unwritten)
+        if (ctl_up(&d.ctl) && d.unwritten && now_ms() >= d.write_again_ms)
             write_completions(&d);
         if (ctl_up(&d.ctl) && d.give_back)
             give_back_queued(&d);
@@ -577,7 +597,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
                 d.want_claim = d.want_resolve = d.want_due = true;
         fds[0] = (struct pollfd){ d.wake[0], POLLIN, 0 };
         fds[1] = (struct pollfd){ ctl_up(&d.ctl) ? PQsocket(d.ctl.conn) : -1, POLLIN, 0 };
-        if (poll(fds, 2, poll_timeout(&d)) < 0 && errno != EINTR)
+        if (poll(fds, 2, notify_alive(poll_timeout(&d))) < 0 && errno != EINTR)
             fatal("poll");
         read_events(&d, fds);
     }

@@ -27,6 +27,11 @@ static const struct vmrqd_handler handlers[] = {
     { "set_time",        handle_domain_command, false },
     { "ping_agent",      handle_domain_command, false },
     { "cleanup",         handle_cleanup, false },
+    { "prepare_base",    handle_prepare_base, false },
+    { "remove_base",     handle_remove_base, false },
+    { "clone",           handle_clone, false },
+    { "provision",       handle_provision, false },
+    { "remove_domain",   handle_remove_domain, false },
 };
 
 #define NHANDLERS (sizeof(handlers) / sizeof(handlers[0]))

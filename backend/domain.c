@@ -14,7 +14,7 @@ static const struct stmt open_stmt = {
     STMT_DOMAIN_OPEN, "vmrq_domain_open",
     "SELECT d.id, d.name, coalesce(d.uuid::text, ''), coalesce(d.id_owner, 0),"
     "       coalesce(d.shutdown_timeout, -1), coalesce(n.enabled, true),"
-    "       coalesce(u.name, ''), coalesce(u.is_admin OR u.is_operator, false)"
+    "       coalesce(u.name, ''), coalesce(u.is_admin OR u.is_operator, false), d.is_base"
     "  FROM domains d LEFT JOIN nodes n ON n.id = d.id_node"
     "       LEFT JOIN users u ON u.id = $3::int"
     " WHERE d.id = $1::int OR ($1 IS NULL AND d.name = $2)",
@@ -51,6 +51,7 @@ from_claim(const struct vmrqd_job *job, struct domain *d)
     d->node_enabled = job->dom.node_enabled;
     snprintf(d->user, sizeof(d->user), "%s", job->dom.user);
     d->user_privileged = job->dom.user_privileged;
+    d->is_base = job->dom.is_base;
 }
 
 /* The domain's row and the user's rights, read here: the job did not come from a claim that
@@ -90,6 +91,7 @@ from_database(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
     d->node_enabled = PQgetvalue(res, 0, 5)[0] == 't';
     snprintf(d->user, sizeof(d->user), "%s", PQgetvalue(res, 0, 6));
     d->user_privileged = PQgetvalue(res, 0, 7)[0] == 't';
+    d->is_base = PQgetvalue(res, 0, 8)[0] == 't';
     PQclear(res);
     return 0;
 }

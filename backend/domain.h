@@ -18,6 +18,7 @@ struct domain {
     bool node_enabled;
     char user[128];            /* the requesting user's name; "" if there is no such user */
     bool user_privileged;      /* operator or admin */
+    bool is_base;              /* prepared as a base: cloned, never started */
     struct driver_dom *dom;    /* owned */
     struct dom_info info;      /* the hypervisor's view, refreshed by domain_sync() */
 };

@@ -129,6 +129,32 @@ driver_agent_ping(struct driver *drv, struct driver_dom *dom, long long *guest_t
 }
 
 int
+driver_base_prepare(struct driver *drv, struct driver_dom *dom, const char *pool, char **base_xml,
+                    driver_progress_fn fn, void *opaque)
+{
+    return drv->ops->base_prepare ? drv->ops->base_prepare(dom, pool, base_xml, fn, opaque)
+                                  : UNSUPPORTED(drv, "prepare_base");
+}
+
+int
+driver_base_remove(struct driver *drv, const char *base_xml)
+{
+    return drv->ops->base_remove ? drv->ops->base_remove(drv, base_xml) : UNSUPPORTED(drv, "remove_base");
+}
+
+struct driver_dom *
+driver_clone(struct driver *drv, const char *base_xml, const char *name, const char *pool)
+{
+    if (!drv->ops->clone) {
+        UNSUPPORTED(drv, "clone");
+        return NULL;
+    }
+    return drv->ops->clone(drv, base_xml, name, pool);
+}
+
+DOM_OP(driver_remove, remove, "remove_domain")
+
+int
 driver_events(struct driver *drv, driver_event_fn fn, driver_conn_fn conn_fn, void *opaque)
 {
     return drv->ops->events ? drv->ops->events(drv, fn, conn_fn, opaque) : UNSUPPORTED(drv, "events");

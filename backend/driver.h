@@ -59,6 +59,9 @@ typedef void (*driver_event_fn)(void *opaque, const struct dom_event *ev);
  * missed in between. */
 typedef void (*driver_conn_fn)(void *opaque, bool up, const char *why);
 
+/* How far a long operation has got, 0 to 1; called on the operation's thread. */
+typedef void (*driver_progress_fn)(void *opaque, double done);
+
 struct driver_ops {
     const char *name;
     int (*open)(struct driver *drv, const char *uri);
@@ -78,6 +81,11 @@ struct driver_ops {
     int (*managed_save)(struct driver_dom *dom);
     int (*set_time)(struct driver_dom *dom);
     int (*agent_ping)(struct driver_dom *dom, long long *guest_time);
+    int (*base_prepare)(struct driver_dom *dom, const char *pool, char **base_xml, driver_progress_fn fn,
+                        void *opaque);
+    int (*base_remove)(struct driver *drv, const char *base_xml);
+    struct driver_dom *(*clone)(struct driver *drv, const char *base_xml, const char *name, const char *pool);
+    int (*remove)(struct driver_dom *dom);
     int (*events)(struct driver *drv, driver_event_fn fn, driver_conn_fn conn_fn, void *opaque);
 };
 
@@ -110,6 +118,22 @@ int driver_managed_save(struct driver *drv, struct driver_dom *dom);
 int driver_set_time(struct driver *drv, struct driver_dom *dom);
 /* Whether the guest agent answers; its clock (seconds since the epoch) into *guest_time. */
 int driver_agent_ping(struct driver *drv, struct driver_dom *dom, long long *guest_time);
+/* Bases and clones, over the hypervisor's storage pools. A base volume is named
+ * DOMAIN-TARGET.base.qcow2 and never deleted but by driver_base_remove().
+ * driver_base_prepare: copies each writable disk of `dom` (shut off; each disk a volume of a
+ * storage pool) into a read-only base volume in `pool`, and returns the base's definition, its
+ * disks on those volumes, in *base_xml (caller frees). A base volume already there is kept.
+ * `fn` (may be NULL) hears how far it has got, after each disk.
+ * driver_base_remove: deletes the base volumes `base_xml` names.
+ * driver_clone: defines `name` from `base_xml` with a fresh uuid and MACs, each disk a new qcow2
+ * overlay in `pool` whose backing store is the base volume; its handle (caller frees).
+ * driver_remove: stops `dom` if it runs, undefines it (managed save, snapshots' metadata,
+ * NVRAM) and deletes its disks' volumes, never a base volume. */
+int driver_base_prepare(struct driver *drv, struct driver_dom *dom, const char *pool, char **base_xml,
+                        driver_progress_fn fn, void *opaque);
+int driver_base_remove(struct driver *drv, const char *base_xml);
+struct driver_dom *driver_clone(struct driver *drv, const char *base_xml, const char *name, const char *pool);
+int driver_remove(struct driver *drv, struct driver_dom *dom);
 /* Subscribes `fn` to the events of every domain (lifecycle, reboot, guest agent) and `conn_fn`
  * (may be NULL) to the connection going and coming back, from now until driver_close().
  * A driver that loses its connection reconnects by itself, with backoff. */

@@ -22,11 +22,6 @@
 
 #define TEST_NS "urn:vmrq:test"
 
-struct driver_dom {
-    virDomainPtr dom;
-    struct kvm *kvm;
-};
-
 /* libvirt prints every error on stderr by default; vmrq reports its own way. */
 static void
 silent(void *opaque, virErrorPtr err)
@@ -109,8 +104,8 @@ kvm_close(struct driver *drv)
     kvm_free(kvm);
 }
 
-static struct driver_dom *
-wrap(struct kvm *kvm, virDomainPtr d, const char *what)
+struct driver_dom *
+kvm_wrap(struct kvm *kvm, virDomainPtr d, const char *what)
 {
     struct driver_dom *dom;
 
@@ -137,7 +132,7 @@ kvm_lookup_by_name(struct driver *drv, const char *name)
 
     if (!c)
         return NULL;
-    dom = wrap(kvm, virDomainLookupByName(c, name), name);
+    dom = kvm_wrap(kvm, virDomainLookupByName(c, name), name);
     virConnectClose(c);
     return dom;
 }
@@ -151,7 +146,7 @@ kvm_lookup_by_uuid(struct driver *drv, const char *uuid)
 
     if (!c)
         return NULL;
-    dom = wrap(kvm, virDomainLookupByUUIDString(c, uuid), uuid);
+    dom = kvm_wrap(kvm, virDomainLookupByUUIDString(c, uuid), uuid);
     virConnectClose(c);
     return dom;
 }
@@ -416,5 +411,9 @@ const struct driver_ops driver_kvm_ops = {
     .managed_save = kvm_managed_save,
     .set_time = kvm_set_time,
     .agent_ping = kvm_agent_ping,
+    .base_prepare = kvm_base_prepare,
+    .base_remove = kvm_base_remove,
+    .clone = kvm_clone,
+    .remove = kvm_remove,
     .events = kvm_events,
 };

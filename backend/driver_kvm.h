@@ -1,8 +1,9 @@
 /*
  * driver_kvm.h - what the three files of the libvirt driver share (private to them; the rest of
  * vmrqd sees only driver.h): the driver's state, the connection keeper (driver_kvm_conn.c) and
- * the event subscriptions (driver_kvm_events.c). driver_kvm.c holds the operations. These are the
- * only files of vmrq that include libvirt.
+ * the event subscriptions (driver_kvm_events.c), bases and clones over libvirt's storage API
+ * (driver_kvm_base.c). driver_kvm.c holds the operations. These are the only files of vmrq that
+ * include libvirt.
  */
 #ifndef VMRQD_DRIVER_KVM_H
 #define VMRQD_DRIVER_KVM_H
@@ -42,8 +43,24 @@ struct kvm {
     void *event_opaque;
 };
 
+/* A domain handle: libvirt's, and the driver it came from. */
+struct driver_dom {
+    virDomainPtr dom;
+    struct kvm *kvm;
+};
+
 /* Turns libvirt's last error into this thread's driver error, prefixed with `what`; returns -1. */
 int kvm_report(const char *what);
+/* `d` (ownership taken) as a handle of `kvm`; NULL with libvirt's error reported under `what`
+ * if `d` is NULL, or when out of memory. The caller frees the handle (driver_dom_free()). */
+struct driver_dom *kvm_wrap(struct kvm *kvm, virDomainPtr d, const char *what);
+
+/* Bases and clones (driver_kvm_base.c): see the slots of the same names in driver.h. */
+int kvm_base_prepare(struct driver_dom *dom, const char *pool, char **base_xml, driver_progress_fn fn,
+                     void *opaque);
+int kvm_base_remove(struct driver *drv, const char *base_xml);
+struct driver_dom *kvm_clone(struct driver *drv, const char *base_xml, const char *name, const char *pool);
+int kvm_remove(struct driver_dom *dom);
 
 /* Opens the first connection (libvirt's event loop started before it) and the keeper thread:
  * -1 if the hypervisor cannot be reached now. */

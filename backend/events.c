@@ -64,7 +64,8 @@ struct events {
  * force_shutdown was moot. */
 static const char batch_sql[] =
     "WITH ev AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
-    "                 AS e(n int, name text, uuid uuid, status text, event text, detail text, at float8)),"
+    "                 AS e(n int, name text, uuid uuid, status text, event text, detail text, at float8)"
+    "               WHERE vmrq_name_ok(name)),"  /* a name vmrq cannot hold is left out (names.sql) */
     "     dom AS (SELECT name, (array_agg(uuid ORDER BY n DESC) FILTER (WHERE uuid IS NOT NULL))[1] AS uuid,"
     "                    (array_agg(status ORDER BY n DESC) FILTER (WHERE status IS NOT NULL))[1] AS status,"
     "                    to_timestamp(max(at) FILTER (WHERE status IS NOT NULL)) AS seen,"
@@ -88,7 +89,13 @@ static const char batch_sql[] =
     "           SELECT d.id, ev.name, ev.event, ev.detail, to_timestamp(ev.at)"
     "             FROM ev JOIN d ON d.name = ev.name ORDER BY ev.n),"
     "     down AS (SELECT d.id FROM d JOIN dom ON dom.name = d.name WHERE dom.stopped),"
-    "     moot AS (SELECT m.id_domain FROM vmrq_moot_force_shutdowns(ARRAY(SELECT id FROM down)) AS m(id_domain))"
+    "     moot AS (SELECT m.id_domain FROM vmrq_moot_force_shutdowns(ARRAY(SELECT id FROM down)) AS m(id_domain)),"
+    /* a volatile desktop is removed, disks and row, as soon as it stops (no-duplicate: one removal) */
+    "     gone AS (INSERT INTO requests (command, args)"
+    "              SELECT 'remove_domain', jsonb_build_object('uid', v.id_owner, 'id_domain', v.id)"
+    "                FROM domains v WHERE v.id = ANY (ARRAY(SELECT id FROM down)) AND v.is_volatile"
+    "                 AND v.id_owner IS NOT NULL"
+    "              ON CONFLICT DO NOTHING RETURNING id)"
     " SELECT DISTINCT d.name FROM moot JOIN d ON d.id = moot.id_domain";
 
 static const struct stmt batch_stmt = { STMT_EVENTS, "vmrq_events", batch_sql, 2 };

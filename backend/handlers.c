@@ -17,8 +17,8 @@ handle_ping_backend(struct vmrqd_job *job, struct vmrqd_worker *worker)
 /* Rows deleted per statement: keeps each transaction, and its locks, short. */
 #define CLEANUP_BATCH "10000"
 
-/* Runs a batched DELETE ($1 age in ms, $2 batch) until a batch comes back short; returns the
- * rows deleted, or -1 with the job failed. */
+/* Runs a batch deleting function ($1 age in ms, $2 batch: sql/functions/history.sql) until a
+ * batch comes back short; returns the rows deleted, or -1 with the job failed. */
 static long long
 delete_batches(struct vmrqd_job *job, PGconn *conn, const char *sql, const char *const *params)
 {
@@ -26,12 +26,12 @@ delete_batches(struct vmrqd_job *job, PGconn *conn, const char *sql, const char 
 
     do {
         PGresult *res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             job_fail_pg(job, conn, res, "cleanup");
             PQclear(res);
             return -1;
         }
-        n = strtoll(PQcmdTuples(res), NULL, 10);
+        n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         total += n;
         PQclear(res);
     } while (n == atoll(CLEANUP_BATCH));
@@ -52,18 +52,11 @@ handle_cleanup(struct vmrqd_job *job, struct vmrqd_worker *worker)
     snprintf(ms, sizeof(ms), "%lld", older_ms);
     if (!(conn = job_db(job, worker)))
         return;
-    deleted = delete_batches(job, conn,
-                             "DELETE FROM requests WHERE id IN (SELECT id FROM requests"
-                             "  WHERE status IN ('done', 'failed', 'cancelled')"
-                             "    AND finished_at < now() - $1::bigint * interval '1 millisecond'"
-                             "  ORDER BY finished_at LIMIT $2::int)", params);
+    deleted = delete_batches(job, conn, "SELECT vmrq_forget_requests($1::bigint, $2::int)", params);
     if (deleted < 0)
         return;
     /* Domain events age the same way (they are appended in time order: oldest ids first). */
-    events = delete_batches(job, conn,
-                            "DELETE FROM domain_events WHERE id IN (SELECT id FROM domain_events"
-                            "  WHERE at < now() - $1::bigint * interval '1 millisecond'"
-                            "  ORDER BY id LIMIT $2::int)", params);
+    events = delete_batches(job, conn, "SELECT vmrq_forget_events($1::bigint, $2::int)", params);
     if (events < 0)
         return;
     out = json_object_new_object();

@@ -229,7 +229,8 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
     params[1] = w->node;
     params[2] = seen;
     res = PQexecParams(conn,
-        "WITH h AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(name text, uuid uuid, status text)),"
+        "WITH h AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(name text, uuid uuid, status text)"
+        "            WHERE vmrq_name_ok(name)),"  /* a name vmrq cannot hold is left out (names.sql) */
         "     node AS (SELECT (SELECT id FROM nodes WHERE name = $2) AS id),"
         /* locked first, in id order, as every writer of several domains does (claim.c) */
         "     lk AS (SELECT o.id FROM domains o"

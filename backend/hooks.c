@@ -48,6 +48,16 @@ refuse_disabled_node(struct op_ctx *ctx)
     return -1;
 }
 
+/* A base is what its clones are made from: started, its disks would drift from theirs. */
+static int
+refuse_base(struct op_ctx *ctx)
+{
+    if (!ctx->d->is_base)
+        return 0;
+    job_fail(ctx->job, false, "%s: %s is a base; clone it", op_name(ctx->op), ctx->d->name);
+    return -1;
+}
+
 /* A paused guest cannot hear the power button: resume it first. */
 static int
 resume_paused(struct op_ctx *ctx)
@@ -116,6 +126,7 @@ cancel_moot_shutdowns(struct op_ctx *ctx)
 static const struct hook hooks[] = {
     /* when   operation    hook                    name */
     { BEFORE, OP_ANY,      refuse_disabled_node,   "refuse_disabled_node" },
+    { BEFORE, OP_START,    refuse_base,            "refuse_base" },
     { BEFORE, OP_SHUTDOWN, resume_paused,          "resume_paused" },
     { AFTER,  OP_ANY,      sync_status,            "sync_status" },
     { AFTER,  OP_SHUTDOWN, force_after_timeout,    "force_after_timeout" },

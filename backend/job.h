@@ -20,6 +20,7 @@ struct vmrqd_handler;
 struct vmrqd_job {
     /* from the claim */
     long long id;
+    int daemon;                    /* daemons.id of the vmrqd that claimed it */
     char *command;                 /* owned */
     const vmrq_command *cmd;       /* NULL if this build does not know the command */
     const struct vmrqd_handler *handler;
@@ -32,7 +33,7 @@ struct vmrqd_job {
         bool known;                /* false: the handler reads them itself (domain_open) */
         char *name, *uuid, *user;  /* owned; uuid and user "" when unknown */
         int id_owner, shutdown_timeout;
-        bool node_enabled, user_privileged;
+        bool node_enabled, user_privileged, is_base;
     } dom;
     long long retention_ms;        /* config snapshot for the cleanup handler */
     long long started_ms;          /* now_ms() when a worker started it, 0 before; under the
@@ -65,6 +66,7 @@ struct vmrqd_worker {
     const char *conninfo;          /* borrowed: the pool's */
     struct driver *drv;
     const char *node;
+    const char *storage_pool;      /* borrowed: where bases' and clones' volumes go */
 };
 
 /* Marks the job failed with a one-line reason; retryable failures go back to the queue while

@@ -1,41 +1,52 @@
 /*
  * main.c - vmrqd, the vmrq backend daemon: it executes the requests clients enqueue.
  *
- *   vmrqd [-d] [-n] [-v] [-f FILE]
+ *   vmrqd [-dnv] [-f FILE]    vmrqd -V | --version    vmrqd -h | --help
  *
  * Start-up in a fixed order (as PgBouncer and OpenBSD daemons do): options -> configuration ->
- * self-check of the handler table -> (-n: report and exit) -> daemonize -> pidfile -> signals ->
- * the main loop (daemon.c) until SIGTERM/SIGINT has drained it.
+ * self-check of the handler table -> (-n: the checks of preflight.c, report and exit) -> pidfile
+ * opened and locked -> daemonize -> pid written -> signals -> the main loop (daemon.c) until
+ * SIGTERM/SIGINT has drained it.
  */
+#include <bsd/libutil.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "daemon.h"
 #include "dispatch.h"
 #include "log.h"
+#include "preflight.h"
 
 static void
 usage(FILE *out)
 {
     fprintf(out,
-            "usage: vmrqd [-d] [-n] [-v] [-f FILE]\n"
+            "usage: vmrqd [-dnv] [-f FILE]\n"
+            "       vmrqd -V | --version\n"
+            "       vmrqd -h | --help\n"
             "\n"
-            "  -d        stay in the foreground, log to stderr (otherwise: daemon, syslog, pidfile)\n"
-            "  -n        check the configuration and the handler table, then exit\n"
+            "  -d        stay in the foreground and log to stderr (otherwise: daemon, syslog)\n"
+            "  -n        check what a start needs (the file, the pidfile, the database, its schema,\n"
+            "            the node, the hypervisor), then exit: 0 if all is well, 1 and one line\n"
             "  -v        log debug messages too\n"
             "  -f FILE   configuration file (default %s; optional when absent)\n"
+            "  -V        print the version and exit\n"
             "\n"
-            "VMRQ_DB, VMRQ_LIBVIRT_URI and VMRQ_NODE override the file's database, libvirt_uri and\n"
-            "node. Signals: SIGTERM/SIGINT stop taking requests and let running ones finish (a second\n"
-            "one stops at once); SIGHUP reloads the configuration (keeping the old one on error).\n",
-            VMRQD_DEFAULT_CONFIG);
+            "The pid is written to `pidfile` when set, else to %s when vmrqd\n"
+            "daemonizes; under -d, by default, nowhere. VMRQ_DB, VMRQ_LIBVIRT_URI and VMRQ_NODE\n"
+            "override the file's database, libvirt_uri and node. Signals: SIGTERM/SIGINT stop\n"
+            "taking requests and let running ones finish (a second one stops at once); SIGHUP\n"
+            "reloads the configuration (keeping the old one on error). See vmrqd(8).\n",
+            VMRQD_DEFAULT_CONFIG, VMRQD_DEFAULT_PIDFILE);
 }
 
 static void
@@ -68,24 +79,26 @@ install_signals(void)
     sigaction(SIGPIPE, &sa, NULL);
 }
 
-/* Writes our pid to `path` ("" for none); refuses if another live vmrqd holds it. */
-static void
-write_pidfile(const char *path)
+/* Opens and locks the pidfile (libbsd: flock, so a stale file never blocks a start and of two
+ * vmrqd starting at once only one gets it); the pid is written after daemon(). NULL when there
+ * is no pidfile. Exits, naming the file, when another vmrqd holds it or it cannot be opened.
+ * The caller pidfile_remove()s the handle. */
+static struct pidfh *
+open_pidfile(const char *path)
 {
-    char buf[32];
-    FILE *f;
-    long old;
+    struct pidfh *pfh;
+    pid_t other = 0;
 
-    if (!*path)
-        return;
-    if ((f = fopen(path, "r"))) {
-        if (fscanf(f, "%ld", &old) == 1 && old > 0 && old != getpid() && kill((pid_t)old, 0) == 0)
-            fatalx("%s: vmrqd is already running as pid %ld", path, old);
-        fclose(f);
+    if (!path)
+        return NULL;
+    if (strcmp(path, VMRQD_DEFAULT_PIDFILE) == 0)
+        mkdir(VMRQD_DEFAULT_PIDDIR, 0755); /* its directory, if nothing (systemd, tmpfiles) made it */
+    if (!(pfh = pidfile_open(path, 0644, &other))) {
+        if (errno == EEXIST)
+            fatalx("pidfile %s: vmrqd is already running as pid %ld", path, (long)other);
+        fatal("pidfile %s", path);
     }
-    snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-    if (!(f = fopen(path, "w")) || fputs(buf, f) < 0 || fclose(f) != 0)
-        fatal("%s", path);
+    return pfh;
 }
 
 int
@@ -93,22 +106,31 @@ main(int argc, char **argv)
 {
     struct vmrqd_config cfg;
     const char *path = VMRQD_DEFAULT_CONFIG;
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
     bool foreground = false, check_only = false, verbose = false, explicit_path = false;
+    struct pidfh *pfh;
     char err[512];
     int c, status;
 
-    while ((c = getopt(argc, argv, "dnvf:h")) != -1) {
+    while ((c = getopt_long(argc, argv, "dnvf:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'd': foreground = true; break;
         case 'n': check_only = true; break;
         case 'v': verbose = true; break;
         case 'f': path = optarg; explicit_path = true; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'V': printf("vmrqd %s\n", vmrq_version()); return 0;
+        default:
+            fprintf(stderr, "usage: vmrqd [-dnv] [-f FILE] (see 'vmrqd --help')\n");
+            return 2;
         }
     }
     if (optind != argc) {
-        usage(stderr);
+        fprintf(stderr, "vmrqd: unexpected argument '%s' (see 'vmrqd --help')\n", argv[optind]);
         return 2;
     }
 
@@ -123,27 +145,26 @@ main(int argc, char **argv)
     if (dispatch_check(err, sizeof(err)) < 0)
         fatalx("handler table: %s", err);
     if (check_only) {
-        printf("vmrqd: configuration OK (%s)\n", access(path, R_OK) == 0 ? path : "defaults and environment");
+        if (preflight(&cfg, config_pidfile(&cfg, foreground), err, sizeof(err)) < 0)
+            fatalx("%s", err);
+        printf("vmrqd: configuration OK (%s); %s\n",
+               access(path, R_OK) == 0 ? path : "defaults and environment", err);
         config_free(&cfg);
         return 0;
     }
     if (!*cfg.database && !getenv("PGHOST") && !getenv("PGDATABASE") && !getenv("PGSERVICE"))
         log_info("no database configured: using libpq's defaults");
 
+    pfh = open_pidfile(config_pidfile(&cfg, foreground));
     if (!foreground) {
         if (daemon(0, 0) < 0)
             fatal("daemon");
         log_init(false, "vmrqd");
     }
-    write_pidfile(cfg.pidfile);
+    if (pfh && pidfile_write(pfh) < 0)
+        fatal("pidfile %s", config_pidfile(&cfg, foreground));
     install_signals();
-    {
-        char *pidfile = strdup(cfg.pidfile);
-        status = vmrqd_run(&cfg, explicit_path || access(path, R_OK) == 0 ? path : NULL, explicit_path,
-                           verbose);
-        if (pidfile && *pidfile)
-            unlink(pidfile);
-        free(pidfile);
-    }
+    status = vmrqd_run(&cfg, explicit_path || access(path, R_OK) == 0 ? path : NULL, explicit_path, verbose);
+    pidfile_remove(pfh);
     return status;
 }

@@ -100,7 +100,7 @@ worker_loop(void *p)
 }
 
 struct pool *
-pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const char *node)
+pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const char *node, const char *storage_pool)
 {
     struct pool *pool = calloc(1, sizeof(*pool));
     sigset_t all, old;
@@ -128,6 +128,7 @@ pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const cha
         pool->workers[i].conninfo = pool->conninfo;
         pool->workers[i].drv = drv;
         pool->workers[i].node = node;
+        pool->workers[i].storage_pool = storage_pool;
         if (!arg) {
             log_warnx("worker pool: out of memory");
             break;

@@ -4,8 +4,11 @@
 # in a school, enqueued with the vmrq CLI as a portal would: an operator discovers the machines
 # and starts the classroom, a user resumes her paused desktop, a guest ignores the power button
 # and is forced off after its timeout, a user is refused another's desktop, a reboot is scheduled,
-# a request names a desktop that does not exist; then the requests table as an operator reads it. Each step's outcome is
-# checked: the demo exits non-zero if the story did not happen.
+# a request names a desktop that does not exist; then the requests table as an operator reads it.
+# Each runs with the role of whoever does it: the operator's steps as a member of vmrq_operator,
+# the users' through the portal as one of vmrq_portal (which may enqueue and read, and is refused
+# the rest), vmrqd as one of vmrq_daemon. Each step's outcome is checked: the demo exits non-zero
+# if the story did not happen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${VMRQ_BUILD:-.build/default}
@@ -16,18 +19,25 @@ if [ "${1:-}" != --inside ]; then
     VMRQ_PG_DIR=$DEMO/pg VMRQ_PG_KEEP=1 exec t/with-pg "$0" --inside
 fi
 
-vmrq() { "$BUILD/vmrq" "$@"; }
+OWNER_DB=$VMRQ_DB
+vmrq() { VMRQ_DB="$OWNER_DB user=demo_olga" "$BUILD/vmrq" "$@"; }
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold= plain=; fi
 say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 run() { printf '$ vmrq %s\n' "$*"; vmrq "$@"; }
+# what the school's web portal does for its users, as the portal's role
+portal() { printf '(portal) $ vmrq %s\n' "$*"; VMRQ_DB="$OWNER_DB user=demo_web" "$BUILD/vmrq" "$@"; }
 fail() { echo "demo: $*" >&2; exit 1; }
 sql() { psql -qAtX -c "$1"; }
 
 URI="test://$PWD/etc/demo-hypervisor.xml"
 start_s=$(date +%s)
 
-say "The schema, people, the node and its desktops"
-run db upgrade
+say "The schema and its roles; people, the node and its desktops"
+printf '$ vmrq db upgrade\n'; "$BUILD/vmrq" db upgrade       # as the schema's owner
+for who in demo_web:--portal demo_olga:--operator demo_vmrqd:--daemon; do
+    sql "CREATE ROLE ${who%%:*} LOGIN"
+    "$BUILD/vmrq" db grant "${who%%:*}" "${who#*:}"
+done
 for u in alice bob carol; do vmrq user add "$u" >/dev/null; done
 vmrq user add olga --operator >/dev/null
 vmrq node add demo --uri "$URI" >/dev/null
@@ -35,11 +45,12 @@ for u in alice bob carol; do vmrq domain add "desk-$u" --owner "$u" --node demo 
 run user list
 
 say "vmrqd starts (node 'demo', libvirt $URI)"
-printf 'pidfile =\nlease = 5s\ncleanup_interval = 0\nrefresh_interval = 0\nlog_level = info\n' > "$DEMO/vmrqd.conf"
-VMRQ_NODE=demo VMRQ_LIBVIRT_URI="$URI" "$BUILD/vmrqd" -d -f "$DEMO/vmrqd.conf" 2> "$DEMO/vmrqd.log" &
+printf 'lease = 5s\ncleanup_interval = 0\nrefresh_interval = 0\nlog_level = info\n' > "$DEMO/vmrqd.conf"
+VMRQ_DB="$OWNER_DB user=demo_vmrqd" VMRQ_NODE=demo VMRQ_LIBVIRT_URI="$URI" \
+    "$BUILD/vmrqd" -d -f "$DEMO/vmrqd.conf" 2> "$DEMO/vmrqd.log" &
 daemon=$!
 trap 'kill -9 $daemon 2>/dev/null || true' EXIT
-run request ping_backend --wait --timeout 10 >/dev/null || fail "vmrqd did not answer; see $DEMO/vmrqd.log"
+run request ping_backend --wait --wait-timeout 10 >/dev/null || fail "vmrqd did not answer; see $DEMO/vmrqd.log"
 echo "vmrqd answers (ping_backend done)"
 
 say "The operator (olga, uid 4) brings the table in line with the hypervisor"
@@ -49,16 +60,20 @@ run domain list
 say "Morning: olga starts the classroom; carol resumes her paused desktop"
 run request start uid=4 name=class-01 --wait
 run request start uid=4 name=class-02 --wait          # hibernated: start restores it
-run request resume uid=3 name=desk-carol --wait
+portal request resume uid=3 name=desk-carol --wait
 
 say "bob shuts his desktop down, 3 s timeout; its guest ignores the power button"
-run request shutdown uid=2 name=desk-bob timeout=3 --wait
+portal request shutdown uid=2 name=desk-bob timeout=3 --wait
 force=$(sql "SELECT id FROM requests WHERE command = 'force_shutdown' ORDER BY id DESC LIMIT 1")
 [ -n "$force" ] || fail "no force_shutdown follow-up was enqueued"
 echo "follow-up: request $force (force_shutdown), due in 3 s"
 
 say "bob tries alice's desktop: refused, and nothing is touched"
-if run request shutdown uid=2 name=desk-alice --wait; then fail "bob was allowed to shut alice's desktop down"; fi
+if portal request shutdown uid=2 name=desk-alice --wait; then fail "bob was allowed to shut alice's desktop down"; fi
+
+say "The portal's account cannot rewrite the queue: PostgreSQL refuses it"
+echo "(portal) \$ psql -c \"UPDATE requests SET status = 'done'\""
+if psql -qAtX -U demo_web -c "UPDATE requests SET status = 'done'"; then fail "the portal could rewrite the queue"; fi
 
 say "olga schedules a reboot of the lab server in 2 s, then mistypes a desktop's name"
 reboot=$(vmrq request reboot uid=4 name=lab-server --at +2)
@@ -68,6 +83,21 @@ if run request start uid=4 name=desk-alcie --wait; then fail "a domain that does
 say "Waiting for the scheduled requests"
 run wait "$reboot" --timeout 20
 run wait "$force" --timeout 20
+
+say "A lesson: olga makes class-01 the base of today's lesson; the students each get a clone"
+run request shutdown uid=4 name=class-01 --wait
+run request prepare_base uid=4 name=class-01 --wait
+echo "(olga) \$ psql -c \"UPDATE domains SET is_public = true WHERE name = 'class-01'\""
+psql -qAtX -U demo_olga -c "UPDATE domains SET is_public = true WHERE name = 'class-01'"
+lesson=()
+for uid in 1 2 3; do   # the portal's one call per student: her clone, started, made if need be
+    printf '(portal) $ vmrq request provision uid=%s base=class-01\n' "$uid"
+    lesson+=("$(VMRQ_DB="$OWNER_DB user=demo_web" "$BUILD/vmrq" request provision uid=$uid base=class-01)")
+done
+for id in "${lesson[@]}"; do vmrq wait "$id" --timeout 20 >/dev/null || fail "provision $id did not finish"; done
+[ "$(sql "SELECT count(*) FROM domains WHERE id_base = (SELECT id FROM domains WHERE name = 'class-01')
+          AND status = 'running'")" = 3 ] || fail "the three students' clones are not running"
+run domain list
 
 say "The requests, as an operator sees them"
 run list
@@ -86,3 +116,15 @@ kill -TERM $daemon
 wait $daemon || fail "vmrqd did not stop cleanly"
 trap - EXIT
 echo "stopped; the demo took $(( $(date +%s) - start_s )) s. Cluster and log kept under $DEMO"
+
+# The cluster outlives the demo (VMRQ_PG_KEEP): how to open it again. As root the server runs as
+# nobody, as t/with-pg runs it.
+as=; [ "$(id -u)" = 0 ] && as="runuser -u nobody -- "
+say "To keep exploring this database"
+cat <<EOS
+  ${as}$VMRQ_PG_BINDIR/pg_ctl -D $DEMO/pg/data -l $DEMO/pg/server.log -o "-k $DEMO/pg -c listen_addresses=" -w start
+  export VMRQ_DB="host=$DEMO/pg user=vmrq dbname=vmrq" PATH="$PWD/$BUILD:\$PATH"
+  vmrq list; vmrq show 1; vmrq domain list; vmrq commands; psql "\$VMRQ_DB"
+  VMRQ_NODE=demo VMRQ_LIBVIRT_URI=$URI vmrqd -d -f $DEMO/vmrqd.conf   # its daemon again
+  ${as}$VMRQ_PG_BINDIR/pg_ctl -D $DEMO/pg/data -w stop   # when done; make demo starts afresh
+EOS

@@ -66,7 +66,21 @@ static const vmrq_arg args_cleanup[] = {
     ARG_END
 };
 
+#define ARG_ID_BASE { "id_base", OPTIONAL, VMRQ_ARG_INT, 1, INT32_MAX, NULL, "id of the base" }
+#define ARG_BASE { "base", OPTIONAL, VMRQ_ARG_STRING, 1, VMRQ_STRING_MAX, NULL, "name of the base" }
+static const vmrq_arg args_clone[] = {
+    ARG_UID(MANDATORY), ARG_ID_BASE, ARG_BASE,
+    { "name", OPTIONAL, VMRQ_ARG_STRING, 1, VMRQ_STRING_MAX, NULL, "name of the new desktop (default: BASE-OWNER)" },
+    { "id_owner", OPTIONAL, VMRQ_ARG_INT, 1, INT32_MAX, NULL,
+      "id of its owner (default: uid; another user: operators only)" },
+    { "volatile", OPTIONAL, VMRQ_ARG_BOOL, 0, 0, NULL, "removed, with its disks, as soon as it stops" },
+    { "start", OPTIONAL, VMRQ_ARG_BOOL, 0, 0, NULL, "start it once it is made" },
+    ARG_END
+};
+static const vmrq_arg args_provision[] = { ARG_UID(MANDATORY), ARG_ID_BASE, ARG_BASE, ARG_END };
+
 static const char *const one_domain[] = { "id_domain", "name", NULL };
+static const char *const one_base[] = { "id_base", "base", NULL };
 
 #define DOM VMRQ_CMD_DOMAIN
 #define NODUP VMRQ_CMD_NODUP
@@ -112,6 +126,16 @@ static const vmrq_command catalog[] = {
       "ask the guest agent whether it answers (it reports the guest's clock)" },
     { "cleanup",        SECONDARY, NODUP,       args_cleanup,        NULL,
       "delete finished requests and domain events older than the retention" },
+    { "prepare_base",   LONG,      DOM,         args_domain,         one_domain,
+      "make a shut-off desktop a base: its disks copied into read-only base volumes (operators)" },
+    { "remove_base",    SECONDARY, DOM,         args_domain,         one_domain,
+      "make a base an ordinary desktop again, its base volumes deleted (no clones left; operators)" },
+    { "clone",          IMPORTANT, 0,           args_clone,          one_base,
+      "a new desktop from a base, each disk an overlay on the base's volume" },
+    { "remove_domain",  SECONDARY, DOM | NODUP, args_domain,         one_domain,
+      "stop, undefine and delete a desktop and its own disks (owner or operator)" },
+    { "provision",      IMPORTANT, 0,           args_provision,      one_base,
+      "the user's clone of a base, started: made first if she has none" },
 };
 
 #define CATALOG_SIZE (sizeof(catalog) / sizeof(catalog[0]))

@@ -224,6 +224,39 @@ static const char stale_sql[] =
     "                 WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'vmrq\\_%'"
     "                   AND p.xmin <> pg_current_xact_id()::xid ORDER BY 1) f";
 
+/* The roles the sources grant to (sql/functions/privileges.sql). */
+static const char roles_sql[] = "{vmrq_portal,vmrq_operator,vmrq_daemon}";
+
+/* Creates the roles that do not exist yet, if this user may create roles; else fails, naming the
+ * statements a superuser runs (nothing is changed). */
+static int
+ensure_roles(PGconn *conn)
+{
+    const char *params[1] = { roles_sql };
+    PGresult *res;
+    int ret = 0;
+
+    if (run(conn, "db upgrade",
+            "SELECT format('CREATE ROLE %I NOLOGIN', r),"
+            "       (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user), current_user"
+            "  FROM unnest($1::text[]) r WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)",
+            1, params, PGRES_TUPLES_OK, &res) < 0)
+        return -1;
+    if (PQntuples(res) > 0 && PQgetvalue(res, 0, 1)[0] != 't') {
+        char stmts[512] = "";
+        for (int i = 0; i < PQntuples(res); i++)
+            snprintf(stmts + strlen(stmts), sizeof(stmts) - strlen(stmts), "%s%s;", i ? " " : "",
+                     PQgetvalue(res, i, 0));
+        vmrq_error_set(VMRQ_ERR_STATE, "db upgrade: the roles the schema grants to are missing and %s may not"
+                       " create them; as a superuser run: %s", PQgetvalue(res, 0, 2), stmts);
+        ret = -1;
+    }
+    for (int i = 0; ret == 0 && i < PQntuples(res); i++)
+        ret = run_file(conn, "creating a role:", PQgetvalue(res, i, 0) + 12, PQgetvalue(res, i, 0));
+    PQclear(res);
+    return ret;
+}
+
 /* Runs every source, drops what they no longer define, records their checksums. */
 static int
 write_sources(PGconn *conn)
@@ -235,8 +268,14 @@ write_sources(PGconn *conn)
     int ret = -1;
 
     /* Bodies refer to functions of other files; each is checked when first called (as
-     * pg_dump's output does), and the tests call every one. */
-    if (run(conn, what, "SET LOCAL check_function_bodies = off", 0, NULL, PGRES_COMMAND_OK, NULL) < 0)
+     * pg_dump's output does), and the tests call every one. Each function pins the path it is
+     * made with (SET search_path FROM CURRENT): this schema, then pg_temp, named last so that a
+     * caller's temporary table can never stand in for one of ours, in a SECURITY DEFINER
+     * function above all (pg_temp unnamed comes first). */
+    if (ensure_roles(conn) < 0 ||
+        run(conn, what, "SET LOCAL check_function_bodies = off", 0, NULL, PGRES_COMMAND_OK, NULL) < 0 ||
+        run(conn, what, "SELECT set_config('search_path', format('%I, pg_temp', current_schema()), true)", 0, NULL,
+            PGRES_TUPLES_OK, NULL) < 0)
         return -1;
     for (size_t i = 0; i < vmrq_sources_count; i++)
         if (run_file(conn, "source", vmrq_sources[i].name, vmrq_sources[i].sql) < 0)

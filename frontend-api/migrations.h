@@ -27,8 +27,9 @@ extern const size_t vmrq_migrations_count;
 extern const struct vmrq_source vmrq_sources[];
 extern const size_t vmrq_sources_count;
 
-/* vmrq_db_upgrade() as far as migration `version` (its sources and catalog too if `sources`):
- * for the test that an upgraded database equals a fresh one. Returns the migrations applied, -1
+/* vmrq_db_upgrade() as far as migration `version` (its sources and catalog too if `sources`,
+ * which are this build's: they need every migration): for the test that an upgraded database
+ * equals a fresh one. Returns the migrations applied, -1
  * on error (vmrq_error_*(); nothing of the transaction is kept). */
 int vmrq_db_migrate_to(PGconn *conn, int version, bool sources);
 

@@ -161,7 +161,7 @@ cleanup:
 
 /* The status of request `id` into *status: 1 found, 0 not found, -1 error. */
 static int
-read_status(PGconn *conn, long long id, vmrq_status *status)
+read_status(PGconn *conn, long long id, vmrq_status *status, double *progress)
 {
     char idbuf[24];
     const char *params[1] = { idbuf };
@@ -169,7 +169,7 @@ read_status(PGconn *conn, long long id, vmrq_status *status)
     int found, st;
 
     snprintf(idbuf, sizeof(idbuf), "%lld", id);
-    res = vmrq_pg_exec(conn, "wait", "SELECT status FROM requests WHERE id = $1", 1, params,
+    res = vmrq_pg_exec(conn, "wait", "SELECT status, progress FROM requests WHERE id = $1", 1, params,
                       PGRES_TUPLES_OK);
     if (!res)
         return -1;
@@ -177,6 +177,7 @@ read_status(PGconn *conn, long long id, vmrq_status *status)
     if (found) {
         st = vmrq_status_from_name(PQgetvalue(res, 0, 0));
         *status = st < 0 ? VMRQ_STATUS_REQUESTED : (vmrq_status)st;
+        *progress = PQgetisnull(res, 0, 1) ? -1 : strtod(PQgetvalue(res, 0, 1), NULL);
     }
     PQclear(res);
     return found;
@@ -208,12 +209,23 @@ notified(PGconn *conn, long long id)
 }
 
 /* Re-reads the status at least this often even without a notification: a cheap guard, since
- * NOTIFY is not delivered to a session that was reconnected behind our back. */
+ * NOTIFY is not delivered to a session that was reconnected behind our back. A caller that
+ * follows the progress reads it once a second, as often as a handler may write it. */
 #define WAIT_RECHECK_MS 5000
+#define WAIT_PROGRESS_MS 1000
 
 int
 vmrq_request_wait(PGconn *conn, long long id, int timeout_ms, vmrq_status *status)
 {
+    return vmrq_request_wait_progress(conn, id, timeout_ms, status, NULL, NULL);
+}
+
+int
+vmrq_request_wait_progress(PGconn *conn, long long id, int timeout_ms, vmrq_status *status,
+                           vmrq_progress_fn fn, void *opaque)
+{
+    int recheck = fn ? WAIT_PROGRESS_MS : WAIT_RECHECK_MS;
+    double progress = -1, told = -1;
     long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     vmrq_status st = VMRQ_STATUS_REQUESTED;
     PGresult *res;
@@ -227,24 +239,26 @@ vmrq_request_wait(PGconn *conn, long long id, int timeout_ms, vmrq_status *statu
         long long left, slice;
         struct pollfd pfd;
 
-        if ((found = read_status(conn, id, &st)) < 0)
+        if ((found = read_status(conn, id, &st, &progress)) < 0)
             goto cleanup;
         if (!found) {
             vmrq_error_set(VMRQ_ERR_NOT_FOUND, "no request %lld", id);
             goto cleanup;
         }
+        if (fn && progress >= 0 && progress != told && (st == VMRQ_STATUS_WORKING || vmrq_status_is_final(st)))
+            fn(opaque, id, told = progress);
         if (vmrq_status_is_final(st))
             break;
         for (;;) {
             if (notified(conn, id))
                 break;
-            left = deadline < 0 ? WAIT_RECHECK_MS : deadline - now_ms();
+            left = deadline < 0 ? recheck : deadline - now_ms();
             if (left <= 0) {
                 vmrq_error_set(VMRQ_ERR_TIMEOUT, "request %lld is still %s after %d ms", id,
                                vmrq_status_name(st), timeout_ms);
                 goto cleanup;
             }
-            slice = left < WAIT_RECHECK_MS ? left : WAIT_RECHECK_MS;
+            slice = left < recheck ? left : recheck;
             pfd.fd = PQsocket(conn);
             pfd.events = POLLIN;
             pfd.revents = 0;

@@ -198,6 +198,14 @@ VMRQ_EXPORT vmrq_request *vmrq_request_fetch(PGconn *conn, long long id);
  * -1 with VMRQ_ERR_TIMEOUT when time runs out, VMRQ_ERR_NOT_FOUND if there is no such request. */
 VMRQ_EXPORT int vmrq_request_wait(PGconn *conn, long long id, int timeout_ms, vmrq_status *status);
 
+/* Called with a request's progress, from 0 to 1 (requests.progress, written by a long handler
+ * such as prepare_base), each time it has changed. */
+typedef void (*vmrq_progress_fn)(void *opaque, long long id, double done);
+/* vmrq_request_wait(), reading the progress once a second and calling `fn` (not NULL) with it
+ * when it changed. */
+VMRQ_EXPORT int vmrq_request_wait_progress(PGconn *conn, long long id, int timeout_ms, vmrq_status *status,
+                                           vmrq_progress_fn fn, void *opaque);
+
 /* Cancels request `id` if it is still pending (requested or waiting), via SQL vmrq_cancel().
  * VMRQ_ERR_NOT_FOUND if there is no such request, VMRQ_ERR_STATE if it is working or finished. */
 VMRQ_EXPORT int vmrq_request_cancel(PGconn *conn, long long id);

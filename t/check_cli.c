@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <locale.h>
+#include <signal.h>
+#include <wchar.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -81,7 +84,9 @@ START_TEST(test_request_prints_id_and_dedupes)
     ck_assert_str_eq(a.err, "");
     ck_assert_int_eq(b.status, 0);
     ck_assert_str_eq(b.out, "1\n");
+    ck_assert_str_eq(b.err, "vmrq: request 1 (refresh_vms) is already pending\n");
     ck_assert_str_eq(c.out, "2\n");
+    ck_assert_str_eq(c.err, "");
     t_cli_free(&a);
     t_cli_free(&b);
     t_cli_free(&c);
@@ -175,7 +180,7 @@ START_TEST(test_wait_exit_codes)
 {
     struct t_cli r;
 
-    r = t_cli_run("request", "ping_backend", "--wait", "--timeout", "1", NULL);
+    r = t_cli_run("request", "ping_backend", "--wait", "--wait-timeout", "1", NULL);
     ck_assert_str_eq(r.out, "1\n");
     ck_assert_cli_error(r, 1, "vmrq: request 1 is still requested after 1000 ms");
     t_cli_free(&r);
@@ -331,7 +336,7 @@ END_TEST
 START_TEST(test_usage)
 {
     static const char *const subs[] = { "request", "list", "show", "wait", "cancel", "commands", "db",
-                                        "user", "domain", "node", NULL };
+                                        "user", "domain", "node", "daemons", NULL };
     struct t_cli r;
 
     for (const char *const *s = subs; *s; s++) {
@@ -373,6 +378,318 @@ START_TEST(test_unreachable_database)
 }
 END_TEST
 
+/* Where a new user tripped: --at in the past, a key given twice, the old --timeout. Nothing is
+ * enqueued by any of them. */
+START_TEST(test_refusals_a_new_user_meets)
+{
+    struct t_cli r;
+
+    r = t_cli_run("request", "shutdown", "uid=1", "id_domain=2", "--at", "yesterday", NULL);
+    ck_assert_cli_error(r, 2, "vmrq: shutdown: --at 'yesterday' is in the past");
+    t_cli_free(&r);
+    r = t_cli_run("request", "shutdown", "uid=1", "id_domain=2", "--at", "1000", NULL);
+    ck_assert_cli_error(r, 2, "vmrq: shutdown: --at '1000' is in the past");
+    t_cli_free(&r);
+    r = t_cli_run("request", "shutdown", "uid=1", "name=a", "name=b", NULL);
+    ck_assert_cli_error(r, 2, "vmrq: shutdown: argument 'name' given twice");
+    t_cli_free(&r);
+    r = t_cli_run("request", "ping_backend", "--wait", "--timeout", "5", NULL);
+    ck_assert_cli_error(r, 2, "--timeout is now --wait-timeout");
+    t_cli_free(&r);
+    ck_assert_int_eq(count_requests(), 0);
+    /* the future and a relative time still go */
+    r = t_cli_run("request", "shutdown", "uid=1", "id_domain=2", "--at", "2999-01-01 00:00+00", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    r = t_cli_run("request", "shutdown", "uid=1", "id_domain=3", "--at", "+5m", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+}
+END_TEST
+
+/* --wait --json prints the request as it finished, its figures JSON numbers. */
+START_TEST(test_wait_json_is_the_outcome)
+{
+    struct t_daemon d = { 0 };
+    struct t_cli r;
+    struct json_object *obj, *v;
+
+    t_daemon_start(&d, "libvirt_uri = test:///default\n", false);
+    r = t_cli_run("request", "ping_backend", "--wait", "--wait-timeout", "20", "--json", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_msg((obj = json_tokener_parse(r.out)) != NULL, "not JSON: %s", r.out);
+    ck_assert(json_object_object_get_ex(obj, "status", &v) && strcmp(json_object_get_string(v), "done") == 0);
+    ck_assert(json_object_object_get_ex(obj, "id", &v) && json_object_is_type(v, json_type_int));
+    ck_assert(json_object_object_get_ex(obj, "attempts", &v) && json_object_is_type(v, json_type_int));
+    ck_assert(json_object_object_get_ex(obj, "created", &v) && json_object_get_boolean(v));
+    ck_assert_msg(json_object_object_get_ex(obj, "took_ms", &v) && json_object_is_type(v, json_type_double),
+                  "took_ms is not a number: %s", r.out);
+    json_object_put(obj);
+    t_cli_free(&r);
+    t_daemon_cleanup(&d);
+}
+END_TEST
+
+/* Database errors in the CLI's words: an existing user, an empty name, a bad uuid, a database
+ * without the schema. */
+START_TEST(test_errors_in_own_words)
+{
+    struct t_cli r;
+
+    PQclear(t_sql(t_db, "INSERT INTO users (name) VALUES ('alice')", 0, NULL));
+    r = t_cli_run("user", "add", "alice", NULL);
+    ck_assert_cli_error(r, 2, "user 'alice' already exists");
+    ck_assert_msg(!strstr(r.err, "duplicate key") && !strstr(r.err, "Key ("), "raw: %s", r.err);
+    t_cli_free(&r);
+    r = t_cli_run("user", "add", "", NULL);
+    ck_assert_cli_error(r, 2, "vmrq user: a user name must not be empty");
+    t_cli_free(&r);
+    r = t_cli_run("domain", "add", "desk1", "--owner", "alice", "--uuid", "xyz", NULL);
+    ck_assert_cli_error(r, 2, "--uuid: 'xyz' is not a uuid");
+    t_cli_free(&r);
+
+    PQclear(t_sql(t_db, "DROP DATABASE IF EXISTS vmrq_bare", 0, NULL));
+    PQclear(t_sql(t_db, "CREATE DATABASE vmrq_bare", 0, NULL));
+    r = t_cli_run("-c", "dbname=vmrq_bare", "list", NULL);
+    ck_assert_cli_error(r, 1, "vmrq: no vmrq schema in this database: run 'vmrq db upgrade'");
+    t_cli_free(&r);
+    r = t_cli_run("-c", "dbname=vmrq_bare", "request", "ping_backend", NULL);
+    ck_assert_cli_error(r, 1, "vmrq: no vmrq schema in this database: run 'vmrq db upgrade'");
+    t_cli_free(&r);
+    r = t_cli_run("-c", "dbname=vmrq_bare", "db", "status", NULL);
+    ck_assert_msg(!strstr(r.err, "no vmrq schema"), "db status refused: %s", r.err);
+    t_cli_free(&r);
+    PQclear(t_sql(t_db, "DROP DATABASE vmrq_bare", 0, NULL));
+}
+END_TEST
+
+/* Names of users, domains and nodes: bounded, no control characters, no surrounding spaces. */
+START_TEST(test_names_checked)
+{
+    static const struct { const char *sub, *name, *want; } bad[] = {
+        { "user", " bob", "user name ' bob' must not begin or end with a space" },
+        { "user", "bob ", "user name 'bob ' must not begin or end with a space" },
+        { "user", "eve\nroot", "user name 'eve\\x0aroot' must not contain control characters" },
+        { "node", "kvm\t1", "node name 'kvm\\x091' must not contain control characters" },
+        { "domain", "", "a domain name must not be empty" },
+        { "domain", "d\x1b[31m", "must not contain control characters" },
+    };
+    char longname[256];
+    struct t_cli r;
+
+    PQclear(t_sql(t_db, "INSERT INTO users (name) VALUES ('alice')", 0, NULL));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = strcmp(bad[i].sub, "domain") == 0 ? t_cli_run("domain", "add", bad[i].name, "--owner", "alice", NULL)
+            : strcmp(bad[i].sub, "node") == 0 ? t_cli_run("node", "add", bad[i].name, "--uri", "test:///default", NULL)
+                                              : t_cli_run("user", "add", bad[i].name, NULL);
+        ck_assert_cli_error(r, 2, bad[i].want);
+        t_cli_free(&r);
+    }
+    memset(longname, 'x', 101);
+    longname[101] = '\0';
+    r = t_cli_run("user", "add", longname, NULL);
+    ck_assert_cli_error(r, 2, "is longer than 100 characters");
+    t_cli_free(&r);
+    /* 100 characters, not bytes: a hundred two-byte letters pass */
+    longname[0] = '\0';
+    for (int i = 0; i < 100; i++)
+        strcat(longname, "\xc3\xab");
+    r = t_cli_run("user", "add", longname, NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM users", 0, NULL), 2);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM nodes", 0, NULL) + t_sql_int(t_db, "SELECT count(*) FROM domains", 0, NULL), 0);
+}
+END_TEST
+
+/* Display columns of a UTF-8 string. */
+static int
+columns(const char *s, size_t bytes)
+{
+    wchar_t w[512];
+    char part[1024];
+    size_t n;
+
+    snprintf(part, sizeof(part), "%.*s", (int)bytes, s);
+    n = mbstowcs(w, part, 511);
+    ck_assert(n != (size_t)-1);
+    return wcswidth(w, n);
+}
+
+/* Tables stay aligned with long and non-ASCII names: every row's third column starts at the
+ * header's display column, and a long name is cut with an ellipsis. */
+START_TEST(test_tables_aligned)
+{
+    struct t_cli r;
+    char *line, *save = NULL;
+    int want = -1, rows = 0;
+
+    ck_assert(setlocale(LC_CTYPE, "C.UTF-8") != NULL);
+    PQclear(t_sql(t_db, "INSERT INTO users (name, is_operator) VALUES ('a', false), ('Zo\xc3\xab', false),"
+                        " ('\xe6\x95\x99\xe5\xae\xa4', true), (repeat('long', 20), false)", 0, NULL));
+    r = t_cli_run("user", "list", NULL);
+    ck_assert_int_eq(r.status, 0);
+    for (line = strtok_r(r.out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        const char *third;
+        if (rows == 0) {
+            third = strstr(line, "is_operator");
+        } else { /* a row: its third column, is_operator, is the first t or f between paddings */
+            const char *f = strstr(line, "  f  "), *t = strstr(line, "  t  ");
+            third = f && (!t || f < t) ? f : t;
+            ck_assert_msg(third != NULL, "no is_operator value: %s", line);
+            third += 2;
+        }
+        ck_assert_msg(third != NULL, "no header: %s", line);
+        if (want < 0)
+            want = columns(line, (size_t)(third - line));
+        else
+            ck_assert_msg(columns(line, (size_t)(third - line)) == want, "misaligned: %s", line);
+        rows++;
+    }
+    ck_assert_int_eq(rows, 5);
+    r.out[0] = '\0';
+    t_cli_free(&r);
+    r = t_cli_run("user", "list", NULL);
+    ck_assert_msg(strstr(r.out, "longlonglong") && strstr(r.out, "\xe2\x80\xa6") && !strstr(r.out, "longlonglonglonglonglonglonglonglonglong"),
+                  "a long name not cut: %s", r.out);
+    t_cli_free(&r);
+}
+END_TEST
+
+/* --owner takes a name (a user named "2" is a name), --owner-id an id; set-owner changes it. */
+START_TEST(test_owner_and_owner_id)
+{
+    struct t_cli r;
+
+    PQclear(t_sql(t_db, "INSERT INTO users (name) VALUES ('alice'), ('1')", 0, NULL));
+    r = t_cli_run("domain", "add", "d1", "--owner", "1", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    r = t_cli_run("domain", "add", "d2", "--owner-id", "1", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT id_owner FROM domains WHERE name = 'd1'", 0, NULL), 2);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT id_owner FROM domains WHERE name = 'd2'", 0, NULL), 1);
+    r = t_cli_run("domain", "add", "d3", "--owner-id", "alice", NULL);
+    ck_assert_cli_error(r, 2, "--owner-id takes a user's id, not 'alice'");
+    t_cli_free(&r);
+    r = t_cli_run("domain", "add", "d3", "--owner-id", "9", NULL);
+    ck_assert_cli_error(r, 2, "no user with id '9'");
+    t_cli_free(&r);
+    r = t_cli_run("domain", "set-owner", "d1", "--owner", "alice", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT id_owner FROM domains WHERE name = 'd1'", 0, NULL), 1);
+    r = t_cli_run("domain", "set-owner", "nope", "--owner", "alice", NULL);
+    ck_assert_cli_error(r, 2, "no domain 'nope'");
+    t_cli_free(&r);
+}
+END_TEST
+
+/* Removing a user, a domain or a node: refused while something depends on it or requests are
+ * pending, unless --force (which cancels those not started); disable and enable a node;
+ * cancel --reason. */
+START_TEST(test_operator_verbs)
+{
+    struct t_cli r;
+
+    PQclear(t_sql(t_db, "INSERT INTO users (name) VALUES ('alice'), ('bob')", 0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO nodes (name, uri) VALUES ('kvm1', 'test:///default')", 0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO domains (name, id_owner, id_node) VALUES ('desk1', 1, 1)", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('shutdown', '{\"uid\": 1, \"name\": \"desk1\"}')", 0, NULL));
+
+    r = t_cli_run("user", "remove", "alice", NULL);
+    ck_assert_cli_error(r, 1, "user 'alice' owns 1 domain: give them another owner first");
+    t_cli_free(&r);
+    r = t_cli_run("node", "remove", "kvm1", NULL);
+    ck_assert_cli_error(r, 1, "node 'kvm1' still has 1 domain");
+    t_cli_free(&r);
+    r = t_cli_run("domain", "remove", "desk1", NULL);
+    ck_assert_cli_error(r, 1, "domain 'desk1' has 1 request pending: cancel them, or --force");
+    t_cli_free(&r);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domains", 0, NULL), 1);
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'working' WHERE id = 1", 0, NULL));
+    r = t_cli_run("domain", "remove", "desk1", "--force", NULL);
+    ck_assert_cli_error(r, 1, "domain 'desk1' has 1 request running: try again once they have finished");
+    t_cli_free(&r);
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'requested' WHERE id = 1", 0, NULL));
+    r = t_cli_run("domain", "remove", "desk1", "--force", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.out, "cancelled 1 pending request\n");
+    t_cli_free(&r);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE status = 'cancelled'"
+                                     " AND error = 'domain ''desk1'' removed'", 0, NULL), 1);
+    r = t_cli_run("domain", "remove", "desk1", NULL);
+    ck_assert_cli_error(r, 2, "no domain 'desk1'");
+    t_cli_free(&r);
+
+    r = t_cli_run("node", "disable", "kvm1", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM nodes WHERE NOT enabled", 0, NULL), 1);
+    r = t_cli_run("node", "enable", "kvm1", NULL);
+    t_cli_free(&r);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM nodes WHERE enabled", 0, NULL), 1);
+    r = t_cli_run("node", "enable", "kvm9", NULL);
+    ck_assert_cli_error(r, 2, "no node 'kvm9'");
+    t_cli_free(&r);
+
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms', '{\"node\": \"kvm1\"}')", 0, NULL));
+    r = t_cli_run("node", "remove", "kvm1", NULL);
+    ck_assert_cli_error(r, 1, "node 'kvm1' has 1 request pending");
+    t_cli_free(&r);
+    r = t_cli_run("node", "remove", "kvm1", "--force", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    r = t_cli_run("user", "remove", "alice", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM users", 0, NULL), 1);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM nodes", 0, NULL), 0);
+
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    r = t_cli_run("cancel", "3", "--reason", "not today", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE id = 3 AND status = 'cancelled'"
+                                     " AND error = 'not today'", 0, NULL), 1);
+}
+END_TEST
+
+/* vmrq daemons: a live vmrqd with its node, host, pid, heartbeat age and running requests. */
+START_TEST(test_daemons)
+{
+    struct t_daemon d = { 0 };
+    struct t_cli r;
+    struct json_object *arr, *obj, *v;
+    char pid[16];
+
+    t_daemon_start(&d, "libvirt_uri = test:///default\nnode = n1\n", false);
+    snprintf(pid, sizeof(pid), "%d", d.pid);
+    r = t_cli_run("daemons", NULL);
+    ck_assert_msg(r.status == 0 && strstr(r.out, "heartbeat_age_s") && strstr(r.out, " n1 ") && strstr(r.out, pid),
+                  "%s%s", r.out, r.err);
+    t_cli_free(&r);
+    r = t_cli_run("daemons", "--json", NULL);
+    ck_assert_ptr_nonnull(arr = json_tokener_parse(r.out));
+    ck_assert_int_eq(json_object_array_length(arr), 1);
+    obj = json_object_array_get_idx(arr, 0);
+    ck_assert(json_object_object_get_ex(obj, "pid", &v) && json_object_get_int(v) == d.pid);
+    ck_assert(json_object_object_get_ex(obj, "running", &v) && json_object_get_int(v) == 0);
+    ck_assert(json_object_object_get_ex(obj, "heartbeat_age_s", &v) && json_object_is_type(v, json_type_int));
+    json_object_put(arr);
+    t_cli_free(&r);
+    ck_assert_int_eq(t_daemon_wait(&d, SIGTERM, 20000), 0);
+    r = t_cli_run("daemons", NULL);
+    ck_assert_msg(!strstr(r.out, pid), "a stopped daemon listed: %s", r.out);
+    t_cli_free(&r);
+    r = t_cli_run("daemons", "--all", NULL);
+    ck_assert_msg(strstr(r.out, pid), "--all lacks the stopped daemon: %s", r.out);
+    t_cli_free(&r);
+    t_daemon_cleanup(&d);
+}
+END_TEST
+
 Suite *
 cli_suite(void)
 {
@@ -393,6 +710,14 @@ cli_suite(void)
     tcase_add_test(tc, test_db_and_commands);
     tcase_add_test(tc, test_usage);
     tcase_add_test(tc, test_unreachable_database);
+    tcase_add_test(tc, test_refusals_a_new_user_meets);
+    tcase_add_test(tc, test_wait_json_is_the_outcome);
+    tcase_add_test(tc, test_errors_in_own_words);
+    tcase_add_test(tc, test_names_checked);
+    tcase_add_test(tc, test_tables_aligned);
+    tcase_add_test(tc, test_owner_and_owner_id);
+    tcase_add_test(tc, test_operator_verbs);
+    tcase_add_test(tc, test_daemons);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -61,9 +61,9 @@ sleep_ms(int ms)
 /* Defines guest `name` from the template: `cmdline` for its kernel, with the agent's channel
  * or not. */
 static void
-define(const char *name, const char *cmdline, bool agent)
+define_with(const char *name, const char *cmdline, bool agent, const char *disks)
 {
-    char xml[4096], out[4096], path[256];
+    char xml[4096], out[8192], path[256];
     FILE *f = fopen(TEMPLATE, "r");
     size_t n;
     char *o = out;
@@ -79,6 +79,7 @@ define(const char *name, const char *cmdline, bool agent)
         else if (strncmp(p, "@DIR@", 5) == 0) with = dir, skip = 5;
         else if (strncmp(p, "@CMDLINE@", 9) == 0) with = cmdline, skip = 9;
         else if (strncmp(p, "@AGENT@", 7) == 0) with = agent ? AGENT_CHANNEL : "", skip = 7;
+        else if (strncmp(p, "@DISKS@", 7) == 0) with = disks, skip = 7;
         if (with) {
             o += snprintf(o, out + sizeof(out) - o, "%s", with);
             p += skip;
@@ -92,6 +93,12 @@ define(const char *name, const char *cmdline, bool agent)
     fputs(out, f);
     fclose(f);
     ck_assert_int_eq(sh(NULL, 0, "virsh -q -c '%s' define '%s' 2>&1", uri, path), 0);
+}
+
+static void
+define(const char *name, const char *cmdline, bool agent)
+{
+    define_with(name, cmdline, agent, "");
 }
 
 /* Whether the guest's serial console has printed `text` (the file is rewritten at each boot). */
@@ -411,14 +418,88 @@ START_TEST(test_guest_agent)
 }
 END_TEST
 
+/* A base in a real dir pool, qcow2 (libvirt's storage driver, qemu-img): prepare_base copies the
+ * disk; three clones made at once are overlays whose backing file is the base volume, whose
+ * content a running clone leaves as it was; one boots; remove_base is refused while clones
+ * exist; remove_domain leaves neither definition nor overlay; a volatile clone is gone as soon as
+ * its force_shutdown has stopped it. */
+START_TEST(test_bases_and_clones)
+{
+    char disk[1024], out[4096], sum[128], after[128], pool[512], ids[3][32];
+    struct t_cli r;
+
+    ck_assert_msg(sh(NULL, 0, "command -v qemu-img >/dev/null") == 0, "qemu-img is needed (Debian: qemu-utils)");
+    snprintf(pool, sizeof(pool), "%s/pool", dir);
+    if (sh(NULL, 0, "virsh -q -c '%s' pool-info default >/dev/null 2>&1", uri) != 0)
+        ck_assert_int_eq(sh(NULL, 0, "virsh -q -c '%s' pool-define-as default dir --target '%s' >/dev/null 2>&1 &&"
+                                     " virsh -q -c '%s' pool-build default >/dev/null 2>&1 &&"
+                                     " virsh -q -c '%s' pool-start default >/dev/null 2>&1", uri, pool, uri, uri), 0);
+    ck_assert_int_eq(sh(NULL, 0, "virsh -q -c '%s' vol-create-as default g-base.qcow2 16M --format qcow2 >/dev/null 2>&1",
+                        uri), 0);
+    snprintf(disk, sizeof(disk), "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+                                 "<source file='%s/g-base.qcow2'/><target dev='vda' bus='virtio'/></disk>", pool);
+    define_with("g-base", "", false, disk);
+    PQclear(t_sql(t_db, "INSERT INTO users (name, is_operator) VALUES ('olga', true)", 0, NULL));
+    r = t_cli_run("request", "refresh_vms", "--wait", NULL);
+    t_cli_free(&r);
+    r = t_cli_run("request", "prepare_base", "uid=2", "name=g-base", "--wait", NULL);
+    ck_assert_msg(r.status == 0, "prepare_base: %s", r.err);
+    t_cli_free(&r);
+    ck_assert_int_eq(sh(sum, sizeof(sum), "sha256sum '%s/g-base-vda.base.qcow2' | cut -d' ' -f1", pool), 0);
+    PQclear(t_sql(t_db, "UPDATE domains SET is_public = true WHERE name = 'g-base'", 0, NULL));
+
+    /* three students at once */
+    for (int i = 0; i < 3; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "name=g-c%d", i + 1);
+        r = t_cli_run("request", "clone", "uid=1", "base=g-base", name, NULL);
+        ck_assert_msg(r.status == 0, "clone: %s", r.err);
+        snprintf(ids[i], sizeof(ids[i]), "%.*s", (int)strcspn(r.out, "\n"), r.out);
+        t_cli_free(&r);
+    }
+    for (int i = 0; i < 3; i++) {
+        r = t_cli_run("wait", ids[i], "--timeout", "60", NULL);
+        ck_assert_msg(r.status == 0, "clone %s: %s", ids[i], r.err);
+        t_cli_free(&r);
+        ck_assert_int_eq(sh(out, sizeof(out), "qemu-img info -U --output=json '%s/g-c%d-vda.qcow2'", pool, i + 1), 0);
+        ck_assert_msg(strstr(out, "g-base-vda.base.qcow2"), "g-c%d's overlay: %s", i + 1, out);
+    }
+    request(0, "start", "g-c1", NULL, NULL);
+    wait_serial("g-c1", "GUEST-READY", 60000); /* a log of its own: g-base.serial became g-c1.serial */
+    assert_matches_virsh("g-c1", "running");
+    ck_assert_int_eq(sh(after, sizeof(after), "sha256sum '%s/g-base-vda.base.qcow2' | cut -d' ' -f1", pool), 0);
+    ck_assert_str_eq(after, sum);
+
+    r = t_cli_run("request", "remove_base", "uid=2", "name=g-base", "--wait", NULL);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_msg(strstr(r.err, "remove_base: g-base has 3 clones; remove them first"), "%s", r.err);
+    t_cli_free(&r);
+
+    request(0, "remove_domain", "g-c2", NULL, NULL);
+    ck_assert_int_ne(sh(NULL, 0, "virsh -q -c '%s' dominfo g-c2 >/dev/null 2>&1", uri), 0);
+    ck_assert_int_ne(sh(NULL, 0, "test -e '%s/g-c2-vda.qcow2'", pool), 0);
+
+    r = t_cli_run("request", "clone", "uid=1", "base=g-base", "name=g-tmp", "volatile=true", "start=true", "--wait", NULL);
+    ck_assert_msg(r.status == 0, "volatile clone: %s", r.err);
+    t_cli_free(&r);
+    request(0, "force_shutdown", "g-tmp", NULL, NULL);
+    /* gone, definition, overlay and row, as soon as it has stopped (two seconds' margin for a
+     * loaded machine: the event and one request) */
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE name = 'g-tmp'", 0, 2000), 0);
+    ck_assert_int_ne(sh(NULL, 0, "virsh -q -c '%s' dominfo g-tmp >/dev/null 2>&1", uri), 0);
+    ck_assert_int_ne(sh(NULL, 0, "test -e '%s/g-tmp-vda.qcow2'", pool), 0);
+}
+END_TEST
+
 Suite *
 guest_suite(void)
 {
     Suite *s = suite_create("guest");
-    TCase *tc = tcase_create("guest");
+    TCase *tc;
 
     if (getenv("VMRQ_GUEST_SKIP") || !getenv("VMRQ_GUEST_URI"))
-        return s; /* check_main says SKIPPED, with the reason */
+        return s; /* check_main says SKIPPED, with the reason (and no test case leaks) */
+    tc = tcase_create("guest");
     tcase_set_tags(tc, "db libvirt guest");
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -429,6 +510,7 @@ guest_suite(void)
     tcase_add_test(tc, test_destroyed_behind_our_back);
     tcase_add_test(tc, test_libvirtd_restart);
     tcase_add_test(tc, test_guest_agent);
+    tcase_add_test(tc, test_bases_and_clones);
     suite_add_tcase(s, tc);
     return s;
 }

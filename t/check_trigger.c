@@ -239,6 +239,34 @@ START_TEST(test_catalog_in_database)
 }
 END_TEST
 
+/* Names of users, domains and nodes are held to one rule by the database too, whoever writes. */
+START_TEST(test_names_held_by_the_database)
+{
+    static const char *const bad[] = { "", " alice", "alice ", "al\nice", "al\tice", NULL };
+    static const char *const tables[] = { "users (name)", "nodes (name, uri)", "domains (name)" };
+    char state[6], sql[256], long_name[102];
+
+    memset(long_name, 'x', 101);
+    long_name[101] = '\0';
+    for (size_t t = 0; t < 3; t++) {
+        for (const char *const *b = bad; ; b++) {
+            const char *name = *b ? *b : long_name;
+            const char *params[1] = { name };
+            char *msg;
+            snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES ($1%s)", tables[t], t == 1 ? ", 'test:///x'" : "");
+            msg = t_sql_error(t_db, sql, 1, params, state);
+            ck_assert_msg(strcmp(state, "23514") == 0, "%s '%s': %s (%s)", tables[t], name, msg, state);
+            free(msg);
+            if (!*b)
+                break;
+        }
+        snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES ('Zoë 2nd-floor desk'%s)", tables[t],
+                 t == 1 ? ", 'test:///x'" : "");
+        PQclear(t_sql(t_db, sql, 0, NULL));
+    }
+}
+END_TEST
+
 Suite *
 trigger_suite(void)
 {
@@ -255,6 +283,7 @@ trigger_suite(void)
     tcase_add_test(tc, test_history_is_immutable);
     tcase_add_test(tc, test_sql_api);
     tcase_add_test(tc, test_catalog_in_database);
+    tcase_add_test(tc, test_names_held_by_the_database);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -21,8 +21,12 @@ Suite *differential_suite(void);
 Suite *cli_suite(void);
 Suite *config_suite(void);
 Suite *daemon_suite(void);
+Suite *service_suite(void);
+Suite *log_suite(void);
 Suite *domain_suite(void);
 Suite *guest_suite(void);
+Suite *privileges_suite(void);
+Suite *bases_suite(void);
 
 /* A new connection to $VMRQ_DB with notices silenced; fails the test if it cannot connect. */
 PGconn *t_connect(void);
@@ -47,7 +51,8 @@ struct t_cli {
     char *out;   /* stdout, NUL-terminated */
     char *err;   /* stderr, NUL-terminated */
 };
-/* Runs $VMRQ_CLI with the NULL-terminated arguments (environment inherited: $VMRQ_DB). */
+/* Runs $VMRQ_CLI with the NULL-terminated arguments, as an operator ($VMRQ_OPERATOR_DB, set by
+ * the runner), but `vmrq db upgrade` and `vmrq db grant` as the schema's owner ($VMRQ_DB). */
 struct t_cli t_cli_run(const char *arg, ...) __attribute__((sentinel));
 void t_cli_free(struct t_cli *r);
 /* Number of lines in s (a final line without newline counts). */
@@ -60,12 +65,12 @@ struct t_daemon {
     char conf[64];
     char log[64];
 };
-/* Starts a daemon with `config` (as t_daemon_start()) on `database` (NULL: $VMRQ_DB), and
- * returns at once. */
+/* Starts a daemon with `config` (as t_daemon_start()) on `database` (NULL: $VMRQ_DAEMON_DB, a
+ * login role of vmrq_daemon only, set by the runner), and returns at once. */
 void t_daemon_spawn(struct t_daemon *d, const char *config, bool valgrind, const char *database);
-/* Starts a daemon with `config` (key = value lines; "pidfile =" is added) and waits until it has
- * registered in table daemons. With `valgrind`, runs it under valgrind (errors and leaks make
- * it exit 99). */
+/* Starts a daemon with `config` (key = value lines; nothing about the pidfile: under -d the
+ * default writes none) and waits until it has registered in table daemons. With `valgrind`,
+ * runs it under valgrind (errors and leaks make it exit 99). */
 void t_daemon_start(struct t_daemon *d, const char *config, bool valgrind);
 /* Sends `sig` (0: none) and waits up to timeout_ms for the exit; returns the exit status
  * (128 + signal if killed, -1 if still running). */

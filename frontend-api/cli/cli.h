@@ -29,6 +29,16 @@ struct cli_sub {
 
 /* The -c CONNINFO given before the subcommand, or NULL. */
 extern const char *cli_conninfo;
+/* Set by `vmrq db`: cli_connect() then accepts a database without the vmrq schema. */
+extern bool cli_schema_optional;
+
+/* The longest name of a user, a domain or a node, in characters. */
+#define CLI_NAME_MAX 100
+
+/* Checks a name `what` ("user", "domain", "node") of a row: not empty, no control characters,
+ * no space at either end, at most CLI_NAME_MAX characters. CLI_OK, or CLI_USAGE after printing
+ * "vmrq SUB: ..." on stderr. */
+int cli_check_name(const struct cli_sub *sub, const char *what, const char *name);
 
 /* getopt_long over argv for `sub`, handling -c/--conninfo and -h/--help itself. Returns an
  * option's val, -1 at the end of options (non-options start at optind), 'h' after printing the
@@ -43,8 +53,9 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * missing object, CLI_FAIL otherwise. */
 int cli_lib_error(void);
 
-/* Connects to -c CONNINFO, else $VMRQ_DB, else libpq's PG* defaults. NULL after printing why.
- * The caller PQfinish()es it. */
+/* Connects to -c CONNINFO, else $VMRQ_DB, else libpq's PG* defaults, and (unless
+ * cli_schema_optional) checks that the database has the vmrq schema. NULL after printing why
+ * ("no vmrq schema in this database: run 'vmrq db upgrade'"). The caller PQfinish()es it. */
 PGconn *cli_connect(void);
 /* Runs one parameterized statement. On failure prints "vmrq: SUB: MESSAGE" and returns NULL;
  * `usage_states` lists SQLSTATEs (e.g. "23505") that mean bad input, for which *code is set to
@@ -58,7 +69,9 @@ bool cli_parse_id(const char *text, long long *id);
 bool cli_parse_long(const char *text, long long min, long long max, long long *out);
 
 /* Prints a result as an aligned table with a header line; `cols` names the columns to show
- * (NULL: all). Timestamps are shown to the second; NULLs as "-". */
+ * (NULL: all). Columns are aligned by display width (UTF-8; wide characters count two), a
+ * cell but the last one's is cut at 32 columns with an ellipsis, control characters are shown
+ * as spaces. Timestamps are shown to the second; NULLs as "-". */
 void cli_print_table(const PGresult *res, const char *const *cols);
 /* Prints a result as JSON: an array of row objects, or the first row alone if `single`. Integers,
  * booleans and json/jsonb columns keep their JSON types. */
@@ -77,6 +90,7 @@ int cli_cmd_db(int argc, char **argv);
 int cli_cmd_user(int argc, char **argv);
 int cli_cmd_domain(int argc, char **argv);
 int cli_cmd_node(int argc, char **argv);
+int cli_cmd_daemons(int argc, char **argv);
 
 /* One line of `vmrq request --batch` ({"command": C, "args": {...}, "uuid": U}) into a validated
  * request the caller frees; NULL after printing why on stderr ("line N: ..."). */

@@ -1,22 +1,78 @@
 /*
- * db.c - `vmrq db upgrade` and `vmrq db status`: the schema's migrations and the catalog copy.
+ * db.c - `vmrq db upgrade`, `vmrq db status` and `vmrq db grant`: the schema (its migrations,
+ * functions and catalog copy) and who may use it.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
+enum { OPT_PORTAL = 1000, OPT_OPERATOR, OPT_DAEMON };
+
+static const struct option db_options[] = {
+    { "portal", no_argument, NULL, OPT_PORTAL },
+    { "operator", no_argument, NULL, OPT_OPERATOR },
+    { "daemon", no_argument, NULL, OPT_DAEMON },
+    { NULL, 0, NULL, 0 },
+};
+
 static const struct cli_sub db_sub = {
     "db",
-    "usage: vmrq db upgrade | vmrq db status\n"
+    "usage: vmrq db upgrade | vmrq db status | vmrq db grant LOGINROLE --portal|--operator|--daemon\n"
     "\n"
-    "  upgrade   apply the migrations the database lacks (each once, in a transaction),\n"
-    "            then write this build's catalog into the table `commands`\n"
-    "  status    list the migrations and whether they are applied, and whether the\n"
-    "            catalog in the database matches this build; exit 1 if an upgrade is due\n",
-    NULL,
+    "  upgrade   bring the schema to this build's, in one transaction: apply the migrations\n"
+    "            the database lacks, write the functions again if any changed, create the\n"
+    "            roles vmrq_portal, vmrq_operator and vmrq_daemon if they are missing (or say\n"
+    "            what a superuser runs), write this build's catalog; run it as the schema's owner\n"
+    "  status    list the migrations and whether they are applied, and whether the functions\n"
+    "            and the catalog in the database are this build's; exit 1 if an upgrade is due\n"
+    "  grant     make the login role LOGINROLE a member of vmrq_portal (a web portal),\n"
+    "            vmrq_operator (this command line) or vmrq_daemon (vmrqd)\n",
+    db_options,
 };
+
+static const char *const db_roles[] = {
+    [OPT_PORTAL - OPT_PORTAL] = "vmrq_portal",
+    [OPT_OPERATOR - OPT_PORTAL] = "vmrq_operator",
+    [OPT_DAEMON - OPT_PORTAL] = "vmrq_daemon",
+};
+
+/* GRANT role TO login: names, not values, so quoted by the server (format %I) and then run. */
+static int
+db_grant(PGconn *conn, const char *login, const char *role)
+{
+    static const struct cli_sub sub = { "db grant", "", NULL };
+    const char *params[2] = { role, login };
+    PGresult *res;
+    int code = CLI_OK;
+
+    if (!(res = cli_query(conn, &sub,
+                          "SELECT format('GRANT %I TO %I', $1::text, $2::text),"
+                          "       EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),"
+                          "       EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2)",
+                          2, params, NULL, &code)))
+        return code;
+    /* a missing role is a missing object: bad input, exit 2, nothing changed */
+    if (PQgetvalue(res, 0, 1)[0] != 't') {
+        cli_fail("db grant: no role %s in this cluster: run 'vmrq db upgrade' first", role);
+        code = CLI_USAGE;
+    } else if (PQgetvalue(res, 0, 2)[0] != 't') {
+        cli_fail("db grant: no role '%s' in this cluster: create it first (CREATE ROLE %s LOGIN)", login, login);
+        code = CLI_USAGE;
+    }
+    if (code == CLI_OK) {
+        PGresult *g = PQexec(conn, PQgetvalue(res, 0, 0));
+        if (PQresultStatus(g) != PGRES_COMMAND_OK)
+            code = cli_fail("db grant: %s", PQresultErrorField(g, PG_DIAG_MESSAGE_PRIMARY));
+        else
+            printf("%s is now a member of %s\n", login, role);
+        PQclear(g);
+    }
+    PQclear(res);
+    return code;
+}
 
 static int
 db_upgrade(PGconn *conn)
@@ -92,23 +148,48 @@ db_status(PGconn *conn)
         return CLI_FAIL;
     }
     printf("catalog: %zu commands, as in this build\n", vmrq_command_count());
+    if (vmrq_db_check(conn) < 0) {
+        printf("functions: %s\n", vmrq_error_message());
+        return CLI_FAIL;
+    }
+    printf("functions: as in this build\n");
     return CLI_OK;
 }
 
 int
 cli_cmd_db(int argc, char **argv)
 {
+    const char *role = NULL, *what;
     PGconn *conn;
     int c, code;
 
     optind = 0;
-    while ((c = cli_getopt(argc, argv, &db_sub)) != -1)
-        return c == 'h' ? CLI_OK : CLI_USAGE;
-    if (optind != argc - 1 || (strcmp(argv[optind], "upgrade") != 0 && strcmp(argv[optind], "status") != 0))
-        return cli_usage(&db_sub, "expected 'upgrade' or 'status'");
+    while ((c = cli_getopt(argc, argv, &db_sub)) != -1) {
+        if (c < OPT_PORTAL || c > OPT_DAEMON)
+            return c == 'h' ? CLI_OK : CLI_USAGE;
+        if (role)
+            return cli_usage(&db_sub, "grant: give one of --portal, --operator, --daemon");
+        role = db_roles[c - OPT_PORTAL];
+    }
+    if (optind >= argc)
+        return cli_usage(&db_sub, "expected 'upgrade', 'status' or 'grant'");
+    what = argv[optind];
+    if (strcmp(what, "grant") == 0) {
+        if (optind + 2 != argc || !argv[optind + 1][0])
+            return cli_usage(&db_sub, "grant: expected one login role");
+        if (!role)
+            return cli_usage(&db_sub, "grant: give one of --portal, --operator, --daemon");
+    } else if (strcmp(what, "upgrade") != 0 && strcmp(what, "status") != 0) {
+        return cli_usage(&db_sub, "expected 'upgrade', 'status' or 'grant', not '%s'", what);
+    } else if (optind + 1 != argc || role) {
+        return cli_usage(&db_sub, "%s takes no %s", what, role ? "role" : "argument");
+    }
+    cli_schema_optional = true; /* this is where a database gets its schema */
     if (!(conn = cli_connect()))
         return CLI_FAIL;
-    code = strcmp(argv[optind], "upgrade") == 0 ? db_upgrade(conn) : db_status(conn);
+    code = strcmp(what, "upgrade") == 0  ? db_upgrade(conn)
+           : strcmp(what, "status") == 0 ? db_status(conn)
+                                         : db_grant(conn, argv[optind + 1], role);
     PQfinish(conn);
     return code;
 }

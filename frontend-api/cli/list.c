@@ -16,6 +16,7 @@ enum { OPT_STATUS = 256, OPT_COMMAND, OPT_DOMAIN, OPT_USER, OPT_LIMIT, OPT_JSON 
     "       r.date_req AS requested, r.at_time AS \"at\", r.started_at, r.finished_at,"       \
     "       round((extract(epoch FROM r.finished_at - r.started_at) * 1000)::numeric, 1)"     \
     "         AS took_ms,"                                                                    \
+    "       CASE WHEN r.progress IS NOT NULL THEN round(r.progress * 100)::int END AS progress_pct,"\
     "       r.error, r.args, r.output, r.uuid, r.retry, r.after_request, r.after_request_ok," \
     "       r.id_domain, r.uid, r.date_changed"                                               \
     "  FROM requests r LEFT JOIN domains d ON d.id = r.id_domain"                             \

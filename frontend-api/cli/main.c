@@ -2,6 +2,8 @@
  * main.c - `vmrq`, the command-line client of the vmrq queue: global options and the table of
  * subcommands. Each subcommand lives in its own file; cli.c holds what they share.
  */
+#include <langinfo.h>
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,11 +21,12 @@ static const struct subcommand subcommands[] = {
     { "show", cli_cmd_show, "show one request" },
     { "wait", cli_cmd_wait, "wait until a request has finished" },
     { "cancel", cli_cmd_cancel, "cancel a request that has not started" },
+    { "daemons", cli_cmd_daemons, "the vmrqd serving the queue: node, host, pid, heartbeat, running" },
     { "commands", cli_cmd_commands, "the catalog: commands and their arguments" },
-    { "db", cli_cmd_db, "db upgrade | db status: the schema" },
-    { "user", cli_cmd_user, "user add | user list" },
-    { "domain", cli_cmd_domain, "domain add | domain list" },
-    { "node", cli_cmd_node, "node add | node list" },
+    { "db", cli_cmd_db, "db upgrade | db status | db grant: the schema and its roles" },
+    { "user", cli_cmd_user, "user add | list | remove" },
+    { "domain", cli_cmd_domain, "domain add | list | set-owner | remove" },
+    { "node", cli_cmd_node, "node add | list | disable | enable | remove" },
 };
 
 static void
@@ -31,7 +34,8 @@ usage(FILE *out)
 {
     fprintf(out,
             "usage: vmrq [-c CONNINFO] SUBCOMMAND [ARGS...]\n"
-            "       vmrq --version | --help\n"
+            "       vmrq -V | --version\n"
+            "       vmrq -h | --help\n"
             "\n"
             "The client of the vmrq request queue for virtual machines.\n"
             "\n"
@@ -51,12 +55,15 @@ main(int argc, char **argv)
 {
     int i = 1;
 
+    /* display widths of names (tables) are counted in UTF-8, the database's encoding */
+    if (!setlocale(LC_CTYPE, "") || strcmp(nl_langinfo(CODESET), "UTF-8") != 0)
+        setlocale(LC_CTYPE, "C.UTF-8");
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return CLI_OK;
         }
-        if (strcmp(argv[i], "--version") == 0) {
+        if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
             printf("vmrq %s\n", vmrq_version());
             return CLI_OK;
         }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <json-c/json.h>
@@ -14,7 +15,7 @@
 #include "jsonb.h"
 
 enum { OPT_AT = 256, OPT_AFTER, OPT_AFTER_OK, OPT_RETRY, OPT_PRIORITY, OPT_UUID, OPT_FORCE,
-       OPT_ARGS, OPT_WAIT, OPT_TIMEOUT, OPT_JSON, OPT_BATCH };
+       OPT_ARGS, OPT_WAIT, OPT_TIMEOUT, OPT_WAIT_TIMEOUT, OPT_JSON, OPT_BATCH, OPT_REASON };
 
 /* Rows per statement of a --batch; every statement is in the one transaction. */
 #define BATCH_CHUNK 10000
@@ -29,7 +30,8 @@ static const struct option request_options[] = {
     { "force", no_argument, NULL, OPT_FORCE },
     { "args", required_argument, NULL, OPT_ARGS },
     { "wait", no_argument, NULL, OPT_WAIT },
-    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "wait-timeout", required_argument, NULL, OPT_WAIT_TIMEOUT },
+    { "timeout", required_argument, NULL, OPT_TIMEOUT }, /* renamed: refused with a hint */
     { "json", no_argument, NULL, OPT_JSON },
     { "batch", required_argument, NULL, OPT_BATCH },
     { NULL, 0, NULL, 0 },
@@ -46,7 +48,8 @@ static const struct cli_sub request_sub = {
     "\n"
     "Options:\n"
     "  --at TIME           run not before TIME: +SECONDS (or +Nm, +Nh, +Nd) from now,\n"
-    "                      seconds since the epoch, or a timestamp ('2026-12-01 20:00+01')\n"
+    "                      seconds since the epoch, or a timestamp ('2026-12-01 20:00+01');\n"
+    "                      a time already past is refused (the SQL option runs it at once)\n"
     "  --after ID          run once request ID has finished, whatever its outcome\n"
     "  --after-ok ID       run once request ID has succeeded; fail if it fails\n"
     "  --retry N           retry a retryable failure up to N times\n"
@@ -55,15 +58,16 @@ static const struct cli_sub request_sub = {
     "  --force             enqueue even if an identical request is pending\n"
     "  --args JSON         arguments as a JSON object (key=value pairs override its members)\n"
     "  --wait              wait until the request has finished; exit 1 unless it is done\n"
-    "  --timeout SECONDS   with --wait: give up after SECONDS (exit 1)\n"
-    "  --json              print {id, uuid, created, status} instead of the id\n"
+    "  --wait-timeout SECONDS  with --wait: give up after SECONDS (exit 1)\n"
+    "  --json              print {id, uuid, created, status} instead of the id; with --wait,\n"
+    "                      once finished: also error, attempts, took_ms (numbers as numbers)\n"
     "  --batch FILE|-      enqueue many: one JSON object per line, {\"command\": C, \"args\": {...}}\n"
     "                      (optional \"uuid\"); all or nothing: one invalid line, and nothing is\n"
     "                      enqueued. Prints one id per line, in order.\n"
     "  -c, --conninfo STR  database to use (default: $VMRQ_DB, then libpq's PG* variables)\n"
     "\n"
-    "An identical pending request of a no-duplicate command (see 'vmrq commands') is returned\n"
-    "instead of a new one. Exit status: 0 enqueued (with --wait: done), 1 failed, cancelled,\n"
+    "A key given twice is refused. An identical pending request of a no-duplicate command\n"
+    "(see 'vmrq commands') is returned instead of a new one, and said on stderr. Exit status: 0 enqueued (with --wait: done), 1 failed, cancelled,\n"
     "timed out or database error, 2 invalid request (nothing was enqueued).\n",
     request_options,
 };
@@ -82,13 +86,19 @@ static const struct cli_sub wait_sub = {
     wait_options,
 };
 
+static const struct option cancel_options[] = {
+    { "reason", required_argument, NULL, OPT_REASON },
+    { NULL, 0, NULL, 0 },
+};
+
 static const struct cli_sub cancel_sub = {
     "cancel",
-    "usage: vmrq cancel ID\n"
+    "usage: vmrq cancel ID [--reason TEXT]\n"
     "\n"
-    "Cancels request ID if it has not started (status requested or waiting).\n"
+    "Cancels request ID if it has not started (status requested or waiting); TEXT becomes its\n"
+    "error (default: cancelled).\n"
     "Exit status: 0 cancelled; 1 it is already working or finished; 2 no such request.\n",
-    NULL,
+    cancel_options,
 };
 
 /* "+90", "+5m", "+2h", "+1d" -> epoch seconds from now, rounded up (whole seconds from the
@@ -116,17 +126,67 @@ parse_relative(const char *text, long long *epoch)
     return true;
 }
 
-/* Waits for `id` and turns the outcome into an exit status, with one line on stderr unless done. */
+/* Prints the request as it finished: {id, uuid, created, status, error, attempts, took_ms}. */
+static void
+print_final_json(PGconn *conn, long long id, bool created)
+{
+    char idtext[24];
+    const char *params[2] = { idtext, created ? "true" : "false" };
+    int code;
+    PGresult *res;
+    static const struct cli_sub sub = { "request", "", NULL };
+
+    snprintf(idtext, sizeof(idtext), "%lld", id);
+    res = cli_query(conn, &sub,
+                    "SELECT id, uuid, $2::boolean AS created, status::text AS status, error, attempts,"
+                    "       round((extract(epoch FROM finished_at - started_at) * 1000)::numeric, 1)"
+                    "         AS took_ms"
+                    "  FROM requests WHERE id = $1::bigint", 2, params, NULL, &code);
+    if (res)
+        cli_print_json(res, true);
+    PQclear(res);
+}
+
+/* A long handler's progress, on stderr: a bar redrawn in place on a terminal, else a plain line
+ * each time it changed. */
+static void
+show_progress(void *opaque, long long id, double done)
+{
+    bool *drawn = opaque;
+    int pct = (int)(done * 100 + 0.5), filled = pct / 5;
+
+    if (isatty(STDERR_FILENO)) {
+        fprintf(stderr, "\rrequest %lld [%.*s%.*s] %3d%%", id, filled, "####################", 20 - filled,
+                "....................", pct);
+        *drawn = true;
+    } else {
+        fprintf(stderr, "request %lld: %d%% done\n", id, pct);
+    }
+}
+
+/* Waits for `id` and turns the outcome into an exit status, with one line on stderr unless done;
+ * with `json`, prints the request as it finished first. A long handler's progress is shown as it
+ * goes (show_progress()). */
 static int
-wait_and_report(PGconn *conn, long long id, long long timeout_s)
+wait_and_report(PGconn *conn, long long id, long long timeout_s, bool json, bool created)
 {
     vmrq_status st;
     vmrq_request *req;
-    int code;
+    bool drawn = false;
+    int code, rc;
 
-    if (vmrq_request_wait(conn, id, timeout_s < 0 ? -1 : (int)(timeout_s * 1000), &st) < 0)
+    rc = vmrq_request_wait_progress(conn, id, timeout_s < 0 ? -1 : (int)(timeout_s * 1000), &st, show_progress,
+                                    &drawn);
+    if (drawn)
+        fputc('\n', stderr);
+    if (rc < 0) {
+        if (json && vmrq_error_code() == VMRQ_ERR_TIMEOUT)
+            print_final_json(conn, id, created);
         return vmrq_error_code() == VMRQ_ERR_TIMEOUT ? cli_fail("%s", vmrq_error_message())
                                                       : cli_lib_error();
+    }
+    if (json)
+        print_final_json(conn, id, created);
     if (st == VMRQ_STATUS_DONE)
         return CLI_OK;
     if (!(req = vmrq_request_fetch(conn, id)))
@@ -136,6 +196,22 @@ wait_and_report(PGconn *conn, long long id, long long timeout_s)
                     vmrq_request_error(req) ? vmrq_request_error(req) : "no reason given");
     vmrq_request_free(req);
     return code;
+}
+
+/* Whether `at` (epoch seconds or a timestamp, read by the database in its time zone) is in the
+ * past; false when it is not a time (the enqueue then says why, in the usual words). */
+static bool
+at_in_past(PGconn *conn, const char *at)
+{
+    const char *params[1] = { at };
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT CASE WHEN $1 ~ '^[0-9]+(\\.[0-9]*)?$' THEN to_timestamp($1::float8)"
+                                 "            ELSE $1::timestamptz END < now()",
+                                 1, NULL, params, NULL, NULL, 0);
+    bool past = PQresultStatus(res) == PGRES_TUPLES_OK && PQgetvalue(res, 0, 0)[0] == 't';
+
+    PQclear(res);
+    return past;
 }
 
 vmrq_request *
@@ -281,8 +357,11 @@ cli_cmd_request(int argc, char **argv)
         case OPT_JSON: json = true; break;
         case OPT_BATCH: batch = optarg; break;
         case OPT_TIMEOUT:
+            return cli_usage(&request_sub, "--timeout is now --wait-timeout (a command's own timeout is"
+                             " an argument: timeout=%s)", optarg);
+        case OPT_WAIT_TIMEOUT:
             if (!cli_parse_long(optarg, 0, 86400 * 365, &timeout))
-                return cli_usage(&request_sub, "--timeout must be a number of seconds, not '%s'", optarg);
+                return cli_usage(&request_sub, "--wait-timeout must be a number of seconds, not '%s'", optarg);
             break;
         }
     }
@@ -304,7 +383,13 @@ cli_cmd_request(int argc, char **argv)
             code = cli_usage(&request_sub, "expected key=value, got '%s'", argv[i]);
             goto cleanup;
         }
-        *eq = '\0';
+        for (int j = optind + 1; j < i; j++)
+            if (strncmp(argv[j], argv[i], (size_t)(eq - argv[i])) == 0 && argv[j][eq - argv[i]] == '\0') {
+                fprintf(stderr, "vmrq: %s: argument '%.*s' given twice\n", argv[optind], (int)(eq - argv[i]),
+                        argv[i]);
+                goto cleanup;
+            }
+        *eq = '\0'; /* argv[j] < i are cut so too: compared above as whole keys */
         if (vmrq_request_set_text(req, argv[i], eq + 1) < 0)
             goto lib_error;
     }
@@ -328,10 +413,18 @@ cli_cmd_request(int argc, char **argv)
         code = CLI_FAIL;
         goto cleanup;
     }
+    if (at && !parse_relative(at, &epoch) && at_in_past(conn, at)) {
+        fprintf(stderr, "vmrq: %s: --at '%s' is in the past\n", argv[optind], at);
+        goto cleanup;
+    }
     if (vmrq_request_enqueue(conn, req) < 0)
         goto lib_error;
+    if (!vmrq_request_is_new(req))
+        fprintf(stderr, "vmrq: request %lld (%s) is already pending\n", vmrq_request_id(req), argv[optind]);
 
-    if (json)
+    if (json && wait)
+        ; /* printed once it has finished */
+    else if (json)
         printf("{\"id\": %lld, \"uuid\": \"%s\", \"created\": %s, \"status\": \"%s\"}\n",
                vmrq_request_id(req), vmrq_request_uuid(req),
                vmrq_request_is_new(req) ? "true" : "false",
@@ -339,7 +432,7 @@ cli_cmd_request(int argc, char **argv)
     else
         printf("%lld\n", vmrq_request_id(req));
     fflush(stdout);
-    code = wait ? wait_and_report(conn, vmrq_request_id(req), timeout) : CLI_OK;
+    code = wait ? wait_and_report(conn, vmrq_request_id(req), timeout, json, vmrq_request_is_new(req)) : CLI_OK;
     goto cleanup;
 
 lib_error:
@@ -374,7 +467,7 @@ cli_cmd_wait(int argc, char **argv)
         return cli_usage(&wait_sub, "'%s' is not a request id", argv[optind]);
     if (!(conn = cli_connect()))
         return CLI_FAIL;
-    code = wait_and_report(conn, id, timeout);
+    code = wait_and_report(conn, id, timeout, false, false);
     PQfinish(conn);
     return code;
 }
@@ -382,21 +475,29 @@ cli_cmd_wait(int argc, char **argv)
 int
 cli_cmd_cancel(int argc, char **argv)
 {
+    static const char *const no_request[] = { "P0002", NULL };
+    const char *params[2] = { NULL, NULL };
     long long id;
     PGconn *conn;
+    PGresult *res;
     int c, code = CLI_OK;
 
     optind = 0;
-    while ((c = cli_getopt(argc, argv, &cancel_sub)) != -1)
-        return c == 'h' ? CLI_OK : CLI_USAGE;
+    while ((c = cli_getopt(argc, argv, &cancel_sub)) != -1) {
+        if (c != OPT_REASON)
+            return c == 'h' ? CLI_OK : CLI_USAGE;
+        params[1] = optarg;
+    }
     if (optind != argc - 1)
         return cli_usage(&cancel_sub, "expected one request ID");
     if (!cli_parse_id(argv[optind], &id))
         return cli_usage(&cancel_sub, "'%s' is not a request id", argv[optind]);
     if (!(conn = cli_connect()))
         return CLI_FAIL;
-    if (vmrq_request_cancel(conn, id) < 0)
-        code = cli_lib_error();
+    params[0] = argv[optind];
+    /* no such request: bad input (2); one that started or finished: refused (1) */
+    res = cli_query(conn, &cancel_sub, "SELECT vmrq_cancel($1::bigint, $2)", 2, params, no_request, &code);
+    PQclear(res);
     PQfinish(conn);
     return code;
 }

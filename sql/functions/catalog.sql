@@ -29,6 +29,8 @@ BEGIN
 EXCEPTION WHEN data_exception THEN
     RETURN NULL;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_time(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_time(jsonb) TO vmrq_portal, vmrq_operator, vmrq_daemon;
 
 -- A value or name as a message quotes it, on one short line: cut after 128 characters (then
 -- "..."), each control character (U+0001-U+001F, U+007F-U+009F) written \u00XX. The same as
@@ -43,6 +45,8 @@ LANGUAGE sql IMMUTABLE AS $$
            END
       FROM (SELECT CASE WHEN length(p_text) > 128 THEN left(p_text, 128) || '...' ELSE p_text END AS q) s
 $$;
+REVOKE ALL ON FUNCTION vmrq_quote(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_quote(text) TO vmrq_portal, vmrq_operator, vmrq_daemon;
 
 -- Raises the catalog's message for the first problem of (command, args), checking in the same
 -- order as frontend-api/validate.c; returns the command's flags. Every row inserted into
@@ -170,6 +174,8 @@ BEGIN
     END IF;
     RETURN c.flags;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_check_args(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_check_args(text, jsonb) TO vmrq_portal, vmrq_operator, vmrq_daemon;
 
 -- The duplicate key of a no-duplicate command: the command and its arguments, ignoring the
 -- options and `timeout`. NULL when duplicates are allowed (not no-duplicate, or _force).
@@ -180,6 +186,8 @@ LANGUAGE sql IMMUTABLE AS $$
                      md5((p_args - '{at,after_request,after_request_ok,retry,priority,_force,timeout}'::text[])::text)
            END
 $$;
+REVOKE ALL ON FUNCTION vmrq_dedupe_key(text, jsonb, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_dedupe_key(text, jsonb, boolean) TO vmrq_portal, vmrq_operator, vmrq_daemon;
 
 -- Makes `commands` hold exactly the catalog p_rows (the JSON of frontend-api/catalog_json.c);
 -- rows already right are not touched, so an upgrade of an up-to-date database writes nothing.
@@ -212,6 +220,7 @@ BEGIN
     PERFORM vmrq_cancel_uncatalogued();
     RETURN n + m;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_catalog_write(jsonb) FROM PUBLIC;
 
 -- The catalog as a table of arguments, one row each, for portals that build forms from it.
 CREATE OR REPLACE VIEW command_args AS

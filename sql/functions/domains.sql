@@ -15,3 +15,5 @@ CREATE OR REPLACE FUNCTION vmrq_status_not_older(p_row_seen timestamptz, p_seen 
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT coalesce(p_row_seen, '-infinity') <= p_seen
 $$;
+REVOKE ALL ON FUNCTION vmrq_status_not_older(timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_status_not_older(timestamptz, timestamptz) TO vmrq_daemon;

@@ -19,6 +19,8 @@ LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
                        FROM 1 FOR 6),
                52, 1), 53, 1), 'hex')::uuid
 $$;
+REVOKE ALL ON FUNCTION vmrq_uuid_v7() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_uuid_v7() TO vmrq_portal, vmrq_operator, vmrq_daemon;
 COMMENT ON FUNCTION vmrq_uuid_v7() IS 'A new UUID version 7: Unix milliseconds first, then random bits.';
 
 ALTER TABLE requests ALTER COLUMN uuid SET DEFAULT vmrq_uuid_v7();
@@ -78,6 +80,13 @@ BEGIN
     IF NEW.id_domain IS NULL AND NEW.args ? 'name' THEN
         SELECT d.id INTO NEW.id_domain FROM domains d WHERE d.name = NEW.args ->> 'name';
     END IF;
+    -- made from a base (clone, provision): it runs on the base's node
+    NEW.id_node := NULL;
+    IF NEW.args ? 'id_base' THEN
+        SELECT d.id_node INTO NEW.id_node FROM domains d WHERE d.id = (NEW.args ->> 'id_base')::int;
+    ELSIF NEW.args ? 'base' THEN
+        SELECT d.id_node INTO NEW.id_node FROM domains d WHERE d.name = NEW.args ->> 'base';
+    END IF;
 
     NEW.status := vmrq_initial_status(NEW.after_request, NEW.after_request_ok);
     NEW.error := NULL;
@@ -91,6 +100,7 @@ BEGIN
     NEW.date_changed := now();
     RETURN NEW;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_requests_before_insert() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER requests_before_insert BEFORE INSERT ON requests
     FOR EACH ROW EXECUTE FUNCTION vmrq_requests_before_insert();
@@ -102,6 +112,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '55000',
         MESSAGE = format('request %s: command, args and uuid cannot change', OLD.id);
 END $$;
+REVOKE ALL ON FUNCTION vmrq_requests_immutable() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER requests_immutable BEFORE UPDATE ON requests
     FOR EACH ROW
@@ -117,6 +128,7 @@ BEGIN
     NEW.date_changed := now();
     RETURN NEW;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_requests_touch() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER requests_touch BEFORE UPDATE ON requests
     FOR EACH ROW
@@ -130,6 +142,7 @@ BEGIN
     PERFORM pg_notify('vmrq_request', '');
     RETURN NULL;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_requests_notify_new() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER requests_notify_new AFTER INSERT ON requests
     FOR EACH STATEMENT EXECUTE FUNCTION vmrq_requests_notify_new();
@@ -186,6 +199,8 @@ BEGIN
     END LOOP;
     RAISE EXCEPTION 'vmrq_enqueue: % kept colliding with concurrent requests', command;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_enqueue(text, jsonb, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_enqueue(text, jsonb, uuid) TO vmrq_portal, vmrq_operator, vmrq_daemon;
 
 -- The one call a portal needs: SELECT vmrq_request('shutdown', '{"uid": 1, "id_domain": 2}');
 CREATE OR REPLACE FUNCTION vmrq_request(command text, args jsonb DEFAULT '{}', request_uuid uuid DEFAULT NULL)
@@ -193,3 +208,5 @@ RETURNS bigint
 LANGUAGE sql SET search_path FROM CURRENT AS $$
     SELECT e.id FROM vmrq_enqueue(command, args, request_uuid) e
 $$;
+REVOKE ALL ON FUNCTION vmrq_request(text, jsonb, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_request(text, jsonb, uuid) TO vmrq_portal, vmrq_operator, vmrq_daemon;

@@ -33,6 +33,8 @@ CREATE OR REPLACE FUNCTION vmrq_initial_status(p_after bigint, p_after_ok bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN p_after IS NULL AND p_after_ok IS NULL THEN 'requested' ELSE 'waiting' END::request_status
 $$;
+REVOKE ALL ON FUNCTION vmrq_initial_status(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_initial_status(bigint, bigint) TO vmrq_portal, vmrq_operator, vmrq_daemon;
 
 -- A pending request other than p_id with the same duplicate key, or NULL.
 CREATE OR REPLACE FUNCTION vmrq_pending_twin(p_key text, p_id bigint) RETURNS bigint
@@ -41,6 +43,7 @@ LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
      WHERE t.dedupe_key = p_key AND t.status IN ('requested', 'waiting') AND t.id <> p_id
      LIMIT 1
 $$;
+REVOKE ALL ON FUNCTION vmrq_pending_twin(text, bigint) FROM PUBLIC;
 
 -- requested -> working: the claim, which requests daemon p_daemon takes now, in one statement.
 --
@@ -59,7 +62,8 @@ $$;
 --                   worker commands of each class, each at most its free slots (from vmrqd)
 --   node affinity   a request whose domain lives on another node is left to that node's
 --                   daemon (domains without a node, and requests without a domain, go to any
---                   daemon), and so is a refresh_vms naming another node
+--                   daemon), and so is one made from a base of another node (requests.id_node:
+--                   clone, provision) and a refresh_vms naming another node
 --
 -- Plans that do not depend on the statistics: a queue's are always stale, taken while it was
 -- empty and read during a burst (a classroom logging in). As a prepared statement the claim met
@@ -80,6 +84,7 @@ $$;
 -- claimed row (the LIMIT 1 keeps each lateral subquery from being flattened into a join): as
 -- plain joins the planner hashed the whole domains and users tables at every claim (1,401
 -- instead of 3,998 domain requests/s with 10,000 domains).
+-- SECURITY DEFINER: vmrqd has no UPDATE on requests: it changes a status only through the functions of this file.
 CREATE OR REPLACE FUNCTION vmrq_claim(p_daemon int, p_node text,
                                       p_inline text[], p_inline_limit int,
                                       p_important text[], p_important_limit int,
@@ -87,8 +92,9 @@ CREATE OR REPLACE FUNCTION vmrq_claim(p_daemon int, p_node text,
                                       p_long text[], p_long_limit int, p_tag bigint)
 RETURNS TABLE (id bigint, command text, args text, id_domain int, uid int, retry int, attempts int,
                inline boolean, class text, dom_name text, dom_uuid text, dom_owner int,
-               dom_shutdown_timeout int, node_enabled boolean, user_name text, user_privileged boolean)
-LANGUAGE plpgsql
+               dom_shutdown_timeout int, node_enabled boolean, user_name text, user_privileged boolean,
+               dom_is_base boolean)
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT
 SET enable_seqscan = off SET enable_bitmapscan = off
 AS $$
@@ -114,6 +120,8 @@ BEGIN
                                                   AND (o.at_time IS NULL OR o.at_time <= now()))))
                       AND coalesce((SELECT n.name FROM domains d JOIN nodes n ON n.id = d.id_node
                                      WHERE d.id = q.id_domain),
+                                   CASE WHEN q.id_node IS NOT NULL
+                                        THEN (SELECT n.name FROM nodes n WHERE n.id = q.id_node) END,
                                    CASE WHEN q.command = 'refresh_vms' THEN q.args ->> 'node' END,
                                    p_node) = p_node
                     ORDER BY q.priority DESC, q.id
@@ -135,9 +143,10 @@ BEGIN
            CASE WHEN k.command = ANY (p_secondary) THEN 'secondary'
                 WHEN k.command = ANY (p_long) THEN 'long' ELSE 'important' END,
            d.name, coalesce(d.uuid::text, ''), coalesce(d.id_owner, 0), coalesce(d.shutdown_timeout, -1),
-           coalesce(d.enabled, true), coalesce(u.name, ''), coalesce(u.privileged, false)
+           coalesce(d.enabled, true), coalesce(u.name, ''), coalesce(u.privileged, false),
+           coalesce(d.is_base, false)
       FROM k
-      LEFT JOIN LATERAL (SELECT d.name, d.uuid, d.id_owner, d.shutdown_timeout, n.enabled
+      LEFT JOIN LATERAL (SELECT d.name, d.uuid, d.id_owner, d.shutdown_timeout, n.enabled, d.is_base
                            FROM domains d LEFT JOIN nodes n ON n.id = d.id_node
                           WHERE d.id = k.id_domain LIMIT 1) d ON true
       LEFT JOIN LATERAL (SELECT u.name, u.is_admin OR u.is_operator AS privileged
@@ -145,13 +154,16 @@ BEGIN
      ORDER BY k.priority DESC, k.id;
 END
 $$;
+REVOKE ALL ON FUNCTION vmrq_claim(int, text, text[], int, text[], int, text[], int, text[], int, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_claim(int, text, text[], int, text[], int, text[], int, text[], int, bigint) TO vmrq_daemon;
 
 -- working -> done, for the requests p_ids of daemon p_daemon that finished without output (the
 -- common case: ids only, no JSON to unpack per row). Returns the ids written, each with whether
 -- any request waits on a dependency (then the caller looks for those to move on).
+-- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_complete_done(p_daemon int, p_ids bigint[])
 RETURNS TABLE (id bigint, waiting boolean)
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -160,6 +172,8 @@ BEGIN
      WHERE r.id = ANY (p_ids) AND r.status = 'working' AND r.id_daemon = p_daemon
     RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting'));
 END $$;
+REVOKE ALL ON FUNCTION vmrq_complete_done(int, bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_complete_done(int, bigint[]) TO vmrq_daemon;
 
 -- working -> done, failed or (a retry) requested, for the outcomes p_rows of daemon p_daemon:
 -- JSON rows {id, status, error, output, backoff_ms, dom_id, dom_status, dom_uuid, dom_seen}
@@ -170,9 +184,10 @@ END $$;
 -- the sorted order): every statement that writes several domains does the same (the event
 -- sink, refresh_vms), so they cannot deadlock. A retry goes back with its backoff as at_time;
 -- one whose twin is pending fails instead. Returns as vmrq_complete_done().
+-- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_complete(p_daemon int, p_rows jsonb)
 RETURNS TABLE (id bigint, waiting boolean)
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -210,12 +225,15 @@ BEGIN
      WHERE r.id = x.id AND r.status = 'working' AND r.id_daemon = p_daemon
     RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting'));
 END $$;
+REVOKE ALL ON FUNCTION vmrq_complete(int, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_complete(int, jsonb) TO vmrq_daemon;
 
 -- working -> requested (or cancelled, for a pending twin): requests daemon p_daemon claimed and
 -- never started; p_why says how ('claimed ahead when vmrqd was asked to stop') and ends the
 -- message of one cancelled. The attempt is not counted. Returns how many.
+-- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_release(p_daemon int, p_ids bigint[], p_why text) RETURNS int
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     n int;
 BEGIN
@@ -237,24 +255,30 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_release(int, bigint[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_release(int, bigint[], text) TO vmrq_daemon;
 
 -- The same for what claim p_tag of daemon p_daemon took: a claim commits, then sends its rows,
 -- and if the connection broke in between, the requests are `working` under a vmrqd that never
 -- saw them and lives on (so vmrq_recover() never takes them back). The claimer knows the tag
 -- of the claim it sent, and gives back what it took once connected again.
+-- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_release_claim(p_daemon int, p_tag bigint) RETURNS int
-LANGUAGE sql SET search_path FROM CURRENT AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
     SELECT vmrq_release(p_daemon,
                         ARRAY(SELECT r.id FROM requests r
                                WHERE r.status = 'working' AND r.id_daemon = p_daemon AND r.claim_tag = p_tag),
                         'claimed when the database connection broke')
 $$;
+REVOKE ALL ON FUNCTION vmrq_release_claim(int, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_release_claim(int, bigint) TO vmrq_daemon;
 
 -- working -> requested or failed: the claims of daemons that stopped or whose heartbeat is older
 -- than p_lease. A request goes back if it has retries left and no twin is pending, else fails
 -- saying which daemon died. Returns how many were taken back.
+-- SECURITY DEFINER: likewise; and one vmrqd takes back the claims of others.
 CREATE OR REPLACE FUNCTION vmrq_recover(p_lease interval) RETURNS int
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     n int;
 BEGIN
@@ -283,12 +307,15 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_recover(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_recover(interval) TO vmrq_daemon;
 
 -- waiting -> requested, or failed when the after_request_ok request did not succeed (one deleted
 -- by cleanup had finished, but its outcome is unknown, which does not satisfy after_request_ok).
 -- Returns how many moved; a failure can unblock further children, so callers repeat until 0.
+-- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_resolve_waiting() RETURNS int
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     n int;
 BEGIN
@@ -316,11 +343,14 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_resolve_waiting() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_resolve_waiting() TO vmrq_daemon;
 
 -- requested|waiting -> cancelled, by a portal or an operator; errors name why not (no such
 -- request, already running or finished).
+-- SECURITY DEFINER: a portal or an operator may withdraw a pending request, and has no UPDATE on requests.
 CREATE OR REPLACE FUNCTION vmrq_cancel(request_id bigint, reason text DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     st  request_status;
     cmd text;
@@ -338,11 +368,14 @@ BEGIN
         MESSAGE = format('request %s (%s) is %s: only a requested or waiting request can be cancelled',
                          request_id, cmd, st);
 END $$;
+REVOKE ALL ON FUNCTION vmrq_cancel(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_cancel(bigint, text) TO vmrq_portal, vmrq_operator;
 
 -- requested|waiting -> cancelled: the shutdowns of domain p_domain older than request p_by, a
 -- start that has just run (backend/hooks.c). Returns how many.
+-- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_moot_shutdowns(p_domain int, p_by bigint) RETURNS int
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     n int;
 BEGIN
@@ -353,11 +386,14 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_moot_shutdowns(int, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_moot_shutdowns(int, bigint) TO vmrq_daemon;
 
 -- requested|waiting -> done: the pending force_shutdowns of domains p_domains, which the
 -- hypervisor says stopped (backend/events.c). Returns the domains that had one.
+-- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_moot_force_shutdowns(p_domains int[]) RETURNS SETOF int
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     RETURN QUERY
     UPDATE requests r SET status = 'done', finished_at = now(), date_changed = now(),
@@ -371,6 +407,8 @@ BEGIN
        AND r.status IN ('requested', 'waiting')
     RETURNING r.id_domain;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_moot_force_shutdowns(int[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_moot_force_shutdowns(int[]) TO vmrq_daemon;
 
 -- requested|waiting -> cancelled: requests of commands the catalog no longer has, which would
 -- never run (vmrq_catalog_write()). Returns how many.
@@ -385,6 +423,7 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_cancel_uncatalogued() FROM PUBLIC;
 
 -- Tells waiters (LISTEN vmrq_done) that a request finished: payload 'ID STATUS'. (Waiters also
 -- accept comma-separated lists of such pairs.) A statement-level trigger with transition tables
@@ -396,6 +435,7 @@ BEGIN
     PERFORM pg_notify('vmrq_done', NEW.id || ' ' || NEW.status);
     RETURN NULL;
 END $$;
+REVOKE ALL ON FUNCTION vmrq_requests_notify_done() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER requests_notify_done AFTER UPDATE OF status ON requests
     FOR EACH ROW
