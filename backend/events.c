@@ -69,7 +69,8 @@ static const char batch_sql[] =
     "     dom AS (SELECT name, (array_agg(uuid ORDER BY n DESC) FILTER (WHERE uuid IS NOT NULL))[1] AS uuid,"
     "                    (array_agg(status ORDER BY n DESC) FILTER (WHERE status IS NOT NULL))[1] AS status,"
     "                    to_timestamp(max(at) FILTER (WHERE status IS NOT NULL)) AS seen,"
-    "                    bool_or(event = 'stopped') AS stopped"
+    "                    bool_or(event = 'stopped') AS stopped,"
+    "                    (array_agg(event ORDER BY n DESC))[1] IN ('stopped', 'undefined') AS going"
     "               FROM ev GROUP BY name),"
     "     lk AS (SELECT o.id FROM domains o WHERE o.name = ANY (ARRAY(SELECT name FROM dom))"
     "             ORDER BY o.id FOR UPDATE),"
@@ -77,7 +78,10 @@ static const char batch_sql[] =
     "           SELECT name, CASE WHEN NOT EXISTS (SELECT 1 FROM domains o WHERE o.uuid = dom.uuid AND o.name <> dom.name)"
     "                             THEN uuid END,"  /* renamed: the old name's row keeps the uuid */
     "                  coalesce(status, 'unknown'), seen, (SELECT id FROM nodes WHERE name = $2)"
-    "             FROM dom WHERE (SELECT count(*) FROM lk) >= 0 ORDER BY name"
+    /* a domain the table does not know is added, but not from the last words of one going away:
+     * those of a desktop remove_domain has just removed would bring its row back */
+    "             FROM dom WHERE (SELECT count(*) FROM lk) >= 0"
+    "              AND (NOT going OR EXISTS (SELECT 1 FROM domains o WHERE o.name = dom.name)) ORDER BY name"
     "           ON CONFLICT (name) DO UPDATE"
     "              SET status = CASE WHEN " NEWER_SQL " THEN EXCLUDED.status ELSE x.status END,"
     "                  status_seen = greatest(x.status_seen, EXCLUDED.status_seen),"

@@ -326,7 +326,9 @@ vmrq_db_migrate_to(PGconn *conn, int version, bool sources)
 
     if (run(conn, "db upgrade", "BEGIN", 0, NULL, PGRES_COMMAND_OK, NULL) < 0)
         return -1;
-    if (run(conn, "db upgrade", "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock, PGRES_TUPLES_OK, NULL) < 0 ||
+    /* DROP ... IF EXISTS of what is not there yet says so at NOTICE: not the operator's concern */
+    if (run(conn, "db upgrade", "SET LOCAL client_min_messages = warning", 0, NULL, PGRES_COMMAND_OK, NULL) < 0 ||
+        run(conn, "db upgrade", "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock, PGRES_TUPLES_OK, NULL) < 0 ||
         read_state(conn, "db upgrade", &st, true) < 0)
         goto fail;
     if (st.mismatch[0]) {

@@ -298,6 +298,15 @@ START_TEST(test_clones_in_parallel_and_volatile_through_the_daemon)
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'clone' AND status = 'done'",
                                   3, 5000), 3);
 
+    /* two provisions of one user at once (a double click) give one clone */
+    PQclear(t_sql(t_db, "UPDATE domains SET is_public = true WHERE name = 'teacher'", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('provision', '{\"uid\": 1, \"base\": \"teacher\"}'),"
+                        "       vmrq_request('provision', '{\"uid\": 1, \"base\": \"teacher\"}')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'provision' AND status = 'done'",
+                                  2, 5000), 2);
+    ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE id_base IS NOT NULL AND id_owner = 1"), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'provision' AND output->>'made' = 'true'"), 1);
+
     PQclear(t_sql(t_db, "SELECT vmrq_request('clone', '{\"uid\": 3, \"base\": \"teacher\", \"name\": \"tmp\","
                         " \"volatile\": true, \"start\": true}')", 0, NULL));
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE name = 'tmp' AND status = 'running'",

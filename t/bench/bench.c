@@ -8,7 +8,8 @@
  *              [--bulk N] [--domains N] [--domain-requests N] [--domain-workers W,...] [--rss N]
  *              [--workers W] [--lanes L] [--only NAME,...] [--out FILE]
  *
- * Scenarios (NAME), in the order they run: latency, enqueue, bulk, domains, drain, history, rss.
+ * Scenarios (NAME), in the order they run: latency, enqueue, bulk, domains, clones, drain, history,
+ * rss.
  * Times come from the database's own clock (started_at, finished_at), so the client's
  * scheduling does not count.
  * VMRQ_BENCH_LOG=info (or debug) makes the daemons log at that level, to
@@ -505,6 +506,112 @@ scenario_domains(void)
     unlink(xml);
 }
 
+/* One run of the clone scenario: a base prepared on the hypervisor of `conf` (its desktop
+ * bench-base, disk in pool `default`), then `n` clones of it, enqueued in one statement, or one
+ * after another (`one_by_one`: each the only one at work, so that its time is its own, not a
+ * queue's). Adds the clones per second (first start to last finish) to `rate` and the median
+ * time from enqueue to defined (the request done) to `ms`. Dies if a clone did not end done. */
+static void
+clones_once(const char *conf, int n, bool one_by_one, struct figure *rate, struct figure *ms)
+{
+    struct daemon d;
+    char q[512];
+
+    sql("TRUNCATE requests, domains, domain_events, users, nodes RESTART IDENTITY CASCADE");
+    sql("INSERT INTO users (name, is_operator) VALUES ('bench', true)");
+    sql("INSERT INTO nodes (name, uri) VALUES ('bench', 'test:///bench')");
+    daemon_start(&d, conf, opt.workers);
+    sql("SELECT vmrq_request('refresh_vms')");
+    wait_idle();
+    sql("SELECT vmrq_request('prepare_base', '{\"uid\": 1, \"name\": \"bench-base\"}')");
+    wait_idle();
+    if (sql("SELECT count(*) FROM domains WHERE is_base") != 1)
+        die("clones: prepare_base failed");
+    for (int i = 0; i < (one_by_one ? n : 1); i++) {
+        snprintf(q, sizeof(q), "SELECT count(vmrq_request('clone', jsonb_build_object('uid', 1, 'base', 'bench-base',"
+                               " 'name', format('bench-clone-%%s', i)))) FROM generate_series(%d, %d) i",
+                 one_by_one ? i + 1 : 1, one_by_one ? i + 1 : n);
+        sql(q);
+        wait_idle();
+    }
+    if (sql("SELECT count(*) FROM requests WHERE command = 'clone' AND status = 'done'") != n) {
+        PGresult *res = PQexec(db, "SELECT coalesce(error, status::text) FROM requests WHERE command = 'clone'"
+                                   " AND status <> 'done' LIMIT 1");
+        die("clones: not every clone was made: %s",
+            PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) ? PQgetvalue(res, 0, 0) : "?");
+    }
+    add(rate, n / sql("SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM requests"
+                      " WHERE command = 'clone'"));
+    add(ms, sql("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - date_req))"
+                "       * 1000 FROM requests WHERE command = 'clone'"));
+    daemon_stop(&d);
+}
+
+/* Clones of one base: 100 at once on libvirt's test driver (what vmrq itself costs per clone:
+ * the request, the row, the definition; the median includes the wait behind the other 99); and,
+ * when a session libvirtd is at hand ($VMRQ_GUEST_URI, make bench runs under t/with-libvirtd),
+ * 10 one after another in a dir pool with qcow2 overlays, which libvirt makes with qemu-img: an
+ * overlay is metadata, not a copy. */
+static void
+scenario_clones(void)
+{
+    char xml[] = "/tmp/vmrq-bench-clones.XXXXXX", conf[PATH_MAX + 128];
+    const char *uri = getenv("VMRQ_GUEST_URI"), *dir = getenv("VMRQ_GUEST_DIR");
+    struct figure *rate, *ms;
+    FILE *x;
+    int fd;
+
+    printf("clones: 100 of one base on libvirt's test driver%s\n",
+           uri ? ", 10 in a dir pool with qcow2 overlays (session libvirtd)" : "");
+    if ((fd = mkstemp(xml)) < 0 || !(x = fdopen(fd, "w")))
+        die("%s: %s", xml, strerror(errno));
+    fprintf(x, "<node><pool type='dir'><name>default</name><target><path>/bench</path></target>"
+               "<volume type='file'><name>bench-base.qcow2</name><capacity unit='MiB'>16</capacity>"
+               "<target><path>/bench/bench-base.qcow2</path><format type='qcow2'/></target></volume></pool>"
+               "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'><name>bench-base</name>"
+               "<memory>65536</memory><os><type>hvm</type></os><devices><disk type='file' device='disk'>"
+               "<driver name='qemu' type='qcow2'/><source file='/bench/bench-base.qcow2'/>"
+               "<target dev='vda' bus='virtio'/></disk></devices><test:runstate>5</test:runstate></domain></node>\n");
+    fclose(x);
+    snprintf(conf, sizeof(conf), "libvirt_uri = test://%s\nnode = bench\n", xml);
+    rate = figure("clones, test driver", "clones/s", 0, 1, "(reference)");
+    ms = figure("clone enqueue -> defined, test driver", "ms", 0, 0, "(reference)");
+    for (int r = 0; r < opt.runs; r++)
+        clones_once(conf, 100, false, rate, ms);
+    unlink(xml);
+    if (!uri || !dir || getenv("VMRQ_GUEST_SKIP"))
+        return;
+    {
+        char cmd[16384], pool[1024];
+
+        snprintf(pool, sizeof(pool), "%s/bench-pool", dir);
+        snprintf(cmd, sizeof(cmd),
+                 "virsh -q -c '%1$s' pool-info default >/dev/null 2>&1 ||"
+                 " { virsh -q -c '%1$s' pool-define-as default dir --target '%2$s' && virsh -q -c '%1$s' pool-build default"
+                 "   && virsh -q -c '%1$s' pool-start default; } >/dev/null 2>&1;"
+                 " virsh -q -c '%1$s' vol-create-as default bench-base.qcow2 64M --format qcow2 >/dev/null 2>&1;"
+                 " printf \"<domain type='qemu'><name>bench-base</name><memory unit='MiB'>64</memory>"
+                 "<os><type arch='x86_64'>hvm</type></os><devices><disk type='file' device='disk'>"
+                 "<driver name='qemu' type='qcow2'/><source file='%2$s/bench-base.qcow2'/><target dev='vda' bus='virtio'/>"
+                 "</disk></devices></domain>\" > '%3$s/bench-base.xml' && virsh -q -c '%1$s' define '%3$s/bench-base.xml'"
+                 " >/dev/null", uri, pool, dir);
+        if (system(cmd) != 0)
+            die("clones: cannot make the dir pool and its base desktop in %s", uri);
+        snprintf(conf, sizeof(conf), "libvirt_uri = %s\nnode = bench\n", uri);
+        rate = figure("clones one by one, dir pool, qcow2", "clones/s", 0, 1, "(reference)");
+        ms = figure("clone enqueue -> defined, dir pool", "ms", 100, 0, "<= 100");
+        for (int r = 0; r < opt.runs; r++) {
+            clones_once(conf, 10, true, rate, ms);
+            snprintf(cmd, sizeof(cmd), "for n in $(virsh -q -c '%1$s' list --all --name | grep '^bench-clone-'); do"
+                                       " virsh -q -c '%1$s' undefine \"$n\" --remove-all-storage >/dev/null 2>&1; done;"
+                                       " virsh -q -c '%1$s' vol-delete bench-base-vda.base.qcow2 --pool default"
+                                       " >/dev/null 2>&1", uri);
+            if (system(cmd) != 0)
+                die("clones: cannot remove the clones of run %d", r + 1);
+        }
+    }
+}
+
 /* What the libraries alone take: $VMRQ_RSS_FLOOR (t/bench/rss_floor.c) opens one libvirt and
  * one libpq connection, as vmrqd does first, and waits. No target: it is the floor under
  * vmrqd's figure. */
@@ -662,6 +769,8 @@ main(int argc, char **argv)
         scenario_bulk();
     if (wanted("domains"))
         scenario_domains();
+    if (wanted("clones"))
+        scenario_clones();
     if (wanted("drain"))
         scenario_drain();
     if (wanted("history"))
