@@ -107,17 +107,7 @@ run(const char *command, const char *json)
 static const char *
 outcome(long long id)
 {
-    static char buf[512];
-    char idbuf[24];
-    const char *params[1] = { idbuf };
-    PGresult *res;
-
-    snprintf(idbuf, sizeof(idbuf), "%lld", id);
-    res = t_sql(t_db, "SELECT status, coalesce(error, '') FROM requests WHERE id = $1::bigint", 1, params);
-    snprintf(buf, sizeof(buf), "%s%s%s", PQgetvalue(res, 0, 0), *PQgetvalue(res, 0, 1) ? ": " : "",
-             PQgetvalue(res, 0, 1));
-    PQclear(res);
-    return buf;
+    return t_outcome(t_db, id);
 }
 
 /* domains.status of `name`, and what the hypervisor says of it (static buffers). */

@@ -295,6 +295,22 @@ t_daemon_logged(const struct t_daemon *d, const char *text)
     return found;
 }
 
+const char *
+t_outcome(PGconn *conn, long long id)
+{
+    static char buf[512];
+    char idbuf[24];
+    const char *params[1] = { idbuf };
+    PGresult *res;
+
+    snprintf(idbuf, sizeof(idbuf), "%lld", id);
+    res = t_sql(conn, "SELECT status, coalesce(error, '') FROM requests WHERE id = $1::bigint", 1, params);
+    snprintf(buf, sizeof(buf), "%s%s%s", PQgetvalue(res, 0, 0), *PQgetvalue(res, 0, 1) ? ": " : "",
+             PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return buf;
+}
+
 long long
 t_wait_value(PGconn *conn, const char *sql, long long want, int timeout_ms)
 {

@@ -81,6 +81,9 @@ void t_daemon_cleanup(struct t_daemon *d);
 char *t_daemon_log(const struct t_daemon *d);
 /* Whether the daemon's log contains `text`. */
 bool t_daemon_logged(const struct t_daemon *d, const char *text);
+/* Status and error of request `id` as "done" or "failed: why" (static buffer, overwritten by
+ * the next call). */
+const char *t_outcome(PGconn *conn, long long id);
 /* Polls a one-integer query every 10 ms until it returns `want` or timeout_ms passes; returns
  * the last value. */
 long long t_wait_value(PGconn *conn, const char *sql, long long want, int timeout_ms);
