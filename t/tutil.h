@@ -77,6 +77,8 @@ void t_daemon_cleanup(struct t_daemon *d);
 char *t_daemon_log(const struct t_daemon *d);
 /* Whether the daemon's log contains `text`. */
 bool t_daemon_logged(const struct t_daemon *d, const char *text);
+/* Whether it does within timeout_ms, looking every 10 ms. */
+bool t_daemon_wait_logged(const struct t_daemon *d, const char *text, int timeout_ms);
 /* Polls a one-integer query every 10 ms until it returns `want` or timeout_ms passes; returns
  * the last value. */
 long long t_wait_value(PGconn *conn, const char *sql, long long want, int timeout_ms);
