@@ -26,6 +26,7 @@ struct vmrqd_job {
     struct json_object *args;      /* owned */
     int id_domain, uid;            /* 0 when NULL */
     int retry, attempts;
+    int daemon;                    /* daemons.id of the vmrqd that claimed it */
     vmrq_class cls;                /* its class, as the claim admitted it */
     bool inline_run;               /* its handler runs on the main loop (or a lane) */
     struct job_domain {            /* its domain's row and its user's rights, read by the claim */

@@ -1,0 +1,11 @@
+-- 0002_crash_recovery.sql - what recovery needs to know to put a dead daemon's requests back
+-- instead of failing them (vmrq_recover(), functions/transitions.sql): whether the handler had
+-- started, and how many daemons died while it ran.
+
+ALTER TABLE requests
+    ADD COLUMN handler_started_at timestamptz,
+    ADD COLUMN recoveries int NOT NULL DEFAULT 0 CHECK (recoveries >= 0);
+COMMENT ON COLUMN requests.handler_started_at IS
+    'When the claiming vmrqd started its handler; NULL while it is claimed and not started (it then goes back whatever its command).';
+COMMENT ON COLUMN requests.recoveries IS
+    'How many times a vmrqd died while running it; counted apart from retry; at 3 it fails.';
