@@ -22,6 +22,7 @@ Suite *config_suite(void);
 Suite *daemon_suite(void);
 Suite *domain_suite(void);
 Suite *guest_suite(void);
+Suite *chaos_suite(void);
 Suite *privileges_suite(void);
 
 /* A new connection to $VMRQ_DB with notices silenced; fails the test if it cannot connect. */
