@@ -42,7 +42,9 @@ setup(void)
     ck_assert(getcwd(cwd, sizeof(cwd)) != NULL);
     snprintf(conf_hv, sizeof(conf_hv),
              "lease = 1s\npoll_interval = 5s\nretry_backoff = 100ms\nlog_level = warning\nnode = hv\n"
-             "libvirt_uri = test://%s/etc/demo-hypervisor.xml\nclaim_batch = 200\n", cwd);
+             "libvirt_uri = test://%s/etc/demo-hypervisor.xml\nclaim_batch = 200\n"
+             /* as in production, a refresh at start-up: its test hypervisor is the file afresh */
+             "refresh_interval = 10m\n", cwd);
     ck_assert((relay = t_relay_start()) != NULL);
     snprintf(through, sizeof(through), "%s user=vmrq_t_daemon", t_relay_conninfo(relay));
 }
@@ -222,8 +224,12 @@ START_TEST(test_chaos)
           " WHERE s.status IS DISTINCT FROM r.output ->> 'state'");
     printf("chaos: seed %u: every invariant held (%d daemons restarted)\n", seed, restarts);
     for (int i = 0; i < NDAEMONS; i++)
-        ck_assert_msg(t_daemon_wait(&d[i], SIGTERM, 10000) == 0, "seed %u: vmrqd %d did not stop cleanly; see %s",
-                      seed, d[i].id, d[i].log);
+        ck_assert_msg(t_daemon_wait(&d[i], SIGTERM, 10000) == 0, "seed %u: vmrqd %d did not stop cleanly; see %s; %s",
+                      seed, d[i].id, d[i].log,
+                      violations("SELECT string_agg(pid || ' ' || application_name || ' ' || state || ' '"
+                                 " || coalesce(wait_event, '-') || ' ' || left(query, 60), E'\n')"
+                                 " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                                 " AND state <> 'idle'"));
 }
 END_TEST
 

@@ -581,13 +581,20 @@ START_TEST(test_lost_claim_answer_is_given_back)
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL)); /* past the first claims */
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 1, 5000), 1);
 
-    t_relay_arm(relay);
-    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 2, 10000), 2);
+    /* A claim already sent when the relay is armed may take the new request uncut (on a loaded
+     * machine the server runs it after the insert has committed): then the next one is cut. */
+    for (int n = 2; n <= 6 && !t_relay_cut(relay); n++) {
+        char done[96];
+
+        t_relay_arm(relay);
+        PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+        snprintf(done, sizeof(done), "SELECT count(*) FROM requests WHERE status = 'done'");
+        ck_assert_int_eq(t_wait_value(t_db, done, n, 10000), n);
+    }
     ck_assert(t_relay_cut(relay));
     ck_assert(t_daemon_wait_logged(&da, "gave back 1 request claimed as the database connection broke (never run)",
                                    5000));
-    ck_assert_int_eq(count("SELECT attempts FROM requests WHERE id = 2"), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE attempts <> 1"), 0);
     ck_assert_int_eq(t_daemon_wait(&da, SIGTERM, 5000), 0);
     t_relay_free(relay);
 }

@@ -50,12 +50,13 @@ struct reader {
     uint32_t left;   /* bytes of the current body still to come */
 };
 
-/* Reads buf[0..n) of the server's stream. Sets *rows when a DataRow begins, and returns the
- * offset just past the end of the first ReadyForQuery that ends in it, or 0 if none does. */
+/* Reads buf[0..n) of the server's stream, all of it (the next chunk goes on from there). Sets
+ * *rows when a DataRow begins, and returns the offset just past the end of the first
+ * ReadyForQuery that ends in it, or 0 if none does. */
 static size_t
 read_messages(struct reader *rd, const char *buf, size_t n, bool *rows)
 {
-    size_t i = 0;
+    size_t i = 0, ready = 0;
 
     while (i < n) {
         if (rd->have < sizeof(rd->hdr)) {
@@ -72,13 +73,12 @@ read_messages(struct reader *rd, const char *buf, size_t n, bool *rows)
             rd->left -= (uint32_t)take;
         }
         if (rd->have == sizeof(rd->hdr) && rd->left == 0) {
-            bool ready = rd->hdr[0] == 'Z';
+            if (rd->hdr[0] == 'Z' && ready == 0)
+                ready = i;
             rd->have = 0;
-            if (ready)
-                return i;
         }
     }
-    return 0;
+    return ready;
 }
 
 static bool
@@ -191,7 +191,7 @@ accept_main(void *arg)
     struct t_relay *r = arg;
 
     for (;;) {
-        int client = accept(r->lfd, NULL, NULL), server = -1, slot = -1;
+        int client = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC), server = -1, slot = -1;
         struct pump *p = NULL;
         pthread_t t;
 
@@ -200,7 +200,7 @@ accept_main(void *arg)
                 continue;
             break; /* shut down by t_relay_free() */
         }
-        server = socket(AF_UNIX, SOCK_STREAM, 0);
+        server = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); /* a vmrqd forked later must not hold it open */
         if (server < 0 || connect(server, (struct sockaddr *)&r->server_addr, sizeof(r->server_addr)) < 0 ||
             !(p = malloc(sizeof(*p)))) {
             goto refuse;
@@ -256,7 +256,7 @@ t_relay_start(void)
     snprintf(r->listen_addr.sun_path, sizeof(r->listen_addr.sun_path), "%s/.s.PGSQL.%s", r->dir, port);
     snprintf(r->server_addr.sun_path, sizeof(r->server_addr.sun_path), "%s/.s.PGSQL.%s", host, port);
     snprintf(r->conninfo, sizeof(r->conninfo), "host=%s port=%s", r->dir, port);
-    if ((r->lfd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+    if ((r->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
         bind(r->lfd, (struct sockaddr *)&r->listen_addr, sizeof(r->listen_addr)) < 0 || listen(r->lfd, 16) < 0 ||
         pthread_create(&r->acceptor, NULL, accept_main, r) != 0)
         goto fail;
