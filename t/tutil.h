@@ -23,6 +23,7 @@ Suite *daemon_suite(void);
 Suite *domain_suite(void);
 Suite *guest_suite(void);
 Suite *chaos_suite(void);
+Suite *failover_suite(void);
 Suite *privileges_suite(void);
 
 /* A new connection to $VMRQ_DB with notices silenced; fails the test if it cannot connect. */
