@@ -1,6 +1,7 @@
--- 0002_crash_recovery.sql - what recovery needs to know to put a dead daemon's requests back
+-- 0004_crash_recovery.sql - what recovery needs to know to put a dead daemon's requests back
 -- instead of failing them (vmrq_recover(), functions/transitions.sql): whether the handler had
--- started, and how many daemons died while it ran.
+-- started, and how many daemons died while it ran. (Numbered 4: 0002 and 0003 are taken on main
+-- by another branch's bases and progress.)
 
 ALTER TABLE requests
     ADD COLUMN handler_started_at timestamptz,
