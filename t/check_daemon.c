@@ -682,7 +682,10 @@ START_TEST(test_drain_waits_without_spinning)
     PQclear(t_sql(locker, "SELECT * FROM requests WHERE id = 1 FOR UPDATE", 0, NULL)); /* holds the cleanup */
     t_daemon_start(&da, FAST, false);
     PQclear(t_sql(t_db, "SELECT vmrq_request('cleanup')", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE id = 2 AND status = 'working'", 1, 5000), 1);
+    /* running, not merely claimed (a claimed one would be given back at the stop): its DELETE
+     * waits for the row lock */
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                        "   AND application_name LIKE 'vmrqd worker %'", 1, 10000), 1);
     kill(da.pid, SIGTERM);
     ck_assert(t_daemon_wait_logged(&da, "stopping: no new requests", 10000));
     /* one second of drain measured, the notification of a new request and the claims it would

@@ -309,27 +309,32 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     n int;
 BEGIN
+    -- Everything is read from the rows as locked: a row claimed again meanwhile (taken back by
+    -- another vmrqd and claimed by a live one) is re-checked by PostgreSQL against this WHERE
+    -- in its new version, and the live daemon keeps it. (A LEFT JOIN of daemons here was
+    -- re-checked against the old claimer's row, and a second read of requests saw the old
+    -- version's counts: under load, a live daemon's request was taken back.)
     WITH lost AS (
-        SELECT r.id, r.handler_started_at IS NOT NULL AS ran,
-               coalesce('rerunnable' = ANY (c.flags), false) AS rerun,
-               format('vmrqd %s (%s, pid %s)', coalesce(d.id::text, '?'), coalesce(d.hostname, 'unknown host'),
-                      coalesce(d.pid::text, '?')) AS who,
+        SELECT r.id, r.recoveries, r.retry, r.command, r.handler_started_at IS NOT NULL AS ran,
+               coalesce((SELECT 'rerunnable' = ANY (c.flags) FROM commands c WHERE c.name = r.command), false) AS rerun,
+               coalesce((SELECT format('vmrqd %s (%s, pid %s)', d.id, d.hostname, d.pid)
+                           FROM daemons d WHERE d.id = r.id_daemon),
+                        format('vmrqd %s (unknown host, pid ?)', coalesce(r.id_daemon::text, '?'))) AS who,
                vmrq_pending_twin(r.dedupe_key, r.id) AS twin
           FROM requests r
-          LEFT JOIN daemons d ON d.id = r.id_daemon
-          LEFT JOIN commands c ON c.name = r.command
          WHERE r.status = 'working'
-           AND (d.id IS NULL OR d.stopped_at IS NOT NULL OR d.heartbeat_at < now() - p_lease)
+           AND NOT EXISTS (SELECT 1 FROM daemons d
+                            WHERE d.id = r.id_daemon AND d.stopped_at IS NULL AND d.heartbeat_at >= now() - p_lease)
            FOR UPDATE OF r SKIP LOCKED
     ),
     fate AS (
-        SELECT l.*, r.recoveries + CASE WHEN l.ran THEN 1 ELSE 0 END AS deaths,
+        SELECT l.*, l.recoveries + CASE WHEN l.ran THEN 1 ELSE 0 END AS deaths,
                CASE WHEN NOT l.ran THEN CASE WHEN l.twin IS NULL THEN 'requested' ELSE 'cancelled' END
                     WHEN l.twin IS NOT NULL THEN 'failed'
-                    WHEN l.rerun AND r.recoveries + 1 < 3 THEN 'requested'
-                    WHEN NOT l.rerun AND r.retry > 0 THEN 'requested'
+                    WHEN l.rerun AND l.recoveries + 1 < 3 THEN 'requested'
+                    WHEN NOT l.rerun AND l.retry > 0 THEN 'requested'
                     ELSE 'failed' END AS status
-          FROM lost l JOIN requests r ON r.id = l.id
+          FROM lost l
     )
     UPDATE requests r
        SET status = f.status::request_status,
@@ -348,7 +353,7 @@ BEGIN
                WHEN f.rerun THEN format('%s stopped while running it; running it again (%s of 3 deaths)', f.who, f.deaths)
                WHEN f.status = 'requested'
                    THEN format('%s stopped while running it; retrying', f.who)
-               ELSE format('%s stopped while running it; not run again: %s is not safe to run twice', f.who, r.command)
+               ELSE format('%s stopped while running it; not run again: %s is not safe to run twice', f.who, f.command)
            END,
            finished_at = CASE WHEN f.status = 'requested' THEN NULL ELSE now() END,
            started_at = CASE WHEN f.ran THEN r.started_at END,
