@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "claim.h"
 #include "dispatch.h"
@@ -350,6 +351,59 @@ query_int(PGconn *conn, const char *sql, int n, const char *const *params, long 
     v = PQgetisnull(res, 0, 0) ? if_null : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return v;
+}
+
+/* The stamp of a worker's handler start ($1 the daemon, $2 the request), on the worker's own
+ * connection: prepared, as it runs once per request. */
+static const struct stmt handler_started_stmt = {
+    STMT_HANDLER_STARTED, "vmrq_handler_started", "SELECT vmrq_handler_started($1::int, $2::bigint)", 2,
+};
+
+int
+claim_handler_started(struct vmrqd_job *job, struct vmrqd_worker *w)
+{
+    char d[16], id[24];
+    const char *params[2] = { d, id };
+    struct timespec pause = { 0, 100 * 1000000L };
+    int ret = -1;
+
+    snprintf(d, sizeof(d), "%d", job->daemon);
+    snprintf(id, sizeof(id), "%lld", job->id);
+    /* A database that restarts is back within seconds: wait for it (100 ms doubling to 1 s, 10 s
+     * in all) rather than fail a request that has not even started. */
+    for (long long waited = 0;; waited += pause.tv_sec * 1000 + pause.tv_nsec / 1000000) {
+        PGconn *conn = job_db(job, w);
+        PGresult *res = conn ? stmt_exec(conn, &handler_started_stmt, params) : NULL;
+
+        if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            if (PQgetvalue(res, 0, 0)[0] != 't') {
+                job_fail(job, false, "taken back by recovery before it started: this vmrqd was silent longer"
+                                     " than its lease");
+            } else {
+                free(job->error); /* a failure to connect of an earlier round */
+                job->error = NULL;
+                job->outcome = JOB_DONE;
+                ret = 0;
+            }
+            PQclear(res);
+            return ret;
+        }
+        if (conn && PQstatus(conn) == CONNECTION_OK) { /* an error, not an outage */
+            job_fail_pg(job, conn, res, "cannot record that its handler starts");
+            PQclear(res);
+            return -1;
+        }
+        if (conn)
+            job_fail_pg(job, conn, res, "cannot record that its handler starts");
+        PQclear(res);
+        if (waited >= 10000)
+            return -1; /* failed, retryable: it never started */
+        nanosleep(&pause, NULL);
+        if (pause.tv_nsec < 500 * 1000000L)
+            pause.tv_nsec *= 2;
+        else
+            pause = (struct timespec){ 1, 0 };
+    }
 }
 
 int

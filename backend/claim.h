@@ -43,6 +43,13 @@ int claim_give_back(PGconn *conn, int daemon, const struct vmrqd_job *list);
  * never cleared) when requests wait on a dependency: some may now be free to move on. */
 int claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms, bool *waiting);
 
+/* Stamps, on worker w's connection, that the handler of `job` (a worker's, not an inline one,
+ * which its claim stamps) starts now (SQL vmrq_handler_started()): recovery then knows that
+ * its vmrqd died running it, not merely holding it. 0 if the handler may run; -1 if not, the
+ * job failed with why (the database did not answer: retryable; the request is no longer this
+ * daemon's: its outcome will not be written). */
+int claim_handler_started(struct vmrqd_job *job, struct vmrqd_worker *w);
+
 /* Moves waiting requests whose parents have finished (SQL vmrq_resolve_waiting()); returns how
  * many moved, -1 on error. */
 int claim_resolve_waiting(PGconn *conn);

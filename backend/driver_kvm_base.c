@@ -306,6 +306,15 @@ kvm_clone(struct driver *drv, const char *base_xml, const char *name, const char
     snprintf(what, sizeof(what), "clone: %s", name);
     if (!conn)
         return NULL;
+    { /* made already, by a run a dead vmrqd did not finish: that one */
+        virDomainPtr made_before = virDomainLookupByName(conn, name);
+        if (made_before) {
+            clone = kvm_wrap(kvm, made_before, what);
+            virConnectClose(conn);
+            return clone;
+        }
+        virResetLastError();
+    }
     if (!(pool = virStoragePoolLookupByName(conn, pool_name))) {
         kvm_report("clone: storage pool");
         goto cleanup;
@@ -342,7 +351,9 @@ kvm_clone(struct driver *drv, const char *base_xml, const char *name, const char
                  "<volume><name>%s</name><capacity unit='bytes'>%llu</capacity><target><format type='qcow2'/></target>"
                  "<backingStore><path>%s</path><format type='qcow2'/></backingStore></volume>",
                  volname, capacity, file);
-        if (!(overlay = virStorageVolCreateXML(pool, volxml, 0))) {
+        if (!(overlay = virStorageVolLookupByName(pool, volname))) /* an earlier run's, never used */
+            virResetLastError();
+        if (!overlay && !(overlay = virStorageVolCreateXML(pool, volxml, 0))) {
             kvm_report(what);
             goto cleanup;
         }

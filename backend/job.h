@@ -20,13 +20,13 @@ struct vmrqd_handler;
 struct vmrqd_job {
     /* from the claim */
     long long id;
-    int daemon;                    /* daemons.id of the vmrqd that claimed it */
     char *command;                 /* owned */
     const vmrq_command *cmd;       /* NULL if this build does not know the command */
     const struct vmrqd_handler *handler;
     struct json_object *args;      /* owned */
     int id_domain, uid;            /* 0 when NULL */
     int retry, attempts;
+    int daemon;                    /* daemons.id of the vmrqd that claimed it */
     vmrq_class cls;                /* its class, as the claim admitted it */
     bool inline_run;               /* its handler runs on the main loop (or a lane) */
     struct job_domain {            /* its domain's row and its user's rights, read by the claim */

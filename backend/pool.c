@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "claim.h"
 #include "clock.h"
 #include "dispatch.h"
 #include "log.h"
@@ -77,7 +78,8 @@ worker_loop(void *p)
             break;
         pthread_mutex_unlock(&pool->lock);
 
-        dispatch_run(job, w);
+        if (claim_handler_started(job, w) == 0) /* else failed, never run */
+            dispatch_run(job, w);
 
         pthread_mutex_lock(&pool->lock);
         pool->running[job->cls]--;

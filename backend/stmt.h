@@ -17,6 +17,7 @@ enum stmt_id {
     STMT_DOMAIN_OPEN,
     STMT_CANCEL_MOOT,
     STMT_EVENTS,
+    STMT_HANDLER_STARTED,
     STMT_LAST /* at most 64 */
 };
 

@@ -84,6 +84,7 @@ static const char *const one_base[] = { "id_base", "base", NULL };
 
 #define DOM VMRQ_CMD_DOMAIN
 #define NODUP VMRQ_CMD_NODUP
+#define RERUN VMRQ_CMD_RERUN
 #define IMPORTANT VMRQ_CLASS_IMPORTANT
 #define SECONDARY VMRQ_CLASS_SECONDARY
 #define LONG VMRQ_CLASS_LONG
@@ -93,48 +94,58 @@ static const char *const one_base[] = { "id_base", "base", NULL };
  * "pause, resume, pause" into "pause, resume" would reverse what the user asked for. Idempotent
  * commands are, and so is force_shutdown, so that a second shutdown-with-timeout does not queue a
  * second escalation (the duplicate test ignores `at` and `timeout`).
+ *
+ * RERUN: running it twice is safe, so a request whose vmrqd died while running it runs again
+ * (until vmrqd has died 3 times on it; vmrq_recover() in sql/functions/transitions.sql). Every
+ * command here is: each command of the domain state table finds nothing to do in the state it
+ * leaves (backend/handlers_domain.c: a start of a running domain does nothing; a reboot, run
+ * again, reboots the guest once more, which is what was asked); shutdown_start's start and a
+ * shutdown's force_shutdown are follow-ups, enqueued only with the completion, so a run cut
+ * short left none behind; the refreshes, the cleanup and the no-op change nothing twice. A
+ * command without it (one that charges, or sends mail) is failed when its vmrqd dies running it.
  */
 static const vmrq_command catalog[] = {
-    /* name            class      flags        args                 needs_one_of  summary */
-    { "ping_backend",   IMPORTANT, 0,           args_none,           NULL,
+    /* name            class      flags                args                 needs_one_of  summary */
+    { "ping_backend",   IMPORTANT, RERUN,               args_none,           NULL,
       "no-op: proves the backend is alive (health checks, benchmarks)" },
-    { "start",          IMPORTANT, DOM,         args_domain,         one_domain,
+    { "start",          IMPORTANT, DOM | RERUN,         args_domain,         one_domain,
       "start a domain" },
-    { "shutdown",       IMPORTANT, DOM,         args_power,          one_domain,
+    { "shutdown",       IMPORTANT, DOM | RERUN,         args_power,          one_domain,
       "shut a domain down politely; force it after `timeout` seconds" },
-    { "force_shutdown", IMPORTANT, DOM | NODUP, args_domain,         one_domain,
+    { "force_shutdown", IMPORTANT, DOM | NODUP | RERUN, args_domain,         one_domain,
       "power a domain off at once" },
-    { "reboot",         IMPORTANT, DOM,         args_power,          one_domain,
+    { "reboot",         IMPORTANT, DOM | RERUN,         args_power,          one_domain,
       "reboot a domain politely" },
-    { "force_reboot",   IMPORTANT, DOM,         args_domain,         one_domain,
+    { "force_reboot",   IMPORTANT, DOM | RERUN,         args_domain,         one_domain,
       "reset a domain at once" },
-    { "pause",          IMPORTANT, DOM,         args_domain,         one_domain,
+    { "pause",          IMPORTANT, DOM | RERUN,         args_domain,         one_domain,
       "suspend a running domain in memory" },
-    { "resume",         IMPORTANT, DOM,         args_domain,         one_domain,
+    { "resume",         IMPORTANT, DOM | RERUN,         args_domain,         one_domain,
       "resume a paused domain" },
-    { "hibernate",      LONG,      DOM,         args_domain,         one_domain,
+    { "hibernate",      LONG,      DOM | RERUN,         args_domain,         one_domain,
       "save a domain's memory to disk and stop it (managed save)" },
-    { "shutdown_start", IMPORTANT, DOM,         args_shutdown_start, one_domain,
+    { "shutdown_start", IMPORTANT, DOM | RERUN,         args_shutdown_start, one_domain,
       "shut a domain down (forced after `timeout`), then start it" },
-    { "refresh_vms",    SECONDARY, NODUP,       args_refresh_vms,    NULL,
+    { "refresh_vms",    SECONDARY, NODUP | RERUN,       args_refresh_vms,    NULL,
       "bring the domains table in line with the hypervisor" },
-    { "refresh_machine", SECONDARY, DOM | NODUP, args_domain,        one_domain,
+    { "refresh_machine", SECONDARY, DOM | NODUP | RERUN, args_domain,        one_domain,
       "bring one domain's row in line with the hypervisor" },
-    { "set_time",       SECONDARY, DOM | NODUP, args_domain,         one_domain,
+    { "set_time",       SECONDARY, DOM | NODUP | RERUN, args_domain,         one_domain,
       "set the guest clock from the host (guest agent)" },
-    { "ping_agent",     IMPORTANT, DOM,         args_domain,         one_domain,
+    { "ping_agent",     IMPORTANT, DOM | RERUN,         args_domain,         one_domain,
       "ask the guest agent whether it answers (it reports the guest's clock)" },
-    { "cleanup",        SECONDARY, NODUP,       args_cleanup,        NULL,
+    { "cleanup",        SECONDARY, NODUP | RERUN,       args_cleanup,        NULL,
       "delete finished requests and domain events older than the retention" },
-    { "prepare_base",   LONG,      DOM,         args_domain,         one_domain,
+    /* not RERUN: a copy a dead vmrqd left half made would be taken for the base */
+    { "prepare_base",   LONG,      DOM,                 args_domain,         one_domain,
       "make a shut-off desktop a base: its disks copied into read-only base volumes (operators)" },
-    { "remove_base",    SECONDARY, DOM,         args_domain,         one_domain,
+    { "remove_base",    SECONDARY, DOM | RERUN,         args_domain,         one_domain,
       "make a base an ordinary desktop again, its base volumes deleted (no clones left; operators)" },
-    { "clone",          IMPORTANT, 0,           args_clone,          one_base,
+    { "clone",          IMPORTANT, RERUN,               args_clone,          one_base,
       "a new desktop from a base, each disk an overlay on the base's volume" },
-    { "remove_domain",  SECONDARY, DOM | NODUP, args_domain,         one_domain,
+    { "remove_domain",  SECONDARY, DOM | NODUP | RERUN, args_domain,         one_domain,
       "stop, undefine and delete a desktop and its own disks (owner or operator)" },
-    { "provision",      IMPORTANT, 0,           args_provision,      one_base,
+    { "provision",      IMPORTANT, RERUN,               args_provision,      one_base,
       "the user's clone of a base, started: made first if she has none" },
 };
 

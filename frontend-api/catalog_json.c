@@ -58,6 +58,8 @@ vmrq_catalog_json(void)
             json_object_array_add(flags, json_object_new_string("nodup"));
         if (c->flags & VMRQ_CMD_DOMAIN)
             json_object_array_add(flags, json_object_new_string("domain"));
+        if (c->flags & VMRQ_CMD_RERUN)
+            json_object_array_add(flags, json_object_new_string("rerunnable"));
         add_args_json(spec, c->args, false);
         add_args_json(spec, vmrq_common_args(), true);
         json_object_object_add(row, "name", json_object_new_string(c->name));

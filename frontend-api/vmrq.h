@@ -91,6 +91,7 @@ typedef enum {
 enum {
     VMRQ_CMD_NODUP = 1 << 0,  /* an identical pending request is returned instead of a new one */
     VMRQ_CMD_DOMAIN = 1 << 1, /* acts on one domain (id_domain or name); serialized per domain */
+    VMRQ_CMD_RERUN = 1 << 2,  /* running it twice is safe: a vmrqd that dies running it, it runs again */
 };
 
 typedef struct vmrq_command {

@@ -127,11 +127,13 @@ START_TEST(test_claim_ahead_keeps_limits_and_deadlines)
 {
     PGconn *locker = four_claimed_behind_a_lock("handler_deadline = 500ms\n");
 
-    usleep(1500 * 1000);
+    /* the one that started overran its deadline. The three behind it were claimed before it
+     * started: had their deadlines counted from the claim, they would have passed by now, and
+     * been written in the same statement as its failure */
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'failed'"
+                                        " AND error = 'the handler did not finish within 500 ms (handler_deadline)'",
+                                  1, 10000), 1);
     ck_assert_int_eq(count("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"), 1);
-    /* the one that started overran its deadline; the three behind it did not start */
-    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE status = 'failed'"
-                           " AND error = 'the handler did not finish within 500 ms (handler_deadline)'"), 1);
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id <= 4 AND status = 'working'"), 3);
     PQclear(t_sql(locker, "SELECT pg_advisory_unlock_all()", 0, NULL));
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE id <= 4 AND status = 'done'", 3, 5000), 3);
@@ -271,6 +273,8 @@ START_TEST(test_retry_gives_way_to_a_pending_twin)
     /* the same when a dead daemon's claim is taken back: request 3 is claimed by a daemon that
      * stops, a twin arrives, recovery fails 3 and takes back nothing else wrongly */
     ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job, NULL), 1);
+    snprintf(sql, sizeof(sql), "SELECT vmrq_handler_started(%d, 3)::int", daemon); /* it runs */
+    ck_assert_int_eq(count(sql), 1);
     ck_assert_int_eq(count("SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')"), 4);
     snprintf(sql, sizeof(sql), "UPDATE daemons SET stopped_at = now() WHERE id = %d RETURNING id", daemon);
     ck_assert_int_eq(count(sql), daemon);
@@ -402,34 +406,162 @@ START_TEST(test_exactly_once_two_daemons)
 }
 END_TEST
 
-/* A daemon dies (kill -9) holding two claims; the next daemon takes them back: the one with
- * retries left runs again, the other fails naming the dead daemon. */
+/* A daemon dies (kill -9) holding two claims: one it had not started, one whose handler ran.
+ * The next daemon takes both back and runs them: the first as if never claimed (its retry
+ * unspent, its attempt not counted), the second, rerunnable, counted as one death. */
 START_TEST(test_recovery_after_kill)
 {
-    char pid[16], who[64];
-    const char *params[1] = { pid };
-    PGresult *res;
+    char id[16];
+    const char *params[1] = { id };
 
     t_daemon_start(&da, FAST, false);
     kill(da.pid, SIGSTOP); /* frozen: it holds its claims but will not run them */
-    snprintf(pid, sizeof(pid), "%d", da.id);
+    snprintf(id, sizeof(id), "%d", da.id);
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"retry\": 1}')", 0, NULL));
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend', '{\"priority\": 1}')", 0, NULL));
-    res = t_sql(t_db, "UPDATE requests SET status = 'working', started_at = now(), id_daemon = $1::int",
-                1, params);
-    PQclear(res);
-    snprintf(who, sizeof(who), "vmrqd %d (", da.id);
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'working', started_at = now(), id_daemon = $1::int,"
+                        " attempts = 1, handler_started_at = CASE WHEN id = 2 THEN now() END",
+                  1, params));
     ck_assert_int_eq(t_daemon_wait(&da, SIGKILL, 5000), 128 + SIGKILL);
 
     t_daemon_start(&db, FAST, false);
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE finished_at IS NOT NULL", 2, 10000), 2);
-    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 1 AND status = 'done' AND retry = 0"), 1);
-    res = t_sql(t_db, "SELECT status, error FROM requests WHERE id = 2", 0, NULL);
-    ck_assert_str_eq(PQgetvalue(res, 0, 0), "failed");
-    ck_assert_msg(strncmp(PQgetvalue(res, 0, 1), who, strlen(who)) == 0 &&
-                  strstr(PQgetvalue(res, 0, 1), "stopped while running it"), "%s", PQgetvalue(res, 0, 1));
-    PQclear(res);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 2, 10000), 2);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 1 AND retry = 1 AND attempts = 1"
+                           " AND recoveries = 0 AND error IS NULL"), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2 AND retry = 0 AND attempts = 2"
+                           " AND recoveries = 1"), 1);
     ck_assert(t_daemon_logged(&db, "took back 2 requests from daemons that stopped answering"));
+}
+END_TEST
+
+/* What recovery does with each kind of claim a dead daemon held (vmrq_recover()): not started,
+ * any command goes back uncounted; running and rerunnable goes back, counted apart from retry,
+ * until the third death fails it; running and not rerunnable (no such command in the catalog
+ * today: the flag is taken off 'start' in this test's transaction) is retried while it has
+ * retries left, else failed, saying why. */
+START_TEST(test_recovery_rules)
+{
+    static const int all[CLAIM_LANES] = { 10, 10, 10, 10 };
+    struct vmrqd_job *job = NULL;
+    PGresult *res;
+    char sql[256];
+
+    PQclear(t_sql(t_db, "BEGIN", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE commands SET flags = array_remove(flags, 'rerunnable') WHERE name = 'start'", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));                                 /* 1 */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('start', '{\"uid\": 1, \"id_domain\": 1}')", 0, NULL));  /* 2 */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('start', '{\"uid\": 1, \"id_domain\": 2}')", 0, NULL));  /* 3 */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('start', '{\"uid\": 1, \"id_domain\": 3, \"retry\": 1}')",
+                  0, NULL));                                                                              /* 4 */
+    for (int death = 1; death <= 3; death++) {
+        int daemon = (int)count("INSERT INTO daemons (node, hostname, pid, version) VALUES ('n', 'h', 7, 'test')"
+                                " RETURNING id");
+        int want = death == 1 ? 4 : 2; /* 1 and 2 come back each time */
+
+        ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job, NULL), want);
+        while (job) {
+            struct vmrqd_job *next = job->next;
+            job_free(job);
+            job = next;
+        }
+        /* the inline ping was stamped by its claim; of the starts, 3 and 4 begin to run */
+        ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE status = 'working' AND handler_started_at IS NOT NULL"), 1);
+        if (death == 1) {
+            snprintf(sql, sizeof(sql), "SELECT count(*) FILTER (WHERE vmrq_handler_started(%d, id))"
+                                       "  FROM requests WHERE id IN (3, 4)", daemon);
+            ck_assert_int_eq(count(sql), 2);
+        }
+        snprintf(sql, sizeof(sql), "UPDATE daemons SET stopped_at = now() WHERE id = %d RETURNING id", daemon);
+        ck_assert_int_eq(count(sql), daemon);
+        ck_assert_int_eq(claim_recover(t_db, 1000), want);
+        snprintf(sql, sizeof(sql), "SELECT string_agg(id || ' ' || status || ' ' || recoveries || ' ' || attempts"
+                                   " || ' ' || retry || ': ' || coalesce(error, '-'), E'\\n' ORDER BY id) FROM requests");
+        res = t_sql(t_db, sql, 0, NULL);
+        if (death == 1)
+            ck_assert_str_eq(PQgetvalue(res, 0, 0),
+                             "1 requested 1 1 0: vmrqd 1 (h, pid 7) stopped while running it; running it again (1 of 3 deaths)\n"
+                             "2 requested 0 0 0: -\n"
+                             "3 failed 1 1 0: vmrqd 1 (h, pid 7) stopped while running it; not run again:"
+                             " start is not safe to run twice\n"
+                             "4 requested 1 1 0: vmrqd 1 (h, pid 7) stopped while running it; retrying");
+        else if (death == 3)
+            ck_assert_str_eq(PQgetvalue(res, 0, 0),
+                             "1 failed 3 3 0: vmrqd died 3 times while running it; the last was vmrqd 3 (h, pid 7)\n"
+                             "2 requested 0 0 0: -\n"
+                             "3 failed 1 1 0: vmrqd 1 (h, pid 7) stopped while running it; not run again:"
+                             " start is not safe to run twice\n"
+                             "4 requested 1 1 0: vmrqd 1 (h, pid 7) stopped while running it; retrying");
+        PQclear(res);
+        if (death == 1)
+            PQclear(t_sql(t_db, "UPDATE requests SET at_time = 'infinity' WHERE id = 4", 0, NULL)); /* done with */
+    }
+    PQclear(t_sql(t_db, "ROLLBACK", 0, NULL));
+}
+END_TEST
+
+/* A vmrqd killed with thousands of requests claimed in a batch fails none of them: they go
+ * back, and the next vmrqd runs every one. */
+START_TEST(test_kill_with_thousands_claimed)
+{
+    long long held = 0;
+
+    PQclear(t_sql(t_db, "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, 30000)", 0, NULL));
+    t_daemon_start(&da, FAST "log_level = warning\nclaim_batch = 5000\nlanes = 0\n", false);
+    /* freeze it when it holds a batch (a claim committed, its outcomes not yet), then kill it */
+    for (int tries = 0; tries < 2000 && held < 1000; tries++) {
+        if (count("SELECT count(*) FROM requests WHERE status = 'working'") < 1000)
+            continue;
+        kill(da.pid, SIGSTOP);
+        if ((held = count("SELECT count(*) FROM requests WHERE status = 'working'")) < 1000)
+            kill(da.pid, SIGCONT);
+    }
+    ck_assert_msg(held >= 1000, "never caught vmrqd holding 1,000 claims (%lld)", held);
+    ck_assert_int_eq(t_daemon_wait(&da, SIGKILL, 5000), 128 + SIGKILL);
+
+    t_daemon_start(&db, FAST "log_level = warning\n", false);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE finished_at IS NOT NULL", 30000, 60000),
+                     30000);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE status = 'done'"), 30000);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE recoveries = 1"), held);
+}
+END_TEST
+
+/* A request that its vmrqd dies running, again and again, is failed after the third death,
+ * with its own message; the requests claimed ahead with it each time never started, and run
+ * when the way is clear, uncounted. The "death" is a SIGKILL while the handler waits on a lock
+ * the test holds. */
+START_TEST(test_crash_loop_fails_after_three_deaths)
+{
+    PGconn *locker = four_claimed_behind_a_lock("");
+    struct t_daemon *d = &da, *next = &db;
+    PGresult *res;
+
+    for (int death = 1; death <= 3; death++) {
+        char sql[256];
+
+        ck_assert_int_eq(t_daemon_wait(d, SIGKILL, 5000), 128 + SIGKILL);
+        t_daemon_cleanup(d);
+        t_daemon_start(next, FAST "node = test\nworkers = 2\nlimit_secondary = 1\nclaim_ahead = 3\n", false);
+        if (death < 3) { /* taken back, and running again on the next daemon */
+            snprintf(sql, sizeof(sql), "SELECT count(*) FROM requests WHERE id = 1 AND recoveries = %d"
+                                       " AND id_daemon = %d AND handler_started_at IS NOT NULL", death, next->id);
+            ck_assert_int_eq(t_wait_value(t_db, sql, 1, 15000), 1);
+        }
+        d = next;
+        next = d == &da ? &db : &da;
+    }
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE id = 1 AND status = 'failed'", 1, 15000), 1);
+    res = t_sql(t_db, "SELECT error FROM requests WHERE id = 1", 0, NULL);
+    ck_assert_msg(strncmp(PQgetvalue(res, 0, 0), "vmrqd died 3 times while running it; the last was vmrqd ", 56) == 0,
+                  "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    /* the killed daemons' backends still wait for the lock; they go, then the lock */
+    PQclear(t_sql(t_db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+                        "   AND application_name LIKE 'vmrqd worker%'", 0, NULL));
+    PQclear(t_sql(locker, "SELECT pg_advisory_unlock_all()", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE id IN (2, 3, 4) AND status = 'done'"
+                                        " AND recoveries = 0", 3, 15000), 3);
+    PQfinish(locker);
 }
 END_TEST
 
@@ -449,12 +581,20 @@ START_TEST(test_lost_claim_answer_is_given_back)
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL)); /* past the first claims */
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 1, 5000), 1);
 
-    t_relay_arm(relay);
-    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 2, 10000), 2);
+    /* A claim already sent when the relay is armed may take the new request uncut (on a loaded
+     * machine the server runs it after the insert has committed): then the next one is cut. */
+    for (int n = 2; n <= 6 && !t_relay_cut(relay); n++) {
+        char done[96];
+
+        t_relay_arm(relay);
+        PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+        snprintf(done, sizeof(done), "SELECT count(*) FROM requests WHERE status = 'done'");
+        ck_assert_int_eq(t_wait_value(t_db, done, n, 10000), n);
+    }
     ck_assert(t_relay_cut(relay));
-    ck_assert(t_daemon_logged(&da, "gave back 1 request claimed as the database connection broke (never run)"));
-    ck_assert_int_eq(count("SELECT attempts FROM requests WHERE id = 2"), 1);
+    ck_assert(t_daemon_wait_logged(&da, "gave back 1 request claimed as the database connection broke (never run)",
+                                   5000));
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE attempts <> 1"), 0);
     ck_assert_int_eq(t_daemon_wait(&da, SIGTERM, 5000), 0);
     t_relay_free(relay);
 }
@@ -542,12 +682,16 @@ START_TEST(test_drain_waits_without_spinning)
     PQclear(t_sql(locker, "SELECT * FROM requests WHERE id = 1 FOR UPDATE", 0, NULL)); /* holds the cleanup */
     t_daemon_start(&da, FAST, false);
     PQclear(t_sql(t_db, "SELECT vmrq_request('cleanup')", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE id = 2 AND status = 'working'", 1, 5000), 1);
+    /* running, not merely claimed (a claimed one would be given back at the stop): its DELETE
+     * waits for the row lock */
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                        "   AND application_name LIKE 'vmrqd worker %'", 1, 10000), 1);
     kill(da.pid, SIGTERM);
-    usleep(200000);
-    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL)); /* a notification */
-    usleep(200000);
+    ck_assert(t_daemon_wait_logged(&da, "stopping: no new requests", 10000));
+    /* one second of drain measured, the notification of a new request and the claims it would
+     * ask for inside it */
     before = cpu_ticks(da.pid);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
     usleep(1000000);
     ck_assert_msg(cpu_ticks(da.pid) - before < sysconf(_SC_CLK_TCK) / 5, "vmrqd used %lld ticks of CPU in 1 s of drain",
                   cpu_ticks(da.pid) - before);
@@ -568,9 +712,7 @@ START_TEST(test_sighup_keeps_running_on_a_broken_file)
     fputs("workers = lots\n", f);
     fclose(f);
     kill(da.pid, SIGHUP);
-    for (int i = 0; i < 200 && !t_daemon_logged(&da, "reload failed, keeping the running configuration"); i++)
-        usleep(10000);
-    ck_assert(t_daemon_logged(&da, "reload failed, keeping the running configuration"));
+    ck_assert(t_daemon_wait_logged(&da, "reload failed, keeping the running configuration", 10000));
     ck_assert(t_daemon_logged(&da, "workers must be a whole number from 1 to 256, not 'lots'"));
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 1, 5000), 1);
@@ -579,9 +721,7 @@ START_TEST(test_sighup_keeps_running_on_a_broken_file)
     fputs("pidfile =\ncleanup_interval = 0\nrefresh_interval = 0\nlease = 1s\nlog_level = debug\n", f);
     fclose(f);
     kill(da.pid, SIGHUP);
-    for (int i = 0; i < 200 && !t_daemon_logged(&da, "configuration reloaded"); i++)
-        usleep(10000);
-    ck_assert(t_daemon_logged(&da, "configuration reloaded"));
+    ck_assert(t_daemon_wait_logged(&da, "configuration reloaded", 10000));
     ck_assert_int_eq(t_daemon_wait(&da, SIGTERM, 5000), 0);
 }
 END_TEST
@@ -642,9 +782,8 @@ START_TEST(test_handler_deadline)
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2"
                            " AND error = 'the handler did not finish within 500 ms (handler_deadline)'"), 1);
     PQclear(t_sql(locker, "ROLLBACK", 0, NULL));
-    for (int i = 0; i < 300 && !t_daemon_logged(&da, "finished after its deadline; its outcome is dropped"); i++)
-        usleep(10000);
-    ck_assert(t_daemon_logged(&da, "request 2 (cleanup) finished after its deadline; its outcome is dropped"));
+    ck_assert(t_daemon_wait_logged(&da, "request 2 (cleanup) finished after its deadline; its outcome is dropped",
+                                   10000));
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2 AND status = 'failed'"), 1);
     PQfinish(locker);
 }
@@ -730,6 +869,9 @@ daemon_suite(void)
     tcase_add_test(tc, test_domain_serialization_two_daemons);
     tcase_add_test(tc, test_exactly_once_two_daemons);
     tcase_add_test(tc, test_recovery_after_kill);
+    tcase_add_test(tc, test_recovery_rules);
+    tcase_add_test(tc, test_kill_with_thousands_claimed);
+    tcase_add_test(tc, test_crash_loop_fails_after_three_deaths);
     tcase_add_test(tc, test_survives_database_restart);
     tcase_add_test(tc, test_lost_claim_answer_is_given_back);
     tcase_add_test(tc, test_connections_are_named);

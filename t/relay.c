@@ -2,14 +2,18 @@
  * relay.c - a test's relay between vmrqd and PostgreSQL that can lose one answer (see relay.h).
  *
  * One thread accepts; each connection gets a thread that pumps bytes both ways with poll().
- * Recognising the claim and the end of its answer needs only two byte patterns of the
- * frontend/backend protocol: a Bind ('B', length, empty portal name) of the statement
- * "vmrq_claim", and a ReadyForQuery ('Z', length 5, status), which the server sends once the
- * statement's transaction has committed.
+ * Recognising the claim needs one byte pattern of the frontend/backend protocol: a Bind ('B',
+ * length, empty portal name) of the statement "vmrq_claim". Its answer is read message by
+ * message (every message from the server is a type byte and a length, from the first byte of
+ * the connection on a unix socket, where libpq asks for no SSL): the DataRows ('D') it carries,
+ * then the ReadyForQuery ('Z'), which the server sends once the claim's transaction has
+ * committed. An answer without rows took nothing: it is passed on whole and the relay stays
+ * armed for the next claim.
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +43,44 @@ struct pump {
     int slot;
 };
 
+/* Where the server's stream is: inside the header (type, length) or the body of a message. */
+struct reader {
+    unsigned char hdr[5];
+    size_t have;     /* bytes of hdr read */
+    uint32_t left;   /* bytes of the current body still to come */
+};
+
+/* Reads buf[0..n) of the server's stream, all of it (the next chunk goes on from there). Sets
+ * *rows when a DataRow begins, and returns the offset just past the end of the first
+ * ReadyForQuery that ends in it, or 0 if none does. */
+static size_t
+read_messages(struct reader *rd, const char *buf, size_t n, bool *rows)
+{
+    size_t i = 0, ready = 0;
+
+    while (i < n) {
+        if (rd->have < sizeof(rd->hdr)) {
+            rd->hdr[rd->have++] = (unsigned char)buf[i++];
+            if (rd->have == sizeof(rd->hdr)) {
+                rd->left = ((uint32_t)rd->hdr[1] << 24 | (uint32_t)rd->hdr[2] << 16 | (uint32_t)rd->hdr[3] << 8 |
+                            (uint32_t)rd->hdr[4]) - 4;
+                if (rd->hdr[0] == 'D')
+                    *rows = true;
+            }
+        } else {
+            size_t take = n - i < rd->left ? n - i : rd->left;
+            i += take;
+            rd->left -= (uint32_t)take;
+        }
+        if (rd->have == sizeof(rd->hdr) && rd->left == 0) {
+            if (rd->hdr[0] == 'Z' && ready == 0)
+                ready = i;
+            rd->have = 0;
+        }
+    }
+    return ready;
+}
+
 static bool
 claim_bind(const char *buf, size_t n)
 {
@@ -46,15 +88,6 @@ claim_bind(const char *buf, size_t n)
 
     for (size_t i = 0; i + 6 + sizeof(stmt) <= n; i++)
         if (buf[i] == 'B' && buf[i + 5] == '\0' && memcmp(buf + i + 6, stmt, sizeof(stmt)) == 0)
-            return true;
-    return false;
-}
-
-static bool
-ready_for_query(const char *buf, size_t n)
-{
-    for (size_t i = 0; i + 6 <= n; i++)
-        if (memcmp(buf + i, "Z\0\0\0\5", 5) == 0 && strchr("ITE", buf[i + 5]) && buf[i + 5])
             return true;
     return false;
 }
@@ -80,8 +113,11 @@ pump_main(void *arg)
     struct pump *p = arg;
     struct t_relay *r = p->r;
     int client = r->fds[p->slot][0], server = r->fds[p->slot][1];
-    bool cutting = false; /* this connection's claim is being swallowed */
-    char buf[65536];
+    bool cutting = false;      /* this connection's claim answer is being held back */
+    bool rows = false;         /* ... and it has carried rows */
+    struct reader rd = { .have = 0 };
+    char buf[65536], *held = NULL; /* the answer held back so far */
+    size_t nheld = 0;
 
     for (;;) {
         struct pollfd pfd[2] = { { client, POLLIN, 0 }, { server, POLLIN, 0 } };
@@ -96,27 +132,48 @@ pump_main(void *arg)
             if (r->armed && claim_bind(buf, (size_t)n)) {
                 r->armed = false;
                 cutting = true;
+                rows = false;
             }
             pthread_mutex_unlock(&r->lock);
             if (!send_all(server, buf, (size_t)n))
                 break;
         }
         if (pfd[1].revents) {
+            size_t end;
+            char *more;
+
             if ((n = recv(server, buf, sizeof(buf), 0)) <= 0)
                 break;
-            if (cutting) {
-                if (ready_for_query(buf, (size_t)n)) { /* committed: drop the line, unanswered */
-                    pthread_mutex_lock(&r->lock);
-                    r->cut = true;
-                    pthread_mutex_unlock(&r->lock);
+            end = read_messages(&rd, buf, (size_t)n, &rows);
+            if (!cutting) {
+                if (!send_all(client, buf, (size_t)n))
                     break;
-                }
                 continue;
             }
-            if (!send_all(client, buf, (size_t)n))
+            if (!(more = realloc(held, nheld + (size_t)n)))
                 break;
+            held = more;
+            memcpy(held + nheld, buf, (size_t)n);
+            nheld += (size_t)n;
+            if (end == 0)
+                continue; /* the claim has not committed yet */
+            if (rows) { /* committed, with rows: drop the line, unanswered */
+                pthread_mutex_lock(&r->lock);
+                r->cut = true;
+                pthread_mutex_unlock(&r->lock);
+                break;
+            }
+            /* it took nothing: pass it on and wait for a claim that takes something */
+            cutting = false;
+            pthread_mutex_lock(&r->lock);
+            r->armed = true;
+            pthread_mutex_unlock(&r->lock);
+            if (!send_all(client, held, nheld))
+                break;
+            nheld = 0;
         }
     }
+    free(held);
     pthread_mutex_lock(&r->lock);
     close(client);
     close(server);
@@ -134,7 +191,7 @@ accept_main(void *arg)
     struct t_relay *r = arg;
 
     for (;;) {
-        int client = accept(r->lfd, NULL, NULL), server = -1, slot = -1;
+        int client = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC), server = -1, slot = -1;
         struct pump *p = NULL;
         pthread_t t;
 
@@ -143,7 +200,7 @@ accept_main(void *arg)
                 continue;
             break; /* shut down by t_relay_free() */
         }
-        server = socket(AF_UNIX, SOCK_STREAM, 0);
+        server = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); /* a vmrqd forked later must not hold it open */
         if (server < 0 || connect(server, (struct sockaddr *)&r->server_addr, sizeof(r->server_addr)) < 0 ||
             !(p = malloc(sizeof(*p)))) {
             goto refuse;
@@ -199,7 +256,7 @@ t_relay_start(void)
     snprintf(r->listen_addr.sun_path, sizeof(r->listen_addr.sun_path), "%s/.s.PGSQL.%s", r->dir, port);
     snprintf(r->server_addr.sun_path, sizeof(r->server_addr.sun_path), "%s/.s.PGSQL.%s", host, port);
     snprintf(r->conninfo, sizeof(r->conninfo), "host=%s port=%s", r->dir, port);
-    if ((r->lfd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+    if ((r->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
         bind(r->lfd, (struct sockaddr *)&r->listen_addr, sizeof(r->listen_addr)) < 0 || listen(r->lfd, 16) < 0 ||
         pthread_create(&r->acceptor, NULL, accept_main, r) != 0)
         goto fail;

@@ -2,10 +2,11 @@
  * relay.h - a test's relay between vmrqd and PostgreSQL that can lose one answer.
  *
  * It listens on a unix socket of its own and passes every connection through to the test's
- * server, byte for byte. Once armed, the first connection that runs vmrqd's claim (a Bind of the
- * prepared statement "vmrq_claim") is cut after the server has committed the claim (its
+ * server, byte for byte. Once armed, the first claim of vmrqd (a Bind of the prepared statement
+ * "vmrq_claim") whose answer carries rows is cut after the server has committed it (its
  * ReadyForQuery) and before the client has seen a byte of the answer: the one failure that
- * leaves requests claimed by a daemon that never received them.
+ * leaves requests claimed by a daemon that never received them. A claim that took nothing is
+ * passed on whole, and the relay waits for the next.
  */
 #ifndef VMRQ_T_RELAY_H
 #define VMRQ_T_RELAY_H

@@ -311,6 +311,19 @@ t_outcome(PGconn *conn, long long id)
     return buf;
 }
 
+bool
+t_daemon_wait_logged(const struct t_daemon *d, const char *text, int timeout_ms)
+{
+    bool found = t_daemon_logged(d, text);
+
+    for (int waited = 0; !found && waited < timeout_ms; waited += 10) {
+        struct timespec ts = { 0, 10 * 1000000 };
+        nanosleep(&ts, NULL);
+        found = t_daemon_logged(d, text);
+    }
+    return found;
+}
+
 long long
 t_wait_value(PGconn *conn, const char *sql, long long want, int timeout_ms)
 {

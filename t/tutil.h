@@ -25,6 +25,8 @@ Suite *service_suite(void);
 Suite *log_suite(void);
 Suite *domain_suite(void);
 Suite *guest_suite(void);
+Suite *chaos_suite(void);
+Suite *failover_suite(void);
 Suite *privileges_suite(void);
 Suite *bases_suite(void);
 
@@ -84,6 +86,8 @@ bool t_daemon_logged(const struct t_daemon *d, const char *text);
 /* Status and error of request `id` as "done" or "failed: why" (static buffer, overwritten by
  * the next call). */
 const char *t_outcome(PGconn *conn, long long id);
+/* Whether it does within timeout_ms, looking every 10 ms. */
+bool t_daemon_wait_logged(const struct t_daemon *d, const char *text, int timeout_ms);
 /* Polls a one-integer query every 10 ms until it returns `want` or timeout_ms passes; returns
  * the last value. */
 long long t_wait_value(PGconn *conn, const char *sql, long long want, int timeout_ms);

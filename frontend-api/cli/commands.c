@@ -86,9 +86,10 @@ print_detail(const vmrq_command *cmd)
     char syn[256];
 
     synopsis(cmd, syn, sizeof(syn));
-    printf("%s %s\n  %s\n\nclass: %s%s%s\n\narguments:\n", cmd->name, syn, cmd->summary,
+    printf("%s %s\n  %s\n\nclass: %s%s%s%s\n\narguments:\n", cmd->name, syn, cmd->summary,
            vmrq_class_name(cmd->cls), cmd->flags & VMRQ_CMD_DOMAIN ? ", acts on one domain" : "",
-           cmd->flags & VMRQ_CMD_NODUP ? ", no duplicates while pending" : "");
+           cmd->flags & VMRQ_CMD_NODUP ? ", no duplicates while pending" : "",
+           cmd->flags & VMRQ_CMD_RERUN ? ", run again if vmrqd dies running it" : "");
     for (const vmrq_arg *a = cmd->args; a->name; a++)
         describe_arg(a, false);
     if (cmd->needs_one_of) {

@@ -15,8 +15,14 @@
 --  working           requested  the claiming vmrqd     vmrq_release(),               claimed and never started (a stop, a
 --                                                      vmrq_release_claim()          claim whose answer the connection lost)
 --  working           cancelled  the claiming vmrqd     vmrq_release()                ... and an identical twin is pending
---  working           requested  any vmrqd              vmrq_recover()                its vmrqd died; retries left, no twin
---  working           failed     any vmrqd              vmrq_recover()                its vmrqd died; no retry left, or a twin
+--  working           working    the claiming worker    vmrq_handler_started()        its handler starts (not a status change:
+--                                                                                    recovery tells started from not)
+--  working           requested  any vmrqd              vmrq_recover()                its vmrqd died before starting it
+--  working           cancelled  any vmrqd              vmrq_recover()                ... and an identical twin is pending
+--  working           requested  any vmrqd              vmrq_recover()                its vmrqd died running it: rerunnable and
+--                                                                                    under 3 deaths, or retries left
+--  working           failed     any vmrqd              vmrq_recover()                its vmrqd died running it: the 3rd death,
+--                                                                                    or not rerunnable and no retry, or a twin
 --  requested|waiting cancelled  portal, operator       vmrq_cancel()                 withdrawn
 --  requested|waiting cancelled  vmrqd, start hook      vmrq_moot_shutdowns()         a start made older shutdowns moot
 --  requested|waiting done       vmrqd, event sink      vmrq_moot_force_shutdowns()   the domain stopped by itself
@@ -135,7 +141,9 @@ BEGIN
          k AS (
             UPDATE requests r
                SET status = 'working', started_at = clock_timestamp(), id_daemon = p_daemon,
-                   attempts = r.attempts + 1, date_changed = clock_timestamp(), claim_tag = p_tag
+                   attempts = r.attempts + 1, date_changed = clock_timestamp(), claim_tag = p_tag,
+                   -- an inline handler runs at once, on the claiming connection's thread
+                   handler_started_at = CASE WHEN r.command = ANY (p_inline) THEN clock_timestamp() END
              WHERE r.id = ANY (ARRAY(SELECT id FROM picked))
             RETURNING r.id, r.command, r.args::text AS args, r.id_domain, r.uid, r.retry, r.attempts, r.priority)
     SELECT k.id, k.command, k.args, k.id_domain, k.uid, k.retry, k.attempts,
@@ -220,7 +228,8 @@ BEGIN
                           THEN clock_timestamp() + x.backoff_ms * interval '1 millisecond'
                           ELSE r.at_time END,
            retry = CASE WHEN x.status = 'requested' THEN r.retry - 1 ELSE r.retry END,
-           id_daemon = CASE WHEN x.status = 'requested' THEN NULL ELSE r.id_daemon END
+           id_daemon = CASE WHEN x.status = 'requested' THEN NULL ELSE r.id_daemon END,
+           handler_started_at = CASE WHEN x.status = 'requested' THEN NULL ELSE r.handler_started_at END
       FROM y x
      WHERE r.id = x.id AND r.status = 'working' AND r.id_daemon = p_daemon
     RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting'));
@@ -248,7 +257,7 @@ BEGIN
            error = CASE WHEN back.twin IS NOT NULL
                         THEN format('%s, not run; request %s, the same, is pending', p_why, back.twin) END,
            finished_at = CASE WHEN back.twin IS NOT NULL THEN now() END,
-           started_at = NULL, id_daemon = NULL, claim_tag = NULL,
+           started_at = NULL, id_daemon = NULL, claim_tag = NULL, handler_started_at = NULL,
            attempts = greatest(r.attempts - 1, 0), date_changed = now()
       FROM back
      WHERE r.id = back.id;
@@ -273,37 +282,90 @@ $$;
 REVOKE ALL ON FUNCTION vmrq_release_claim(int, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vmrq_release_claim(int, bigint) TO vmrq_daemon;
 
--- working -> requested or failed: the claims of daemons that stopped or whose heartbeat is older
--- than p_lease. A request goes back if it has retries left and no twin is pending, else fails
--- saying which daemon died. Returns how many were taken back.
+-- working stays working: the handler of request p_id, claimed by daemon p_daemon, starts now
+-- (a worker's, just before it runs; an inline one is stamped by the claim). Without this
+-- stamp, recovery could not tell a request that was only claimed (ahead, or in a batch) from
+-- one that was running when its daemon died. False when the request is no longer this daemon's
+-- (a lease ran out and another took it back): then the handler must not run.
+-- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
+CREATE OR REPLACE FUNCTION vmrq_handler_started(p_daemon int, p_id bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE requests r SET handler_started_at = clock_timestamp()
+     WHERE r.id = p_id AND r.status = 'working' AND r.id_daemon = p_daemon;
+    RETURN FOUND;
+END $$;
+REVOKE ALL ON FUNCTION vmrq_handler_started(int, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_handler_started(int, bigint) TO vmrq_daemon;
+
+-- working -> requested, cancelled or failed: the claims of daemons that stopped or whose
+-- heartbeat is older than p_lease. What the dead daemon had not started goes back, whatever its
+-- command, the attempt not counted (cancelled if an identical twin is pending, as a give-back).
+-- What it was running:
+--   rerunnable (the catalog's flag: running it twice does no harm) goes back, counted in
+--     `recoveries`, apart from `retry`; the third death fails it ('vmrqd died 3 times while
+--     running it'), so that a request that kills its daemon is not run for ever;
+--   not rerunnable goes back while it has retries left (one spent), else fails saying so;
+--   either fails instead of going back while a twin is pending, naming it.
+-- Returns how many were taken back.
 -- SECURITY DEFINER: likewise; and one vmrqd takes back the claims of others.
 CREATE OR REPLACE FUNCTION vmrq_recover(p_lease interval) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     n int;
 BEGIN
+    -- Everything is read from the rows as locked: a row claimed again meanwhile (taken back by
+    -- another vmrqd and claimed by a live one) is re-checked by PostgreSQL against this WHERE
+    -- in its new version, and the live daemon keeps it. (A LEFT JOIN of daemons here was
+    -- re-checked against the old claimer's row, and a second read of requests saw the old
+    -- version's counts: under load, a live daemon's request was taken back.)
     WITH lost AS (
-        SELECT r.id, d.id AS daemon, d.hostname, d.pid,
-               CASE WHEN r.retry > 0 THEN vmrq_pending_twin(r.dedupe_key, r.id) END AS twin
+        SELECT r.id, r.recoveries, r.retry, r.command, r.handler_started_at IS NOT NULL AS ran,
+               coalesce((SELECT 'rerunnable' = ANY (c.flags) FROM commands c WHERE c.name = r.command), false) AS rerun,
+               coalesce((SELECT format('vmrqd %s (%s, pid %s)', d.id, d.hostname, d.pid)
+                           FROM daemons d WHERE d.id = r.id_daemon),
+                        format('vmrqd %s (unknown host, pid ?)', coalesce(r.id_daemon::text, '?'))) AS who,
+               vmrq_pending_twin(r.dedupe_key, r.id) AS twin
           FROM requests r
-          LEFT JOIN daemons d ON d.id = r.id_daemon
          WHERE r.status = 'working'
-           AND (d.id IS NULL OR d.stopped_at IS NOT NULL OR d.heartbeat_at < now() - p_lease)
+           AND NOT EXISTS (SELECT 1 FROM daemons d
+                            WHERE d.id = r.id_daemon AND d.stopped_at IS NULL AND d.heartbeat_at >= now() - p_lease)
            FOR UPDATE OF r SKIP LOCKED
+    ),
+    fate AS (
+        SELECT l.*, l.recoveries + CASE WHEN l.ran THEN 1 ELSE 0 END AS deaths,
+               CASE WHEN NOT l.ran THEN CASE WHEN l.twin IS NULL THEN 'requested' ELSE 'cancelled' END
+                    WHEN l.twin IS NOT NULL THEN 'failed'
+                    WHEN l.rerun AND l.recoveries + 1 < 3 THEN 'requested'
+                    WHEN NOT l.rerun AND l.retry > 0 THEN 'requested'
+                    ELSE 'failed' END AS status
+          FROM lost l
     )
     UPDATE requests r
-       SET status = CASE WHEN r.retry > 0 AND lost.twin IS NULL THEN 'requested' ELSE 'failed' END::request_status,
-           retry = greatest(r.retry - 1, 0),
-           error = format('vmrqd %s (%s, pid %s) stopped while running it%s',
-                          coalesce(lost.daemon::text, '?'), coalesce(lost.hostname, 'unknown host'),
-                          coalesce(lost.pid::text, '?'),
-                          CASE WHEN lost.twin IS NOT NULL
-                               THEN format('; not retried: request %s, the same, is pending', lost.twin)
-                               WHEN r.retry > 0 THEN '; retrying' ELSE '' END),
-           finished_at = CASE WHEN r.retry > 0 AND lost.twin IS NULL THEN NULL ELSE now() END,
-           id_daemon = NULL, date_changed = now()
-      FROM lost
-     WHERE r.id = lost.id;
+       SET status = f.status::request_status,
+           recoveries = f.deaths,
+           retry = CASE WHEN f.ran AND NOT f.rerun AND f.status = 'requested' THEN r.retry - 1 ELSE r.retry END,
+           attempts = CASE WHEN f.ran THEN r.attempts ELSE greatest(r.attempts - 1, 0) END,
+           error = CASE
+               WHEN NOT f.ran AND f.twin IS NOT NULL
+                   THEN format('claimed by %s, which stopped before running it, not run; request %s, the same, is pending',
+                               f.who, f.twin)
+               WHEN NOT f.ran THEN r.error
+               WHEN f.twin IS NOT NULL
+                   THEN format('%s stopped while running it; not retried: request %s, the same, is pending', f.who, f.twin)
+               WHEN f.rerun AND f.status = 'failed'
+                   THEN format('vmrqd died %s times while running it; the last was %s', f.deaths, f.who)
+               WHEN f.rerun THEN format('%s stopped while running it; running it again (%s of 3 deaths)', f.who, f.deaths)
+               WHEN f.status = 'requested'
+                   THEN format('%s stopped while running it; retrying', f.who)
+               ELSE format('%s stopped while running it; not run again: %s is not safe to run twice', f.who, f.command)
+           END,
+           finished_at = CASE WHEN f.status = 'requested' THEN NULL ELSE now() END,
+           started_at = CASE WHEN f.ran THEN r.started_at END,
+           handler_started_at = CASE WHEN f.status = 'requested' THEN NULL ELSE r.handler_started_at END,
+           id_daemon = NULL, claim_tag = NULL, date_changed = now()
+      FROM fate f
+     WHERE r.id = f.id;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
