@@ -390,6 +390,33 @@ write_progress(void *opaque, double done)
     PQclear(res);
 }
 
+/* -1 with the job failed if base `d` has clones ("remove_base: D has 2 clones; remove them
+ * first"; `is` words the relation: "has", "is a base with"), or if they cannot be counted. */
+static int
+refuse_with_clones(struct vmrqd_job *job, struct vmrqd_worker *w, const struct domain *d, const char *is)
+{
+    int n = clones_of(job, w, d->id);
+
+    if (n > 0)
+        job_fail(job, false, "%s: %s %s %d clone%s; remove %s first", job->command, d->name, is, n,
+                 n == 1 ? "" : "s", n == 1 ? "it" : "them");
+    return n == 0 ? 0 : -1;
+}
+
+/* Deletes the base volumes of base `d` (driver_base_remove() on its kept definition); -1 with
+ * the job failed. */
+static int
+drop_base_volumes(struct vmrqd_job *job, struct vmrqd_worker *w, const struct domain *d)
+{
+    char *xml = base_xml_of(job, w, d->id);
+    int ret = -1;
+
+    if (xml && (ret = driver_base_remove(w->drv, xml)) < 0)
+        job_fail(job, driver_error_retryable(), "%s", driver_error_message());
+    free(xml);
+    return ret;
+}
+
 void
 handle_prepare_base(struct vmrqd_job *job, struct vmrqd_worker *w)
 {
@@ -432,10 +459,9 @@ void
 handle_remove_base(struct vmrqd_job *job, struct vmrqd_worker *w)
 {
     struct domain d;
-    char *xml = NULL, idbuf[16];
+    char idbuf[16];
     const char *params[1] = { idbuf };
     PGresult *res;
-    int n;
 
     if (domain_open(job, w, &d) < 0)
         return;
@@ -445,23 +471,12 @@ handle_remove_base(struct vmrqd_job *job, struct vmrqd_worker *w)
         job_set_output(job, json_tokener_parse("{\"note\": \"not a base\"}"));
         goto out;
     }
-    if ((n = clones_of(job, w, d.id)) != 0) {
-        if (n > 0)
-            job_fail(job, false, "remove_base: %s has %d clone%s; remove %s first", d.name, n, n == 1 ? "" : "s",
-                     n == 1 ? "it" : "them");
+    if (refuse_with_clones(job, w, &d, "has") < 0 || drop_base_volumes(job, w, &d) < 0)
         goto out;
-    }
-    if (!(xml = base_xml_of(job, w, d.id)))
-        goto out;
-    if (driver_base_remove(w->drv, xml) < 0) {
-        job_fail(job, driver_error_retryable(), "%s", driver_error_message());
-        goto out;
-    }
     snprintf(idbuf, sizeof(idbuf), "%d", d.id);
     if ((res = sql(job, w, "UPDATE domains SET is_base = false, base_xml = NULL WHERE id = $1::int", 1, params)))
         PQclear(res);
 out:
-    free(xml);
     domain_close(w, &d);
 }
 
@@ -469,26 +484,16 @@ void
 handle_remove_domain(struct vmrqd_job *job, struct vmrqd_worker *w)
 {
     struct domain d;
-    char *xml = NULL, idbuf[16];
+    char idbuf[16];
     const char *params[1] = { idbuf };
     PGresult *res;
-    int n;
 
     if (domain_open(job, w, &d) < 0)
         return;
     if (domain_authorize(job, &d, "remove") < 0)
         goto out;
-    if (d.is_base && (n = clones_of(job, w, d.id)) != 0) {
-        if (n > 0)
-            job_fail(job, false, "remove_domain: %s is a base with %d clone%s; remove %s first", d.name, n,
-                     n == 1 ? "" : "s", n == 1 ? "it" : "them");
+    if (d.is_base && (refuse_with_clones(job, w, &d, "is a base with") < 0 || drop_base_volumes(job, w, &d) < 0))
         goto out;
-    }
-    if (d.is_base && (!(xml = base_xml_of(job, w, d.id)) || driver_base_remove(w->drv, xml) < 0)) {
-        if (xml)
-            job_fail(job, driver_error_retryable(), "%s", driver_error_message());
-        goto out;
-    }
     if (driver_remove(w->drv, d.dom) < 0) {
         job_fail(job, driver_error_retryable(), "%s", driver_error_message());
         goto out;
@@ -498,6 +503,5 @@ handle_remove_domain(struct vmrqd_job *job, struct vmrqd_worker *w)
         PQclear(res);
     log_info("request %lld (remove_domain): %s removed", job->id, d.name);
 out:
-    free(xml);
     domain_close(w, &d);
 }
