@@ -14,6 +14,7 @@
 #include <libxml/xpath.h>
 #include <libvirt/virterror.h>
 
+#include "clock.h"
 #include "driver_kvm.h"
 
 #define BASE_SUFFIX ".base.qcow2"
@@ -144,6 +145,85 @@ vol_path(virStorageVolPtr vol, unsigned long long *capacity)
     return virStorageVolGetPath(vol);
 }
 
+/* A copy in progress, watched by a thread of its own: once a second it reads how much of the new
+ * volume the pool has written and reports lo + (hi - lo) * written / total to fn. */
+struct copy_watch {
+    virStoragePoolPtr pool;
+    const char *volname;
+    unsigned long long total; /* the source's allocation */
+    double lo, hi;
+    driver_progress_fn fn;
+    void *opaque;
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    bool stop;
+};
+
+static void *
+copy_watch_run(void *arg)
+{
+    struct copy_watch *cw = arg;
+    struct timespec until;
+
+    pthread_mutex_lock(&cw->lock);
+    for (;;) {
+        virStorageVolInfo info;
+        virStorageVolPtr vol;
+        double part = -1;
+
+        clock_deadline(&until, 1000);
+        while (!cw->stop && pthread_cond_timedwait(&cw->done, &cw->lock, &until) == 0)
+            ;
+        if (cw->stop)
+            break;
+        pthread_mutex_unlock(&cw->lock);
+        /* The volume is in the pool (being built) while the copy runs; a failure to read it only
+         * skips this second's report. */
+        if ((vol = virStorageVolLookupByName(cw->pool, cw->volname))) {
+            if (virStorageVolGetInfo(vol, &info) == 0 && cw->total > 0)
+                part = (double)info.allocation / (double)cw->total;
+            virStorageVolFree(vol);
+        }
+        virResetLastError();
+        if (part >= 0)
+            cw->fn(cw->opaque, cw->lo + (cw->hi - cw->lo) * (part < 0.99 ? part : 0.99));
+        pthread_mutex_lock(&cw->lock);
+    }
+    pthread_mutex_unlock(&cw->lock);
+    return NULL;
+}
+
+/* virStorageVolCreateXMLFrom(pool, volxml, src) with progress reported to fn (if any) from a
+ * thread of its own while it runs: fn must not touch what the caller uses meanwhile. Returns the
+ * new volume (caller frees) or NULL with libvirt's error left to report. */
+static virStorageVolPtr
+copy_volume(virStoragePoolPtr pool, const char *volname, const char *volxml, virStorageVolPtr src, double lo,
+            double hi, driver_progress_fn fn, void *opaque)
+{
+    struct copy_watch cw = { pool, volname, 0, lo, hi, fn, opaque, PTHREAD_MUTEX_INITIALIZER,
+                             PTHREAD_COND_INITIALIZER, false };
+    virStorageVolInfo info;
+    virStorageVolPtr vol;
+    pthread_t thread;
+    bool watching;
+
+    if (virStorageVolGetInfo(src, &info) == 0)
+        cw.total = info.allocation;
+    virResetLastError();
+    watching = fn && cw.total > 0 && pthread_create(&thread, NULL, copy_watch_run, &cw) == 0;
+    vol = virStorageVolCreateXMLFrom(pool, volxml, src, 0);
+    if (watching) {
+        pthread_mutex_lock(&cw.lock);
+        cw.stop = true;
+        pthread_cond_signal(&cw.done);
+        pthread_mutex_unlock(&cw.lock);
+        pthread_join(thread, NULL);
+    }
+    pthread_mutex_destroy(&cw.lock);
+    pthread_cond_destroy(&cw.done);
+    return vol;
+}
+
 int
 kvm_base_prepare(struct driver_dom *dom, const char *pool_name, char **base_xml, driver_progress_fn fn,
                  void *opaque)
@@ -193,7 +273,8 @@ kvm_base_prepare(struct driver_dom *dom, const char *pool_name, char **base_xml,
                  volname, capacity);
         if (!(base = virStorageVolLookupByName(pool, volname))) { /* kept from an earlier try */
             virResetLastError();
-            base = virStorageVolCreateXMLFrom(pool, volxml, src, 0);
+            base = copy_volume(pool, volname, volxml, src, (double)copied / n, (double)(copied + 1) / n, fn,
+                               opaque);
         }
         virStorageVolFree(src);
         if (!base || !(path = vol_path(base, NULL))) {

@@ -418,6 +418,18 @@ START_TEST(test_guest_agent)
 }
 END_TEST
 
+/* The `default` dir pool of the session libvirtd, in `pool` (its directory), made if need be. */
+static void
+dir_pool(char *pool, size_t size)
+{
+    ck_assert_msg(sh(NULL, 0, "command -v qemu-img >/dev/null") == 0, "qemu-img is needed (Debian: qemu-utils)");
+    snprintf(pool, size, "%s/pool", dir);
+    if (sh(NULL, 0, "virsh -q -c '%s' pool-info default >/dev/null 2>&1", uri) != 0)
+        ck_assert_int_eq(sh(NULL, 0, "virsh -q -c '%s' pool-define-as default dir --target '%s' >/dev/null 2>&1 &&"
+                                     " virsh -q -c '%s' pool-build default >/dev/null 2>&1 &&"
+                                     " virsh -q -c '%s' pool-start default >/dev/null 2>&1", uri, pool, uri, uri), 0);
+}
+
 /* A base in a real dir pool, qcow2 (libvirt's storage driver, qemu-img): prepare_base copies the
  * disk; three clones made at once are overlays whose backing file is the base volume, whose
  * content a running clone leaves as it was; one boots; remove_base is refused while clones
@@ -428,12 +440,7 @@ START_TEST(test_bases_and_clones)
     char disk[1024], out[4096], sum[128], after[128], pool[512], ids[3][32];
     struct t_cli r;
 
-    ck_assert_msg(sh(NULL, 0, "command -v qemu-img >/dev/null") == 0, "qemu-img is needed (Debian: qemu-utils)");
-    snprintf(pool, sizeof(pool), "%s/pool", dir);
-    if (sh(NULL, 0, "virsh -q -c '%s' pool-info default >/dev/null 2>&1", uri) != 0)
-        ck_assert_int_eq(sh(NULL, 0, "virsh -q -c '%s' pool-define-as default dir --target '%s' >/dev/null 2>&1 &&"
-                                     " virsh -q -c '%s' pool-build default >/dev/null 2>&1 &&"
-                                     " virsh -q -c '%s' pool-start default >/dev/null 2>&1", uri, pool, uri, uri), 0);
+    dir_pool(pool, sizeof(pool));
     ck_assert_int_eq(sh(NULL, 0, "virsh -q -c '%s' vol-create-as default g-base.qcow2 16M --format qcow2 >/dev/null 2>&1",
                         uri), 0);
     snprintf(disk, sizeof(disk), "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
@@ -492,6 +499,60 @@ START_TEST(test_bases_and_clones)
 }
 END_TEST
 
+/* prepare_base of a disk with data: while the pool's qemu-img copies it, the request's progress
+ * says how far the copy has got. The copy is held (SIGSTOP) once a fifth of it is written, so
+ * that the once-a-second report is seen however fast the machine; then it runs to the end. */
+START_TEST(test_base_progress)
+{
+    char disk[1024], pool[512], id[32];
+    const char *params[1] = { id };
+    long long mid;
+    struct t_cli r;
+    int held;
+
+    dir_pool(pool, sizeof(pool));
+    /* the disk belongs to libvirtd's user, as a volume the pool made would */
+    ck_assert_int_eq(sh(NULL, 0, "head -c 64M /dev/urandom > '%s/g-big.raw' && qemu-img convert -O qcow2"
+                                 " '%s/g-big.raw' '%s/g-big.qcow2' && rm '%s/g-big.raw' && chmod 644 '%s/g-big.qcow2'"
+                                 " && chown --reference='%s' '%s/g-big.qcow2' && virsh -q -c '%s' pool-refresh default >/dev/null",
+                        dir, dir, pool, dir, pool, pool, pool, uri), 0);
+    snprintf(disk, sizeof(disk), "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+                                 "<source file='%s/g-big.qcow2'/><target dev='vda' bus='virtio'/></disk>", pool);
+    define_with("g-big", "", false, disk);
+    PQclear(t_sql(t_db, "INSERT INTO users (name, is_operator) VALUES ('olga', true)", 0, NULL));
+    r = t_cli_run("request", "refresh_vms", "--wait", NULL);
+    t_cli_free(&r);
+    /* A catcher, started before the request (the copy may take less than 100 ms): it stops the
+     * pool's qemu-img as soon as it runs ([q]: not the shell that runs the pattern), then lets it
+     * run in 20 ms slices until a fifth is written (64 MiB of random data: about as much
+     * allocated in the copy), and says so in `held`. */
+    ck_assert_int_eq(sh(NULL, 0, "(end=$(($(date +%%s) + 30)); while ! pkill -STOP -f '[q]emu-img convert.*g-big-vda'; do"
+                                 " [ $(date +%%s) -lt $end ] || exit 1; done; f='%s/g-big-vda.base.qcow2';"
+                                 " while [ $(( $(stat -c '%%b * %%B' \"$f\" 2>/dev/null || echo 0) )) -lt 13421772 ]; do"
+                                 " [ $(date +%%s) -lt $end ] || exit 1; pkill -CONT -f '[q]emu-img convert.*g-big-vda';"
+                                 " sleep 0.02; pkill -STOP -f '[q]emu-img convert.*g-big-vda'; done;"
+                                 " echo held > '%s/held') >/dev/null 2>&1 &", pool, dir), 0);
+    r = t_cli_run("request", "prepare_base", "uid=2", "name=g-big", NULL);
+    ck_assert_msg(r.status == 0, "prepare_base: %s", r.err);
+    snprintf(id, sizeof(id), "%.*s", (int)strcspn(r.out, "\n"), r.out);
+    t_cli_free(&r);
+    held = sh(NULL, 0, "end=$(($(date +%%s) + 35)); while [ ! -s '%s/held' ]; do"
+                       " [ $(date +%%s) -lt $end ] || exit 1; sleep 0.01; done", dir);
+    if (held != 0) {
+        PGresult *res = t_sql(t_db, "SELECT status || ' ' || coalesce(error, '') FROM requests WHERE id = $1", 1, params);
+        ck_abort_msg("the copy was not caught: prepare_base is %s", PQgetvalue(res, 0, 0));
+    }
+    mid = t_wait_value(t_db, "SELECT (progress > 0.1 AND progress < 1)::int FROM requests"
+                             " WHERE command = 'prepare_base'", 1, 10000);
+    sh(NULL, 0, "pkill -CONT -f '[q]emu-img convert.*g-big-vda'");
+    ck_assert_msg(mid == 1, "the progress of a copy held at a fifth or more was not written");
+    r = t_cli_run("wait", id, "--timeout", "60", NULL);
+    ck_assert_msg(r.status == 0, "prepare_base: %s", r.err);
+    t_cli_free(&r);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT (progress = 1)::int FROM requests WHERE id = $1", 1, params), 1);
+}
+END_TEST
+
 Suite *
 guest_suite(void)
 {
@@ -512,6 +573,7 @@ guest_suite(void)
     tcase_add_test(tc, test_libvirtd_restart);
     tcase_add_test(tc, test_guest_agent);
     tcase_add_test(tc, test_bases_and_clones);
+    tcase_add_test(tc, test_base_progress);
     suite_add_tcase(s, tc);
     return s;
 }
