@@ -153,6 +153,11 @@ static const struct stmt complete_stmt = {
     "SELECT id, waiting FROM vmrq_complete($2::int, $1::jsonb)", 2,
 };
 
+/* A request the hypervisor's absence put back is due again at once, so that it keeps its place
+ * before its domain's later requests: vmrqd claims no work for the hypervisor until it is back
+ * (daemon.c), and another vmrqd of the node may have it. */
+#define UNREACHED_BACKOFF_MS 0
+
 /* The status a job's outcome writes, and the backoff of a retry. */
 static const char *
 final_status(const struct vmrqd_job *job, long long backoff_ms, long long *wait_ms)
@@ -161,6 +166,10 @@ final_status(const struct vmrqd_job *job, long long backoff_ms, long long *wait_
 
     if (job->outcome == JOB_DONE)
         return "done";
+    if (job->outcome == JOB_UNREACHED) {
+        *wait_ms = UNREACHED_BACKOFF_MS;
+        return "requested";
+    }
     if (job->outcome == JOB_RETRY && job->retry > 0) {
         for (int i = 1; i < job->attempts && wait < 3600000; i++)
             wait *= 2;
@@ -182,6 +191,8 @@ completion_row(const struct vmrqd_job *job, long long backoff_ms)
                                          : json_object_new_string(job->error));
     json_object_object_add(row, "output", job->output ? json_object_get(job->output) : NULL);
     json_object_object_add(row, "backoff_ms", json_object_new_int64(wait_ms));
+    if (job->outcome == JOB_UNREACHED)
+        json_object_object_add(row, "unreached", json_object_new_boolean(true));
     if (job->sync.id) {
         json_object_object_add(row, "dom_id", json_object_new_int(job->sync.id));
         json_object_object_add(row, "dom_status", json_object_new_string(job->sync.status));

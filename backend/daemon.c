@@ -229,7 +229,7 @@ write_completions(struct vmrqd *d)
     }
     d->write_backoff_ms = 0;
     for (struct vmrqd_job *j = d->unwritten; j; j = j->next)
-        if (j->outcome == JOB_RETRY && j->retry > 0)
+        if ((j->outcome == JOB_RETRY && j->retry > 0) || j->outcome == JOB_UNREACHED)
             d->want_due = true;
     free_list(d->unwritten);
     d->unwritten = NULL;
@@ -308,6 +308,10 @@ claim_pass(struct vmrqd *d)
     for (int c = 0; c < VMRQ_CLASS_LAST; c++) {
         int free_slots = d->cfg->limit[c] * depth - d->running[c];
         limit[CLAIM_IMPORTANT + c] = free_slots < free_workers ? free_slots : free_workers;
+        /* while the hypervisor is away, its work waits in the queue, in order (the connection
+         * coming back enqueues a refresh_vms, whose notification wakes this loop) */
+        if (!driver_reachable(d->drv))
+            limit[CLAIM_IMPORTANT + c] = 0;
     }
     if (claim_jobs(d->ctl.conn, d->ctl.daemon, d->cfg->node, limit, &list, &d->lost_claim) < 0) {
         ctl_check(&d->ctl);

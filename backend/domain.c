@@ -107,7 +107,7 @@ domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
     else if (from_database(job, w, d) < 0)
         return -1;
     if (!w->drv) {
-        job_fail(job, true, "no hypervisor connection");
+        job_put_back(job, "no hypervisor connection");
         return -1;
     }
     seen = clock_epoch();
@@ -118,6 +118,8 @@ domain_open(struct vmrqd_job *job, struct vmrqd_worker *w, struct domain *d)
             job->sync.id = d->id; /* written with the outcome, as domain_sync() would */
             job->sync.seen = seen;
             job->sync.status = "missing";
+        } else if (driver_error_unreached()) {
+            job_put_back(job, driver_error_message());
         } else {
             job_fail(job, driver_error_retryable(), "%s", driver_error_message());
         }

@@ -8,7 +8,7 @@
 #include "driver.h"
 
 static _Thread_local char err_msg[1024];
-static _Thread_local bool err_retryable, err_not_found;
+static _Thread_local bool err_retryable, err_not_found, err_unreached;
 
 void
 driver_error_set(bool retryable, bool not_found, const char *fmt, ...)
@@ -23,11 +23,19 @@ driver_error_set(bool retryable, bool not_found, const char *fmt, ...)
             *p = ' ';
     err_retryable = retryable;
     err_not_found = not_found;
+    err_unreached = false;
+}
+
+void
+driver_error_mark_unreached(void)
+{
+    err_unreached = err_retryable = true;
 }
 
 const char *driver_error_message(void) { return err_msg; }
 bool driver_error_retryable(void) { return err_retryable; }
 bool driver_error_not_found(void) { return err_not_found; }
+bool driver_error_unreached(void) { return err_unreached; }
 
 /* Reports that `drv` has no slot for `op`; returns -1. */
 static int
@@ -87,6 +95,12 @@ int
 driver_list(struct driver *drv, struct dom_info **out, size_t *n)
 {
     return drv->ops->list ? drv->ops->list(drv, out, n) : UNSUPPORTED(drv, "refresh_vms");
+}
+
+bool
+driver_reachable(struct driver *drv)
+{
+    return !drv->ops->reachable || drv->ops->reachable(drv);
 }
 
 int

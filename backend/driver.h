@@ -66,6 +66,7 @@ struct driver_ops {
     const char *name;
     int (*open)(struct driver *drv, const char *uri);
     void (*close)(struct driver *drv);
+    bool (*reachable)(struct driver *drv);
     struct driver_dom *(*lookup_by_name)(struct driver *drv, const char *name);
     struct driver_dom *(*lookup_by_uuid)(struct driver *drv, const char *uuid);
     void (*dom_free)(struct driver_dom *dom);
@@ -139,13 +140,20 @@ int driver_remove(struct driver *drv, struct driver_dom *dom);
  * A driver that loses its connection reconnects by itself, with backoff. */
 int driver_events(struct driver *drv, driver_event_fn fn, driver_conn_fn conn_fn, void *opaque);
 
+/* Whether the hypervisor can be reached now: false while the driver reconnects (a driver without
+ * the slot always can). Cheap: no I/O. */
+bool driver_reachable(struct driver *drv);
+
 /* This thread's last driver error: a one-line message (libvirt's own words kept), whether
- * trying again later may work (connection lost, agent not answering, time-out), and whether the
- * domain was not found. */
+ * trying again later may work (connection lost, agent not answering, time-out), whether the
+ * domain was not found, and whether the hypervisor was not reached at all (no connection: nothing
+ * was asked of it; driver_error_mark_unreached() says so of the error just set). */
 void driver_error_set(bool retryable, bool not_found, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 const char *driver_error_message(void);
 bool driver_error_retryable(void);
 bool driver_error_not_found(void);
+void driver_error_mark_unreached(void);
+bool driver_error_unreached(void);
 
 /* "running", "paused", ... as domains.status spells them. */
 const char *dom_state_status(dom_state state, bool managed_save);

@@ -104,6 +104,12 @@ kvm_close(struct driver *drv)
     kvm_free(kvm);
 }
 
+static bool
+kvm_reachable(struct driver *drv)
+{
+    return kvm_conn_up(drv->priv);
+}
+
 struct driver_dom *
 kvm_wrap(struct kvm *kvm, virDomainPtr d, const char *what)
 {
@@ -226,19 +232,33 @@ report_dom(struct driver_dom *dom, virErrorPtr err)
     report_error(name ? name : "domain", err);
 }
 
-/* 0, or -1 with libvirt's error reported under the domain's name. */
+/* 0, or -1 with libvirt's error reported under the domain's name; but 0 for a start (active: 1)
+ * or a destroy (active: 0) that libvirt refused because the domain is already so: done meanwhile
+ * by someone else (the same request of a vmrqd that died, still in libvirtd's hands when its
+ * rerun came; an operator's virsh), what was asked holds, as a start of a running domain is a
+ * no-op. active -1: no such case. */
 static int
-check(int rc, struct driver_dom *dom)
+check_as(int rc, struct driver_dom *dom, int active)
 {
     virError err;
+    bool settled;
 
     if (rc >= 0)
         return 0;
     memset(&err, 0, sizeof(err));
     virCopyLastError(&err);
-    report_dom(dom, &err);
+    settled = active >= 0 && err.code == VIR_ERR_OPERATION_INVALID && virDomainIsActive(dom->dom) == active;
+    virResetLastError();
+    if (!settled)
+        report_dom(dom, &err);
     virResetError(&err);
-    return -1;
+    return settled ? 0 : -1;
+}
+
+static int
+check(int rc, struct driver_dom *dom)
+{
+    return check_as(rc, dom, -1);
 }
 
 /* The test-driver emulation of a guest that ignores the power button (see the top). */
@@ -260,7 +280,7 @@ ignores_acpi(struct driver_dom *dom)
 static int
 kvm_start(struct driver_dom *dom)
 {
-    return check(virDomainCreate(dom->dom), dom);
+    return check_as(virDomainCreate(dom->dom), dom, 1);
 }
 
 /* Whether the domain is shutting down or off, looking for up to `within_ms`. */
@@ -328,7 +348,7 @@ kvm_reboot(struct driver_dom *dom, power_mode mode)
 static int
 kvm_destroy(struct driver_dom *dom)
 {
-    return check(virDomainDestroy(dom->dom), dom);
+    return check_as(virDomainDestroy(dom->dom), dom, 0);
 }
 
 static int
@@ -396,6 +416,7 @@ const struct driver_ops driver_kvm_ops = {
     .name = "kvm",
     .open = kvm_open,
     .close = kvm_close,
+    .reachable = kvm_reachable,
     .lookup_by_name = kvm_lookup_by_name,
     .lookup_by_uuid = kvm_lookup_by_uuid,
     .dom_free = kvm_dom_free,

@@ -68,6 +68,8 @@ int kvm_conn_open(struct kvm *kvm);
 /* The connection, as a new reference the caller closes (virConnectClose); NULL with a
  * retryable error while it is lost and being reopened. */
 virConnectPtr kvm_conn_get(struct kvm *kvm);
+/* Whether the connection is up (a dead one found is handed to the keeper); no I/O. */
+bool kvm_conn_up(struct kvm *kvm);
 /* Stops the keeper, drops the subscriptions and closes the connection (after kvm_events_stop()). */
 void kvm_conn_close(struct kvm *kvm);
 

@@ -185,21 +185,43 @@ kvm_conn_open(struct kvm *kvm)
     return 0;
 }
 
+/* Marks a connection found dead as lost, waking the keeper. Called with kvm->lock held. */
+static void
+conn_check_locked(struct kvm *kvm)
+{
+    if (kvm->conn && !kvm->lost && virConnectIsAlive(kvm->conn) != 1) {
+        kvm->lost = true;
+        snprintf(kvm->why, sizeof(kvm->why), "connection found dead");
+        pthread_cond_signal(&kvm->wake);
+    }
+}
+
+bool
+kvm_conn_up(struct kvm *kvm)
+{
+    bool up;
+
+    pthread_mutex_lock(&kvm->lock);
+    conn_check_locked(kvm);
+    up = kvm->conn && !kvm->lost;
+    pthread_mutex_unlock(&kvm->lock);
+    return up;
+}
+
 virConnectPtr
 kvm_conn_get(struct kvm *kvm)
 {
     virConnectPtr c = NULL;
 
     pthread_mutex_lock(&kvm->lock);
-    if (kvm->conn && !kvm->lost && virConnectIsAlive(kvm->conn) != 1) {
-        kvm->lost = true;
-        snprintf(kvm->why, sizeof(kvm->why), "connection found dead");
-        pthread_cond_signal(&kvm->wake);
-    }
+    conn_check_locked(kvm);
     if (kvm->conn && !kvm->lost)
         virConnectRef(c = kvm->conn);
     else
+    {
         driver_error_set(true, false, "%s: no connection to the hypervisor (%s); reconnecting", kvm->uri, kvm->why);
+        driver_error_mark_unreached();
+    }
     pthread_mutex_unlock(&kvm->lock);
     return c;
 }

@@ -28,6 +28,13 @@ job_fail(struct vmrqd_job *job, bool retryable, const char *fmt, ...)
 }
 
 void
+job_put_back(struct vmrqd_job *job, const char *why)
+{
+    job_fail(job, true, "%s", why);
+    job->outcome = JOB_UNREACHED;
+}
+
+void
 job_fail_pg(struct vmrqd_job *job, PGconn *conn, const PGresult *res, const char *what)
 {
     const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -110,6 +117,8 @@ job_log_outcome(const struct vmrqd_job *job, const char *where, long long backof
     job_describe(job, where, who, sizeof(who));
     if (job->outcome == JOB_DONE)
         log_info("%s: done in %.1f ms", who, job->took_us / 1000.0);
+    else if (job->outcome == JOB_UNREACHED)
+        log_info("%s: not run, back in the queue: %s", who, job->error);
     else if (job->outcome == JOB_RETRY && job->retry > 0)
         log_info("%s: failed in %.1f ms, retrying (%d left, backoff from %lld ms): %s", who,
                  job->took_us / 1000.0, job->retry - 1, backoff_ms, job->error);

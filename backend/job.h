@@ -13,7 +13,9 @@
 
 #include "vmrq.h"
 
-enum job_outcome { JOB_DONE, JOB_FAILED, JOB_RETRY };
+/* JOB_UNREACHED: the hypervisor could not be reached (nothing was done), or went away during a
+ * rerunnable command; the request goes back to the queue, neither retry nor attempt charged. */
+enum job_outcome { JOB_DONE, JOB_FAILED, JOB_RETRY, JOB_UNREACHED };
 
 struct vmrqd_handler;
 
@@ -74,6 +76,8 @@ struct vmrqd_worker {
 void job_fail(struct vmrqd_job *job, bool retryable, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* job_fail() with the message of a failed libpq result (or of `conn`), prefixed by `what`;
  * database failures are retryable. */
+/* The job did nothing, the hypervisor being out of reach (`why`, copied): see JOB_UNREACHED. */
+void job_put_back(struct vmrqd_job *job, const char *why);
 void job_fail_pg(struct vmrqd_job *job, PGconn *conn, const PGresult *res, const char *what);
 /* Sets the job's output (JSON object, ownership taken). */
 void job_set_output(struct vmrqd_job *job, struct json_object *output);

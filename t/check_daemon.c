@@ -271,7 +271,8 @@ START_TEST(test_retry_gives_way_to_a_pending_twin)
     }
 
     /* the same when a dead daemon's claim is taken back: request 3 is claimed by a daemon that
-     * stops, a twin arrives, recovery fails 3 and takes back nothing else wrongly */
+     * stops, a twin arrives, recovery ends 3 (cancelled: the twin runs again what it would have)
+     * and takes back nothing else wrongly */
     ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job, NULL), 1);
     snprintf(sql, sizeof(sql), "SELECT vmrq_handler_started(%d, 3)::int", daemon); /* it runs */
     ck_assert_int_eq(count(sql), 1);
@@ -280,8 +281,8 @@ START_TEST(test_retry_gives_way_to_a_pending_twin)
     ck_assert_int_eq(count(sql), daemon);
     ck_assert_int_eq(claim_recover(t_db, 1000), 1);
     res = t_sql(t_db, "SELECT status || ': ' || error FROM requests WHERE id = 3", 0, NULL);
-    ck_assert_msg(strstr(PQgetvalue(res, 0, 0), "stopped while running it; not retried: request 4, the same, is pending")
-                  && strncmp(PQgetvalue(res, 0, 0), "failed: ", 8) == 0, "%s", PQgetvalue(res, 0, 0));
+    ck_assert_msg(strstr(PQgetvalue(res, 0, 0), "stopped while running it; not run again: request 4, the same, is pending")
+                  && strncmp(PQgetvalue(res, 0, 0), "cancelled: ", 11) == 0, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 4 AND status = 'requested'"), 1);
     job_free(job);
@@ -297,6 +298,43 @@ START_TEST(test_retry_gives_way_to_a_pending_twin)
                                             " request 5, the same, is pending (0)");
     PQclear(res);
     job_free(job);
+}
+END_TEST
+
+/* A request that found the hypervisor out of reach did nothing: it goes back to the queue in its
+ * place (due at once, not started), charged neither a retry nor an attempt; with a twin pending,
+ * it gives way to it. */
+START_TEST(test_unreached_goes_back)
+{
+    static const int all[CLAIM_LANES] = { 10, 10, 10, 10 };
+    struct vmrqd_job *job = NULL;
+    int daemon;
+    PGresult *res;
+
+    daemon = (int)count("INSERT INTO daemons (node, hostname, pid, version) VALUES ('n', 'h', 1, 'test')"
+                        " RETURNING id");
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms')", 0, NULL)); /* 1, no retry */
+    ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job, NULL), 1);
+    job_put_back(job, "kvm1: no connection to the hypervisor (end of file); reconnecting");
+    ck_assert_int_eq(claim_complete(t_db, daemon, job, 100, NULL), 0);
+    job_free(job);
+    job = NULL;
+    res = t_sql(t_db, "SELECT status || ' ' || retry || ' ' || attempts || ' ' || (at_time <= clock_timestamp())"
+                      " || ' ' || (started_at IS NULL) || ': ' || error FROM requests WHERE id = 1", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "requested 0 0 true true: kvm1: no connection to the hypervisor (end of"
+                                            " file); reconnecting");
+    PQclear(res);
+
+    ck_assert_int_eq(claim_jobs(t_db, daemon, "n", all, &job, NULL), 1);
+    ck_assert_int_eq(count("SELECT vmrq_request('refresh_vms')"), 2); /* a twin, while 1 works */
+    job_put_back(job, "kvm1: no connection to the hypervisor (end of file); reconnecting");
+    ck_assert_int_eq(claim_complete(t_db, daemon, job, 100, NULL), 0);
+    job_free(job);
+    res = t_sql(t_db, "SELECT status || ': ' || error FROM requests WHERE id = 1", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "cancelled: kvm1: no connection to the hypervisor (end of file);"
+                                            " reconnecting; not run; request 2, the same, is pending");
+    PQclear(res);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2 AND status = 'requested'"), 1);
 }
 END_TEST
 
@@ -866,6 +904,7 @@ daemon_suite(void)
     tcase_add_test(tc, test_dependencies);
     tcase_add_test(tc, test_retry_with_backoff);
     tcase_add_test(tc, test_retry_gives_way_to_a_pending_twin);
+    tcase_add_test(tc, test_unreached_goes_back);
     tcase_add_test(tc, test_domain_serialization_two_daemons);
     tcase_add_test(tc, test_exactly_once_two_daemons);
     tcase_add_test(tc, test_recovery_after_kill);

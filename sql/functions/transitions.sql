@@ -12,6 +12,9 @@
 --                                                      vmrq_complete()
 --  working           failed     vmrqd completion       vmrq_complete()               it failed, no retry left (or a twin pending)
 --  working           requested  vmrqd completion       vmrq_complete()               a retryable failure with retries left
+--  working           requested  vmrqd completion       vmrq_complete()               the hypervisor out of reach: not run, no
+--                                                                                    retry or attempt charged
+--  working           cancelled  vmrqd completion       vmrq_complete()               ... and an identical twin is pending
 --  working           requested  the claiming vmrqd     vmrq_release(),               claimed and never started (a stop, a
 --                                                      vmrq_release_claim()          claim whose answer the connection lost)
 --  working           cancelled  the claiming vmrqd     vmrq_release()                ... and an identical twin is pending
@@ -19,10 +22,12 @@
 --                                                                                    recovery tells started from not)
 --  working           requested  any vmrqd              vmrq_recover()                its vmrqd died before starting it
 --  working           cancelled  any vmrqd              vmrq_recover()                ... and an identical twin is pending
+--  working           cancelled  any vmrqd              vmrq_recover()                its vmrqd died running it, rerunnable, and
+--                                                                                    an identical twin (which reruns it) pending
 --  working           requested  any vmrqd              vmrq_recover()                its vmrqd died running it: rerunnable and
 --                                                                                    under 3 deaths, or retries left
 --  working           failed     any vmrqd              vmrq_recover()                its vmrqd died running it: the 3rd death,
---                                                                                    or not rerunnable and no retry, or a twin
+--                                                                                    or not rerunnable and no retry (or a twin)
 --  requested|waiting cancelled  portal, operator       vmrq_cancel()                 withdrawn
 --  requested|waiting cancelled  vmrqd, start hook      vmrq_moot_shutdowns()         a start made older shutdowns moot
 --  requested|waiting done       vmrqd, event sink      vmrq_moot_force_shutdowns()   the domain stopped by itself
@@ -184,14 +189,17 @@ REVOKE ALL ON FUNCTION vmrq_complete_done(int, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vmrq_complete_done(int, bigint[]) TO vmrq_daemon;
 
 -- working -> done, failed or (a retry) requested, for the outcomes p_rows of daemon p_daemon:
--- JSON rows {id, status, error, output, backoff_ms, dom_id, dom_status, dom_uuid, dom_seen}
+-- JSON rows {id, status, error, output, backoff_ms, unreached, dom_id, dom_status, dom_uuid,
+-- dom_seen}
 -- (backend/claim.c). With them, the status of the domains the requests acted on, as the
 -- hypervisor reported it after the operation: written here rather than by the worker, one
 -- statement per batch instead of one per request, unless a newer observation is in the row
 -- (domains.sql). The domain rows are locked first, in id order (ORDER BY ... FOR UPDATE locks in
 -- the sorted order): every statement that writes several domains does the same (the event
 -- sink, refresh_vms), so they cannot deadlock. A retry goes back with its backoff as at_time;
--- one whose twin is pending fails instead. Returns as vmrq_complete_done().
+-- one whose twin is pending fails instead. An unreached one (the hypervisor out of reach, nothing
+-- done) goes back charging neither retry nor attempt, or is cancelled for its pending twin.
+-- Returns as vmrq_complete_done().
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_complete(p_daemon int, p_rows jsonb)
 RETURNS TABLE (id bigint, waiting boolean)
@@ -200,7 +208,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     RETURN QUERY
     WITH x AS (SELECT * FROM jsonb_to_recordset(p_rows)
-                   AS x(id bigint, status text, error text, output jsonb, backoff_ms bigint,
+                   AS x(id bigint, status text, error text, output jsonb, backoff_ms bigint, unreached boolean,
                         dom_id int, dom_status text, dom_uuid uuid, dom_seen float8)),
          lk AS (SELECT d.id FROM domains d
                  WHERE d.id = ANY (ARRAY(SELECT dom_id FROM x WHERE dom_id IS NOT NULL))
@@ -213,10 +221,13 @@ BEGIN
                   FROM x
                  WHERE d.id = ANY (ARRAY(SELECT id FROM lk)) AND d.id = x.dom_id
                    AND vmrq_status_not_older(d.status_seen, to_timestamp(x.dom_seen))),
-         y AS (SELECT x.id, CASE WHEN t.twin IS NULL THEN x.status ELSE 'failed' END AS status,
+         y AS (SELECT x.id, CASE WHEN t.twin IS NULL THEN x.status
+                                 WHEN x.unreached THEN 'cancelled' ELSE 'failed' END AS status,
                       CASE WHEN t.twin IS NULL THEN x.error
+                           WHEN x.unreached
+                           THEN concat_ws('; ', x.error, format('not run; request %s, the same, is pending', t.twin))
                            ELSE concat_ws('; ', x.error, format('not retried: request %s, the same, is pending', t.twin))
-                      END AS error, x.output, x.backoff_ms
+                      END AS error, x.output, x.backoff_ms, coalesce(x.unreached, false) AS unreached
                  FROM x LEFT JOIN LATERAL (
                       SELECT vmrq_pending_twin(o.dedupe_key, o.id) AS twin FROM requests o
                        WHERE x.status = 'requested' AND o.id = x.id) t ON true)
@@ -227,7 +238,9 @@ BEGIN
            at_time = CASE WHEN x.status = 'requested'
                           THEN clock_timestamp() + x.backoff_ms * interval '1 millisecond'
                           ELSE r.at_time END,
-           retry = CASE WHEN x.status = 'requested' THEN r.retry - 1 ELSE r.retry END,
+           retry = CASE WHEN x.status = 'requested' AND NOT x.unreached THEN r.retry - 1 ELSE r.retry END,
+           attempts = CASE WHEN x.unreached THEN greatest(r.attempts - 1, 0) ELSE r.attempts END,
+           started_at = CASE WHEN x.unreached THEN NULL ELSE r.started_at END,
            id_daemon = CASE WHEN x.status = 'requested' THEN NULL ELSE r.id_daemon END,
            handler_started_at = CASE WHEN x.status = 'requested' THEN NULL ELSE r.handler_started_at END
       FROM y x
@@ -335,7 +348,7 @@ BEGIN
     fate AS (
         SELECT l.*, l.recoveries + CASE WHEN l.ran THEN 1 ELSE 0 END AS deaths,
                CASE WHEN NOT l.ran THEN CASE WHEN l.twin IS NULL THEN 'requested' ELSE 'cancelled' END
-                    WHEN l.twin IS NOT NULL THEN 'failed'
+                    WHEN l.twin IS NOT NULL THEN CASE WHEN l.rerun THEN 'cancelled' ELSE 'failed' END
                     WHEN l.rerun AND l.recoveries + 1 < 3 THEN 'requested'
                     WHEN NOT l.rerun AND l.retry > 0 THEN 'requested'
                     ELSE 'failed' END AS status
@@ -351,6 +364,9 @@ BEGIN
                    THEN format('claimed by %s, which stopped before running it, not run; request %s, the same, is pending',
                                f.who, f.twin)
                WHEN NOT f.ran THEN r.error
+               WHEN f.twin IS NOT NULL AND f.rerun
+                   THEN format('%s stopped while running it; not run again: request %s, the same, is pending',
+                               f.who, f.twin)
                WHEN f.twin IS NOT NULL
                    THEN format('%s stopped while running it; not retried: request %s, the same, is pending', f.who, f.twin)
                WHEN f.rerun AND f.status = 'failed'
