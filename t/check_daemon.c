@@ -159,7 +159,8 @@ START_TEST(test_stop_gives_back_what_did_not_start)
     PQclear(t_sql(locker, "SELECT pg_advisory_unlock_all()", 0, NULL));
     ck_assert_int_eq(t_daemon_wait(&da, 0, 5000), 0);
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 1 AND status = 'done'"), 1);
-    ck_assert(t_daemon_logged(&da, "gave back 3 requests claimed ahead and not started"));
+    /* (said once or in parts, as the workers let go of them: the rows above have the count) */
+    ck_assert(t_daemon_logged(&da, "claimed ahead and not started"));
     PQfinish(locker);
 }
 END_TEST
@@ -673,8 +674,10 @@ START_TEST(test_survives_database_restart)
     PQclear(t_sql(t_db, "INSERT INTO requests (command) SELECT 'ping_backend' FROM generate_series(1, 20)", 0, NULL));
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE status = 'done'", 40, 20000), 40);
     ck_assert_int_eq(t_daemon_wait(&da, 0, 0), -1); /* still running */
-    ck_assert(t_daemon_logged(&da, "lost the database connection"));
-    ck_assert(t_daemon_logged(&da, "database connection is back"));
+    /* the lanes, on connections of their own, may have done the work before the main loop,
+     * on a loaded machine, reads its connection's end and says so */
+    ck_assert(t_daemon_wait_logged(&da, "lost the database connection", 10000));
+    ck_assert(t_daemon_wait_logged(&da, "database connection is back", 10000));
 }
 END_TEST
 

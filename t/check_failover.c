@@ -146,8 +146,8 @@ START_TEST(test_failover_to_the_standby)
         ck_assert_msg(r.status == 0, "vmrq request through the multi-host conninfo: %d %s", r.status, r.err);
         t_cli_free(&r);
     }
-    ck_assert(t_daemon_logged(&dm, "lost the database connection"));
-    ck_assert(t_daemon_logged(&dm, "database connection is back"));
+    ck_assert(t_daemon_wait_logged(&dm, "lost the database connection", 10000));
+    ck_assert(t_daemon_wait_logged(&dm, "database connection is back", 10000));
     ck_assert_int_eq(t_daemon_wait(&dm, SIGTERM, 10000), 0);
     PQfinish(c);
 }
