@@ -51,6 +51,16 @@ static const vmrq_arg args_power[] = {
     ARG_UID(MANDATORY), ARG_ID_DOMAIN, ARG_NAME,
     ARG_TIMEOUT("seconds before a force_shutdown follows"), ARG_MODE, ARG_END
 };
+/* A shutdown vmrqd enqueues for a policy says which, so that the policy can make it moot: a
+ * viewer coming back cancels the `unwatched` one (backend/events.c). */
+static const char *const shutdown_policies[] = { "run_timeout", "unwatched", NULL };
+static const vmrq_arg args_shutdown[] = {
+    ARG_UID(MANDATORY), ARG_ID_DOMAIN, ARG_NAME,
+    ARG_TIMEOUT("seconds before a force_shutdown follows"), ARG_MODE,
+    { "policy", OPTIONAL, VMRQ_ARG_ENUM, 0, 0, shutdown_policies,
+      "the policy that asked for it: run_timeout or unwatched (vmrqd sets it)" },
+    ARG_END
+};
 static const vmrq_arg args_shutdown_start[] = {
     ARG_UID(MANDATORY), ARG_ID_DOMAIN, ARG_NAME,
     ARG_TIMEOUT("seconds before a force_shutdown follows"), ARG_END
@@ -110,7 +120,7 @@ static const vmrq_command catalog[] = {
       "no-op: proves the backend is alive (health checks, benchmarks)" },
     { "start",          IMPORTANT, DOM | RERUN,         args_domain,         one_domain,
       "start a domain" },
-    { "shutdown",       IMPORTANT, DOM | RERUN,         args_power,          one_domain,
+    { "shutdown",       IMPORTANT, DOM | RERUN,         args_shutdown,       one_domain,
       "shut a domain down politely; force it after `timeout` seconds" },
     { "force_shutdown", IMPORTANT, DOM | NODUP | RERUN, args_domain,         one_domain,
       "power a domain off at once" },
