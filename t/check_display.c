@@ -292,6 +292,65 @@ START_TEST(test_start_limit)
 }
 END_TEST
 
+/* The command line: vmrq domain set, vmrq user set, vmrq display (text, JSON, --vv); each bad
+ * input one line, exit 2, nothing changed. */
+START_TEST(test_cli)
+{
+    char vv[] = "/tmp/vmrq-test-vv.XXXXXX", buf[512];
+    struct t_cli r;
+    FILE *f;
+    size_t n;
+    int fd;
+
+    r = t_cli_run("domain", "set", "desk-net", "shutdown_disconnected=2", "run_timeout=none", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    ck_assert_str_eq(value("SELECT shutdown_disconnected || ' ' || coalesce(run_timeout::text, '-') FROM domains"
+                           " WHERE name = 'desk-net'"), "2 -");
+    r = t_cli_run("domain", "set", "desk-net", "shutdown_disconnected=1", "bogus=1", NULL);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_int_eq(t_lines(r.err), 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "unknown key 'bogus'"));
+    t_cli_free(&r);
+    r = t_cli_run("domain", "set", "desk-net", "run_timeout=0", NULL);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "run_timeout"));
+    t_cli_free(&r);
+    ck_assert_str_eq(value("SELECT shutdown_disconnected FROM domains WHERE name = 'desk-net'"), "2");
+    r = t_cli_run("user", "set", "alice", "start_limit=3", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    ck_assert_str_eq(value("SELECT start_limit FROM users WHERE name = 'alice'"), "3");
+    r = t_cli_run("user", "set", "nobody", "start_limit=3", NULL);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_str_eq(r.err, "vmrq user set: no user 'nobody'\n");
+    t_cli_free(&r);
+
+    r = t_cli_run("display", "desk-net", NULL);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.err, "vmrq: display: desk-net has no display (it is shutdown)\n");
+    t_cli_free(&r);
+    ck_assert_str_eq(t_outcome(t_db, run("start", "{\"uid\": 1, \"name\": \"desk-net\"}")), "done");
+    r = t_cli_run("display", "desk-net", "--json", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "\"port\": 5901"));
+    t_cli_free(&r);
+    ck_assert((fd = mkstemp(vv)) >= 0);
+    close(fd);
+    r = t_cli_run("display", "desk-net", "--vv", vv, NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    ck_assert_ptr_nonnull(f = fopen(vv, "r"));
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    unlink(vv);
+    snprintf(vv, sizeof(vv), "password=%s\n", value("SELECT display_password FROM domains WHERE name = 'desk-net'"));
+    ck_assert_msg(strncmp(buf, "[virt-viewer]\ntype=vnc\n", 23) == 0 && strstr(buf, "port=5901\n") && strstr(buf, vv),
+                  "%s", buf);
+}
+END_TEST
+
 Suite *
 display_suite(void)
 {
@@ -307,6 +366,7 @@ display_suite(void)
     tcase_add_test(tc, test_shutdown_disconnected);
     tcase_add_test(tc, test_run_timeout);
     tcase_add_test(tc, test_start_limit);
+    tcase_add_test(tc, test_cli);
     suite_add_tcase(s, tc);
     return s;
 }
