@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "domain.h"
 #include "handlers.h"
+#include "hooks.h"
 #include "log.h"
 
 /* A base as its row says, and the requesting user. */
@@ -137,6 +138,40 @@ desktop_lock(struct vmrqd_job *job, struct vmrqd_worker *w, const struct base *b
     return res ? 0 : -1;
 }
 
+/* Starts the desktop as the start command does, between the start's hooks (the start limit, the
+ * display's password and its reading, the policies' shutdowns: backend/hooks.c). -1 with the
+ * job failed. */
+static int
+start_desktop(struct vmrqd_job *job, struct vmrqd_worker *w, const struct base *b, const char *name, int id,
+              int owner, struct driver_dom *dom, const struct dom_info *info)
+{
+    struct op_ctx ctx;
+    struct domain d;
+    int rc;
+
+    memset(&d, 0, sizeof(d));
+    d.id = id;
+    snprintf(d.name, sizeof(d.name), "%s", name);
+    snprintf(d.uuid, sizeof(d.uuid), "%s", info->uuid);
+    d.id_owner = owner;
+    d.shutdown_timeout = -1;
+    d.node_enabled = true; /* as before: clone and provision do not check the node's maintenance */
+    snprintf(d.user, sizeof(d.user), "%s", b->user);
+    d.user_privileged = b->user_privileged;
+    d.dom = dom; /* borrowed: the caller frees it */
+    d.info = *info;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.job = job;
+    ctx.w = w;
+    ctx.d = &d;
+    ctx.op = OP_START;
+    ctx.timeout = -1;
+    ctx.ran = json_object_new_array();
+    rc = op_run(&ctx);
+    json_object_put(ctx.ran);
+    return rc < 0 || job->outcome != JOB_DONE ? -1 : 0;
+}
+
 /* The desktop `name` made from base `b` for `owner`, made now if it is not there yet: its row,
  * then its definition (driver_clone()). Its id into *id_domain; *made says whether this call
  * made it. With `start`, it is started too. -1 with the job failed. */
@@ -203,10 +238,9 @@ make_desktop(struct vmrqd_job *job, struct vmrqd_worker *w, const struct base *b
         *made = true;
         log_info("request %lld (%s): made %s from base %s", job->id, job->command, name, b->name);
     }
-    if (start && driver_info(w->drv, dom, &info) == 0 && info.state != DOM_RUNNING && driver_start(w->drv, dom) < 0) {
-        job_fail(job, driver_error_retryable(), "%s: %s", job->command, driver_error_message());
+    if (start && driver_info(w->drv, dom, &info) == 0 && info.state != DOM_RUNNING &&
+        start_desktop(job, w, b, name, *id_domain, owner, dom, &info) < 0)
         goto cleanup;
-    }
     if (driver_info(w->drv, dom, &info) == 0) { /* domains.status, written with the outcome */
         job->sync.id = *id_domain;
         job->sync.status = dom_state_status(info.state, info.managed_save);

@@ -292,6 +292,58 @@ START_TEST(test_start_limit)
 }
 END_TEST
 
+/* The notifications of `conn` so far, one payload a line prefixed with its channel (static). */
+static const char *
+notifications(PGconn *conn)
+{
+    static char buf[8192];
+    size_t len = 0;
+    PGnotify *n;
+
+    buf[0] = '\0';
+    ck_assert_int_eq(PQconsumeInput(conn), 1);
+    while ((n = PQnotifies(conn))) {
+        len += (size_t)snprintf(buf + len, len < sizeof(buf) ? sizeof(buf) - len : 0, "%s %s\n", n->relname, n->extra);
+        PQfreemem(n);
+    }
+    return buf;
+}
+
+/* Live updates: each transition of a request on vmrq_requests, each change of a domain's
+ * status or viewer on vmrq_domains, as JSON; a portal's role may LISTEN. */
+START_TEST(test_live_channels)
+{
+    PGconn *l = PQconnectdb(getenv("VMRQ_PORTAL_DB"));
+    const char *got;
+    char want[256];
+    long long id;
+
+    ck_assert_int_eq(PQstatus(l), CONNECTION_OK);
+    PQclear(t_sql(l, "LISTEN vmrq_requests", 0, NULL));
+    PQclear(t_sql(l, "LISTEN vmrq_domains", 0, NULL));
+    id = run("start", "{\"uid\": 1, \"name\": \"desk-local\"}");
+    ck_assert_str_eq(t_outcome(t_db, id), "done");
+    /* the sink writes the started event on its own connection: wait for it */
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-local'"
+                                        " AND event = 'started'", 1, 2000), 1);
+    got = notifications(l);
+    for (int i = 0; i < 3; i++) {
+        static const char *const st[] = { "requested", "working", "done" };
+        snprintf(want, sizeof(want), "vmrq_requests {\"id\" : %lld, \"status\" : \"%s\", \"command\" : \"start\","
+                                     " \"id_domain\" : 2, \"uid\" : 1}\n", id, st[i]);
+        ck_assert_msg(strstr(got, want), "no '%s' in:\n%s", want, got);
+    }
+    ck_assert_msg(strstr(got, "vmrq_domains {\"id\" : 2, \"name\" : \"desk-local\", \"status\" : \"running\","
+                              " \"viewer\" : null, \"id_owner\" : 1}\n"), "%s", got);
+    kvm_events_feed_graphics(drv, "desk-local", VIR_DOMAIN_EVENT_GRAPHICS_CONNECT, "10.1.2.3", "40000");
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE viewer = 'connected'", 1, 2000), 1);
+    got = notifications(l);
+    ck_assert_msg(strstr(got, "vmrq_domains {\"id\" : 2, \"name\" : \"desk-local\", \"status\" : \"running\","
+                              " \"viewer\" : \"connected\", \"id_owner\" : 1}\n"), "%s", got);
+    PQfinish(l);
+}
+END_TEST
+
 /* The command line: vmrq domain set, vmrq user set, vmrq display (text, JSON, --vv); each bad
  * input one line, exit 2, nothing changed. */
 START_TEST(test_cli)
@@ -367,6 +419,7 @@ display_suite(void)
     tcase_add_test(tc, test_run_timeout);
     tcase_add_test(tc, test_start_limit);
     tcase_add_test(tc, test_cli);
+    tcase_add_test(tc, test_live_channels);
     suite_add_tcase(s, tc);
     return s;
 }
