@@ -292,6 +292,27 @@ START_TEST(test_start_limit)
 }
 END_TEST
 
+/* A refresh (as after a lost hypervisor connection) sets what it can know: the display of a
+ * running domain, read again; a stopped one's is gone. */
+START_TEST(test_refresh_sets_the_display)
+{
+    struct driver_dom *dom;
+
+    ck_assert_str_eq(t_outcome(t_db, run("start", "{\"uid\": 1, \"name\": \"desk-net\"}")), "done");
+    ck_assert_str_eq(t_outcome(t_db, run("start", "{\"uid\": 1, \"name\": \"desk-local\"}")), "done");
+    PQclear(t_sql(t_db, "UPDATE domains SET display_type = NULL, display_port = NULL WHERE name = 'desk-net'", 0, NULL));
+    dom = driver_lookup(drv, "desk-local", NULL);
+    ck_assert_int_eq(driver_destroy(drv, dom), 0); /* behind vmrq's back, its event missed */
+    driver_dom_free(drv, dom);
+    PQclear(t_sql(t_db, "UPDATE domains SET status = 'running', status_seen = NULL WHERE name = 'desk-local'", 0, NULL));
+    ck_assert_str_eq(t_outcome(t_db, run("refresh_vms", "{\"uid\": 3}")), "done");
+    ck_assert_str_eq(value("SELECT display_type || ' ' || display_port || ' ' || length(display_password)"
+                           "  FROM domains WHERE name = 'desk-net'"), "vnc 5901 8");
+    ck_assert_str_eq(value("SELECT status || ' ' || coalesce(display_type, 'none') FROM domains WHERE name = 'desk-local'"),
+                     "shutdown none");
+}
+END_TEST
+
 /* The notifications of `conn` so far, one payload a line prefixed with its channel (static). */
 static const char *
 notifications(PGconn *conn)
@@ -420,6 +441,7 @@ display_suite(void)
     tcase_add_test(tc, test_start_limit);
     tcase_add_test(tc, test_cli);
     tcase_add_test(tc, test_live_channels);
+    tcase_add_test(tc, test_refresh_sets_the_display);
     suite_add_tcase(s, tc);
     return s;
 }
