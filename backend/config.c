@@ -56,6 +56,7 @@ static const struct cfg_key keys[] = {
     { "poll_interval",    CFG_DURATION, OFF(poll_interval_ms),        0,         "30s",            NULL,               10, DAY },
     { "cleanup_interval", CFG_DURATION, OFF(cleanup_interval_ms),     0,         "1h",             NULL,               0, 365 * DAY },
     { "refresh_interval", CFG_DURATION, OFF(refresh_interval_ms),     0,         "10m",            NULL,               0, 365 * DAY },
+    { "pool_interval",    CFG_DURATION, OFF(pool_interval_ms),        0,         "1m",             NULL,               0, 365 * DAY },
     { "drain_timeout",    CFG_DURATION, OFF(drain_timeout_ms),        0,         "60s",            NULL,               0, DAY },
 };
 

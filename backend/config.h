@@ -35,6 +35,7 @@ struct vmrqd_config {
     long long poll_interval_ms;    /* safety net against a lost notification */
     long long cleanup_interval_ms; /* how often vmrqd enqueues `cleanup` (0: never) */
     long long refresh_interval_ms; /* how often vmrqd enqueues refresh_vms for its node (0: never) */
+    long long pool_interval_ms; /* how often vmrqd enqueues manage_pools for its bases with a pool (0: never) */
     long long drain_timeout_ms;    /* SIGTERM: how long running handlers may take to finish */
 };
 

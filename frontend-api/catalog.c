@@ -88,6 +88,7 @@ static const vmrq_arg args_clone[] = {
     ARG_END
 };
 static const vmrq_arg args_provision[] = { ARG_UID(MANDATORY), ARG_ID_BASE, ARG_BASE, ARG_END };
+static const vmrq_arg args_manage_pools[] = { ARG_UID(OPTIONAL), ARG_ID_BASE, ARG_BASE, ARG_END };
 
 static const char *const one_domain[] = { "id_domain", "name", NULL };
 static const char *const one_base[] = { "id_base", "base", NULL };
@@ -156,7 +157,9 @@ static const vmrq_command catalog[] = {
     { "remove_domain",  SECONDARY, DOM | NODUP | RERUN, args_domain,         one_domain,
       "stop, undefine and delete a desktop and its own disks (owner or operator)" },
     { "provision",      IMPORTANT, RERUN,               args_provision,      one_base,
-      "the user's clone of a base, started: made first if she has none" },
+      "the user's clone of a base, started: made first if she has none, or a free one of its pool" },
+    { "manage_pools",   SECONDARY, NODUP | RERUN,       args_manage_pools,   one_base,
+      "keep a base's pool: pool_clones clones made, pool_start of the free ones running" },
 };
 
 #define CATALOG_SIZE (sizeof(catalog) / sizeof(catalog[0]))

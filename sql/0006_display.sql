@@ -30,3 +30,16 @@ COMMENT ON COLUMN users.start_limit IS 'Desktops the user may have running at on
 
 -- a graphics event's client address
 ALTER TABLE domain_events ADD COLUMN address text;
+
+-- pools: a base keeps pool_clones clones made and pool_start of the free ones running
+-- (manage_pools); provision hands a user a free one (backend/handlers_base.c)
+ALTER TABLE domains
+    ADD COLUMN pool_clones int CHECK (pool_clones >= 0),
+    ADD COLUMN pool_start int CHECK (pool_start >= 0),
+    ADD COLUMN pool_volatile boolean NOT NULL DEFAULT false,
+    ADD COLUMN is_pool boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN domains.pool_clones IS 'A base''s pool: how many clones manage_pools keeps made (NULL or 0: no pool).';
+COMMENT ON COLUMN domains.pool_start IS 'A base''s pool: how many of its free clones manage_pools keeps running.';
+COMMENT ON COLUMN domains.pool_volatile IS 'A base''s pool clones are volatile: removed when they stop, never handed to a second user.';
+COMMENT ON COLUMN domains.is_pool IS 'A clone of its base''s pool; free while it has no owner.';
+CREATE INDEX domains_pool_free ON domains (id_base, id) WHERE is_pool AND id_owner IS NULL;

@@ -262,6 +262,48 @@ START_TEST(test_provision_makes_once_and_starts)
 }
 END_TEST
 
+/* A base's pool: manage_pools makes pool_clones clones (nobody's) and starts pool_start of them;
+ * provision hands each user a free one, the same one again later, and says so when none is
+ * left; a volatile pool's clone, once handed out, is never free again: removed, and made anew. */
+START_TEST(test_pools)
+{
+    ck_assert_str_eq(outcome(run("prepare_base", "{\"uid\": 3, \"name\": \"teacher\"}")), "done");
+    PQclear(t_sql(t_db, "UPDATE domains SET is_public = true, pool_clones = 3, pool_start = 2 WHERE name = 'teacher'",
+                  0, NULL));
+    PQclear(t_sql(t_db, "INSERT INTO users (name) VALUES ('dan')", 0, NULL));
+    ck_assert_str_eq(outcome(run("manage_pools", "{\"base\": \"teacher\"}")), "done");
+    ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE is_pool AND id_owner IS NULL"
+                           " AND name IN ('teacher-1', 'teacher-2', 'teacher-3')"), 3);
+    ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE is_pool AND status = 'running'"), 2);
+    ck_assert_str_eq(outcome(run("manage_pools", "{\"base\": \"teacher\"}")), "done");
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'manage_pools'"
+                           " AND output = '{\"made\": 0, \"started\": 0}'"), 1);
+
+    ck_assert_str_eq(outcome(run("provision", "{\"uid\": 1, \"base\": \"teacher\"}")), "done");
+    ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE name = 'teacher-1' AND id_owner = 1"
+                           " AND status = 'running'"), 1);
+    ck_assert_str_eq(outcome(run("provision", "{\"uid\": 1, \"base\": \"teacher\"}")), "done");
+    ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE id_owner = 1 AND id_base IS NOT NULL"), 1);
+    ck_assert_str_eq(outcome(run("provision", "{\"uid\": 2, \"base\": \"teacher\"}")), "done");
+    ck_assert_str_eq(outcome(run("provision", "{\"uid\": 3, \"base\": \"teacher\"}")), "done");
+    ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE name = 'teacher-3' AND id_owner = 3"
+                           " AND status = 'running'"), 1); /* the one not running, started */
+    ck_assert_str_eq(outcome(run("provision", "{\"uid\": 4, \"base\": \"teacher\"}")),
+                     "failed: provision: no free desktop in pool 'teacher'");
+    ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE id_owner = 4"), 0);
+
+    /* a volatile pool: teacher-1 was alice's; stopped and removed, it is made again, free */
+    PQclear(t_sql(t_db, "UPDATE domains SET pool_volatile = true WHERE name = 'teacher'", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE domains SET is_volatile = true WHERE name = 'teacher-1'", 0, NULL));
+    ck_assert_str_eq(outcome(run("remove_domain", "{\"uid\": 1, \"name\": \"teacher-1\"}")), "done");
+    ck_assert_str_eq(outcome(run("manage_pools", "{\"base\": \"teacher\"}")), "done");
+    ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE name = 'teacher-1' AND is_pool AND is_volatile"
+                           " AND id_owner IS NULL"), 1);
+    ck_assert_str_eq(outcome(run("provision", "{\"uid\": 4, \"base\": \"teacher\"}")), "done");
+    ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE name = 'teacher-1' AND id_owner = 4"), 1);
+}
+END_TEST
+
 /* With a real vmrqd: clones of one base are not serialized on it (each request is keyed on its
  * new desktop), and a volatile clone is gone, disks and row, as soon as it stops. */
 START_TEST(test_clones_in_parallel_and_volatile_through_the_daemon)
@@ -325,6 +367,7 @@ bases_suite(void)
     tcase_add_test(tc, test_removals_and_their_refusals);
     tcase_add_test(tc, test_provision_makes_once_and_starts);
     tcase_add_test(tc, test_clones_in_parallel_and_volatile_through_the_daemon);
+    tcase_add_test(tc, test_pools);
     suite_add_tcase(s, tc);
     return s;
 }

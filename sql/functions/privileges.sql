@@ -37,7 +37,8 @@ GRANT USAGE ON SEQUENCE requests_id_seq TO vmrq_portal, vmrq_operator, vmrq_daem
 GRANT SELECT (id, name, uuid, id_owner, id_node, status, status_seen, shutdown_timeout, created_at,
               date_changed, is_base, is_public, id_base, is_volatile, display_type, display_host,
               display_port, display_tls_port, viewer, viewer_since, viewer_address,
-              shutdown_disconnected, run_timeout) ON domains TO vmrq_portal;
+              shutdown_disconnected, run_timeout, pool_clones, pool_start, pool_volatile, is_pool)
+    ON domains TO vmrq_portal;
 
 -- the operator manages people and machines, and reads what vmrqd records
 GRANT SELECT, INSERT, UPDATE, DELETE ON users, nodes, domains TO vmrq_operator;
