@@ -551,7 +551,8 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     d.loop_worker.node = cfg->node;
     d.cap_inflight = cfg->workers;
     if (!(d.inflight = calloc((size_t)d.cap_inflight, sizeof(*d.inflight))) ||
-        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node, cfg->storage_pool)) ||
+        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node, cfg->storage_pool,
+                            cfg->display_password_always != 0)) ||
         !(d.lanes = lanes_new(cfg->lanes, cfg->database, cfg->node, &d.loop_worker)))
         fatalx("cannot start %d workers and %d lanes", cfg->workers, cfg->lanes);
     pool_set_limits(d.pool, cfg->limit);

@@ -189,7 +189,8 @@ cleanup:
 }
 
 /* A fresh random password for the display before each start, when it listens beyond the
- * loopback: a display reachable from the network without one is never the default. */
+ * loopback or the configuration asks (display_password_always): a display reachable from the
+ * network without one is never the default. */
 static int
 set_display_password(struct op_ctx *ctx)
 {
@@ -204,7 +205,7 @@ set_display_password(struct op_ctx *ctx)
     for (size_t i = 0; i < sizeof(raw); i++)
         pw[i] = alphabet[raw[i] % (sizeof(alphabet) - 1)];
     pw[sizeof(raw)] = '\0';
-    if (driver_display_password(ctx->w->drv, ctx->d->dom, pw, false) < 0) {
+    if (driver_display_password(ctx->w->drv, ctx->d->dom, pw, ctx->w->display_password_always) < 0) {
         job_fail(ctx->job, driver_error_retryable(), "%s", driver_error_message());
         return -1;
     }

@@ -148,6 +148,12 @@ START_TEST(test_display_after_start)
     ck_assert_str_eq(t_outcome(t_db, run("start", "{\"uid\": 1, \"name\": \"desk-local\"}")), "done");
     ck_assert_str_eq(value("SELECT display_host || ' ' || display_port || ' ' || coalesce(display_password, 'none')"
                            "  FROM domains WHERE name = 'desk-local'"), "127.0.0.1 5902 none");
+    /* ... unless the configuration asks for one always (display_password_always = 1) */
+    ck_assert_str_eq(t_outcome(t_db, run("force_shutdown", "{\"uid\": 1, \"name\": \"desk-local\"}")), "done");
+    worker.display_password_always = true;
+    ck_assert_str_eq(t_outcome(t_db, run("start", "{\"uid\": 1, \"name\": \"desk-local\"}")), "done");
+    worker.display_password_always = false;
+    ck_assert_str_eq(value("SELECT length(display_password) FROM domains WHERE name = 'desk-local'"), "8");
     ck_assert_str_eq(t_outcome(t_db, run("start", "{\"uid\": 2, \"name\": \"desk-spice\"}")), "done");
     ck_assert_str_eq(value("SELECT type || ' ' || host || ' ' || port || ' ' || tls_port || ' ' || length(password)"
                            "  FROM vmrq_display(3, 2)"), "spice 10.0.0.7 5903 5904 16");
