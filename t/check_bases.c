@@ -304,6 +304,44 @@ START_TEST(test_pools)
 }
 END_TEST
 
+/* With a real vmrqd: vmrqd's periodic manage_pools makes the pool; five users provisioning at
+ * once get the three clones, each a different one, and the other two the refusal. */
+START_TEST(test_pool_provisions_at_once_through_the_daemon)
+{
+    struct t_daemon d = { 0 };
+    char conf[PATH_MAX + 256];
+    struct t_cli r;
+
+    driver_close(drv); /* the daemon has the hypervisor (a copy of the file's) to itself */
+    drv = NULL;
+    snprintf(conf, sizeof(conf), "lease = 1s\npoll_interval = 1h\npool_interval = 200ms\nlog_level = info\n"
+                                 "node = lab\nlibvirt_uri = %s\n", uri);
+    t_daemon_start(&d, conf, false);
+    r = t_cli_run("request", "prepare_base", "uid=3", "name=teacher", "--wait", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    PQclear(t_sql(t_db, "INSERT INTO users (name) VALUES ('dan'), ('eve')", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE domains SET is_public = true, pool_clones = 3, pool_start = 1 WHERE name = 'teacher'",
+                  0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE is_pool AND id_owner IS NULL", 3, 10000), 3);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE is_pool AND status = 'running'", 1, 10000), 1);
+    /* the pool counts its clones handed out too: manage_pools makes no more of them */
+    PQclear(t_sql(t_db, "SELECT vmrq_request('provision', jsonb_build_object('uid', u, 'base', 'teacher'))"
+                        "  FROM generate_series(1, 5) u", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'provision'"
+                                        " AND status IN ('done', 'failed')", 5, 15000), 5);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'provision' AND status = 'done'"), 3);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'provision' AND status = 'failed'"
+                           " AND error = 'provision: no free desktop in pool ''teacher'''"), 2);
+    ck_assert_int_eq(count("SELECT count(DISTINCT output->>'id_domain') FROM requests WHERE command = 'provision'"
+                           " AND status = 'done'"), 3);
+    ck_assert_int_eq(count("SELECT count(DISTINCT id_owner) FROM domains WHERE is_pool"), 3);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE is_pool AND status = 'running'", 3, 10000), 3);
+    ck_assert_int_eq(t_daemon_wait(&d, SIGTERM, 5000), 0);
+    t_daemon_cleanup(&d);
+}
+END_TEST
+
 /* With a real vmrqd: clones of one base are not serialized on it (each request is keyed on its
  * new desktop), and a volatile clone is gone, disks and row, as soon as it stops. */
 START_TEST(test_clones_in_parallel_and_volatile_through_the_daemon)
@@ -368,6 +406,7 @@ bases_suite(void)
     tcase_add_test(tc, test_provision_makes_once_and_starts);
     tcase_add_test(tc, test_clones_in_parallel_and_volatile_through_the_daemon);
     tcase_add_test(tc, test_pools);
+    tcase_add_test(tc, test_pool_provisions_at_once_through_the_daemon);
     suite_add_tcase(s, tc);
     return s;
 }
