@@ -189,7 +189,7 @@ run-check: build $(TESTS)
 # The real daemon end to end on a private PostgreSQL under .build/demo and libvirt's test driver.
 demo: deps
 	@$(MAKE) --no-print-directory build
-	VMRQ_BUILD=$(B) etc/demo.sh
+	VMRQ_BUILD=$(B) t/with-libvirtd etc/demo.sh
 
 # Performance figures (README, "Performance"); parameters: make bench BENCH_ARGS="--runs 3".
 $(B)/vmrq-bench: t/bench/bench.c $(LIBA) frontend-api/vmrq.h

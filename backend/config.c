@@ -48,6 +48,7 @@ static const struct cfg_key keys[] = {
     { "handler_deadline", CFG_DURATION, OFF(handler_deadline_ms),     0,         "5m",             NULL,               10, DAY },
     { "handler_deadline_long", CFG_DURATION, OFF(handler_deadline_long_ms), 0,   "2h",             NULL,               10, 7 * DAY },
     { "storage_pool",     CFG_STRING,   OFF(storage_pool),            CFG_FIXED, "default",        NULL,               0, 0 },
+    { "display_password_always", CFG_INT, OFF(display_password_always), CFG_FIXED, "0",          NULL,               0, 1 },
     { "log_level",        CFG_LOGLEVEL, OFF(log_level),               0,         "info",           NULL,               0, 0 },
     { "pidfile",          CFG_STRING,   OFF(pidfile),                 CFG_FIXED, "",               NULL,               0, 0 },
     { "retention",        CFG_DURATION, OFF(retention_ms),            0,         "7d",             NULL,               0, 3650 * DAY },
@@ -56,6 +57,7 @@ static const struct cfg_key keys[] = {
     { "poll_interval",    CFG_DURATION, OFF(poll_interval_ms),        0,         "30s",            NULL,               10, DAY },
     { "cleanup_interval", CFG_DURATION, OFF(cleanup_interval_ms),     0,         "1h",             NULL,               0, 365 * DAY },
     { "refresh_interval", CFG_DURATION, OFF(refresh_interval_ms),     0,         "10m",            NULL,               0, 365 * DAY },
+    { "pool_interval",    CFG_DURATION, OFF(pool_interval_ms),        0,         "1m",             NULL,               0, 365 * DAY },
     { "drain_timeout",    CFG_DURATION, OFF(drain_timeout_ms),        0,         "60s",            NULL,               0, DAY },
 };
 

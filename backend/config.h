@@ -27,6 +27,7 @@ struct vmrqd_config {
     long long handler_deadline_ms;      /* classes important and secondary */
     long long handler_deadline_long_ms; /* class long (prepare_base copies whole disks) */
     char *storage_pool;     /* the libvirt storage pool of bases' and clones' volumes */
+    int display_password_always; /* 1: every display gets a fresh password before each start */
     int log_level;          /* enum log_level */
     char *pidfile;          /* "": the default (config_pidfile()); "none": never */
     long long retention_ms; /* cleanup deletes finished requests older than this */
@@ -35,6 +36,7 @@ struct vmrqd_config {
     long long poll_interval_ms;    /* safety net against a lost notification */
     long long cleanup_interval_ms; /* how often vmrqd enqueues `cleanup` (0: never) */
     long long refresh_interval_ms; /* how often vmrqd enqueues refresh_vms for its node (0: never) */
+    long long pool_interval_ms; /* how often vmrqd enqueues manage_pools for its bases with a pool (0: never) */
     long long drain_timeout_ms;    /* SIGTERM: how long running handlers may take to finish */
 };
 

@@ -64,6 +64,7 @@ struct vmrqd {
     long long next_due_ms;       /* -1: nothing scheduled */
     long long next_poll_ms, next_recover_ms, next_cleanup_ms;
     long long next_refresh_ms;   /* the first one at start-up: events were missed while stopped */
+    long long next_pools_ms;     /* manage_pools of this node's bases with a pool */
     bool draining;
     long long drain_until_ms;
 };
@@ -372,7 +373,29 @@ enqueue_periodic(struct vmrqd *d, const char *command)
     vmrq_request_free(req);
 }
 
-/* Heartbeat, recovery of dead daemons' claims, periodic cleanup and refresh. */
+/* manage_pools for each base of this node with a pool (NODUP: one pending per base). */
+static void
+enqueue_pools(struct vmrqd *d)
+{
+    const char *params[1] = { d->cfg->node };
+    PGresult *res = PQexecParams(d->ctl.conn,
+        "INSERT INTO requests (command, args)"
+        " SELECT 'manage_pools', jsonb_build_object('id_base', b.id)"
+        "   FROM domains b JOIN nodes n ON n.id = b.id_node"
+        "  WHERE n.name = $1 AND b.is_base AND b.pool_clones > 0 ORDER BY b.id"
+        " ON CONFLICT DO NOTHING",
+        1, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        log_warnx("cannot enqueue manage_pools: %s", PQerrorMessage(d->ctl.conn));
+        ctl_check(&d->ctl);
+    } else if (atoi(PQcmdTuples(res)) > 0) {
+        log_debug("enqueued manage_pools for %s base(s)", PQcmdTuples(res));
+    }
+    PQclear(res);
+}
+
+/* Heartbeat, recovery of dead daemons' claims, periodic cleanup, refresh and pools. */
 static void
 housekeeping(struct vmrqd *d)
 {
@@ -403,6 +426,10 @@ housekeeping(struct vmrqd *d)
     if (d->cfg->refresh_interval_ms > 0 && now >= d->next_refresh_ms) {
         enqueue_periodic(d, "refresh_vms");
         d->next_refresh_ms = now + d->cfg->refresh_interval_ms;
+    }
+    if (d->cfg->pool_interval_ms > 0 && now >= d->next_pools_ms) {
+        enqueue_pools(d);
+        d->next_pools_ms = now + d->cfg->pool_interval_ms;
     }
 }
 
@@ -478,6 +505,8 @@ poll_timeout(const struct vmrqd *d)
             t = min_positive(t, d->next_cleanup_ms);
         if (d->cfg->refresh_interval_ms > 0)
             t = min_positive(t, d->next_refresh_ms);
+        if (d->cfg->pool_interval_ms > 0)
+            t = min_positive(t, d->next_pools_ms);
     }
     for (int i = 0; i < d->ninflight; i++)
         if (!d->inflight[i].abandoned)
@@ -526,7 +555,8 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     d.loop_worker.node = cfg->node;
     d.cap_inflight = cfg->workers;
     if (!(d.inflight = calloc((size_t)d.cap_inflight, sizeof(*d.inflight))) ||
-        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node, cfg->storage_pool)) ||
+        !(d.pool = pool_new(cfg->workers, cfg->database, d.wake[1], d.drv, cfg->node, cfg->storage_pool,
+                            cfg->display_password_always != 0)) ||
         !(d.lanes = lanes_new(cfg->lanes, cfg->database, cfg->node, &d.loop_worker)))
         fatalx("cannot start %d workers and %d lanes", cfg->workers, cfg->lanes);
     pool_set_limits(d.pool, cfg->limit);

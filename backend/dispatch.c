@@ -32,6 +32,7 @@ static const struct vmrqd_handler handlers[] = {
     { "remove_base",     handle_remove_base, false },
     { "clone",           handle_clone, false },
     { "provision",       handle_provision, false },
+    { "manage_pools",    handle_manage_pools, false },
     { "remove_domain",   handle_remove_domain, false },
 };
 

@@ -174,6 +174,19 @@ driver_events(struct driver *drv, driver_event_fn fn, driver_conn_fn conn_fn, vo
     return drv->ops->events ? drv->ops->events(drv, fn, conn_fn, opaque) : UNSUPPORTED(drv, "events");
 }
 
+int
+driver_display_get(struct driver *drv, struct driver_dom *dom, struct dom_display *out)
+{
+    return drv->ops->display_get ? drv->ops->display_get(dom, out) : UNSUPPORTED(drv, "display");
+}
+
+int
+driver_display_password(struct driver *drv, struct driver_dom *dom, const char *password, bool always)
+{
+    return drv->ops->display_password ? drv->ops->display_password(dom, password, always)
+                                      : UNSUPPORTED(drv, "display password");
+}
+
 const char *
 dom_state_status(dom_state state, bool managed_save)
 {

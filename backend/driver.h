@@ -41,6 +41,16 @@ struct dom_info {
     bool managed_save;
 };
 
+/* The display a running domain offers: its first graphics device, as the hypervisor reports it
+ * with its secrets (the password). port and tls_port 0: none. */
+struct dom_display {
+    char type[8];       /* "spice" or "vnc" */
+    char host[256];     /* where a viewer connects: the listen address, or the host's name when
+                           it listens on every address */
+    int port, tls_port;
+    char password[64];  /* "" if none */
+};
+
 /* A lifecycle event, as the driver reports it (names as libvirt's documentation spells them). */
 struct dom_event {
     const char *name;   /* the domain */
@@ -50,6 +60,9 @@ struct dom_event {
     const char *detail; /* "booted", "shutdown", "destroyed", "saved", "paused", ...,
                            "guest" (rebooted), "connected" or "disconnected" (agent) */
     const char *status; /* what domains.status becomes ("shutdown", "running", ...); NULL: unchanged */
+    const char *viewer; /* graphics events: what domains.viewer becomes ("connected",
+                           "disconnected"); NULL for the others */
+    const char *address; /* graphics events: the viewer's address ("host:port"); else NULL */
 };
 
 /* Called on the driver's event thread for every domain event; must not block for long. */
@@ -88,6 +101,8 @@ struct driver_ops {
     struct driver_dom *(*clone)(struct driver *drv, const char *base_xml, const char *name, const char *pool);
     int (*remove)(struct driver_dom *dom);
     int (*events)(struct driver *drv, driver_event_fn fn, driver_conn_fn conn_fn, void *opaque);
+    int (*display_get)(struct driver_dom *dom, struct dom_display *out);
+    int (*display_password)(struct driver_dom *dom, const char *password, bool always);
 };
 
 struct driver {
@@ -135,7 +150,14 @@ int driver_base_prepare(struct driver *drv, struct driver_dom *dom, const char *
 int driver_base_remove(struct driver *drv, const char *base_xml);
 struct driver_dom *driver_clone(struct driver *drv, const char *base_xml, const char *name, const char *pool);
 int driver_remove(struct driver *drv, struct driver_dom *dom);
-/* Subscribes `fn` to the events of every domain (lifecycle, reboot, guest agent) and `conn_fn`
+/* Displays. driver_display_get: the display of running `dom` into *out: 1, or 0 if it has no
+ * graphics device (or no port yet), -1 on error.
+ * driver_display_password: sets `password` (the caller's, fresh) on the first graphics device of
+ * shut-off `dom`'s definition, for its next start, when that device listens beyond the loopback
+ * or `always`: 1 if set, 0 if not needed (no graphics, or loopback only), -1 on error. */
+int driver_display_get(struct driver *drv, struct driver_dom *dom, struct dom_display *out);
+int driver_display_password(struct driver *drv, struct driver_dom *dom, const char *password, bool always);
+/* Subscribes `fn` to the events of every domain (lifecycle, reboot, guest agent, graphics) and `conn_fn`
  * (may be NULL) to the connection going and coming back, from now until driver_close().
  * A driver that loses its connection reconnects by itself, with backoff. */
 int driver_events(struct driver *drv, driver_event_fn fn, driver_conn_fn conn_fn, void *opaque);

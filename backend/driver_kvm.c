@@ -437,4 +437,6 @@ const struct driver_ops driver_kvm_ops = {
     .clone = kvm_clone,
     .remove = kvm_remove,
     .events = kvm_events,
+    .display_get = kvm_display_get,
+    .display_password = kvm_display_password,
 };

@@ -1,8 +1,8 @@
 /*
- * driver_kvm.h - what the three files of the libvirt driver share (private to them; the rest of
+ * driver_kvm.h - what the files of the libvirt driver share (private to them; the rest of
  * vmrqd sees only driver.h): the driver's state, the connection keeper (driver_kvm_conn.c) and
  * the event subscriptions (driver_kvm_events.c), bases and clones over libvirt's storage API
- * (driver_kvm_base.c). driver_kvm.c holds the operations. These are the only files of vmrq that
+ * (driver_kvm_base.c), displays (driver_kvm_display.c). driver_kvm.c holds the operations. These are the only files of vmrq that
  * include libvirt.
  */
 #ifndef VMRQD_DRIVER_KVM_H
@@ -15,7 +15,7 @@
 
 #include "driver.h"
 
-enum { KVM_SUBSCRIPTIONS = 3 }; /* lifecycle, reboot, agent lifecycle */
+enum { KVM_SUBSCRIPTIONS = 4 }; /* lifecycle, reboot, agent lifecycle, graphics */
 
 struct kvm {
     char *uri;
@@ -62,6 +62,10 @@ int kvm_base_remove(struct driver *drv, const char *base_xml);
 struct driver_dom *kvm_clone(struct driver *drv, const char *base_xml, const char *name, const char *pool);
 int kvm_remove(struct driver_dom *dom);
 
+/* Displays (driver_kvm_display.c): see the slots of the same names in driver.h. */
+int kvm_display_get(struct driver_dom *dom, struct dom_display *out);
+int kvm_display_password(struct driver_dom *dom, const char *password, bool always);
+
 /* Opens the first connection (libvirt's event loop started before it) and the keeper thread:
  * -1 if the hypervisor cannot be reached now. */
 int kvm_conn_open(struct kvm *kvm);
@@ -76,6 +80,10 @@ void kvm_conn_close(struct kvm *kvm);
 /* Subscribes the sink's callbacks on `conn` (again on each new connection); nothing without a
  * sink. -1 if the lifecycle subscription failed; the others are optional. */
 int kvm_events_subscribe(struct kvm *kvm, virConnectPtr conn);
+/* Feeds a graphics event of domain `name` (phase: VIR_DOMAIN_EVENT_GRAPHICS_*, from the viewer at
+ * node:service) through the callback libvirt's would take, to the subscribed sink: libvirt's
+ * test driver emits none, so the tests use this. 0, or -1 (reported). */
+int kvm_events_feed_graphics(struct driver *drv, const char *name, int phase, const char *node, const char *service);
 /* Drops the subscriptions made on `conn` (a dead connection's too). */
 void kvm_events_unsubscribe(struct kvm *kvm, virConnectPtr conn);
 /* No callback reaches the sink after this returns. */

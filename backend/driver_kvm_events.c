@@ -1,7 +1,7 @@
 /*
  * driver_kvm_events.c - libvirt's domain events for the event sink (see driver_kvm.h):
- * lifecycle (with the cause of each transition), guest reboot, and the guest agent connecting
- * or going away, each passed on with readable names ("stopped"/"destroyed", "agent"/"connected")
+ * lifecycle (with the cause of each transition), guest reboot, the guest agent connecting
+ * or going away, and a viewer connecting to the display or leaving it, each passed on with readable names ("stopped"/"destroyed", "agent"/"connected")
  * and the status it implies. Callbacks run on libvirt's event loop thread.
  */
 #include <stdio.h>
@@ -68,7 +68,7 @@ deliver(struct kvm *kvm, virDomainPtr dom, struct dom_event *ev)
 static int
 on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
 {
-    struct dom_event ev;
+    struct dom_event ev = { 0 };
 
     (void)conn;
     lifecycle_names(event, detail, &ev);
@@ -100,6 +100,52 @@ on_agent(virConnectPtr conn, virDomainPtr dom, int state, int reason, void *opaq
     deliver(opaque, dom, &ev);
 }
 
+/* A viewer connected to the display (connect: the TCP connection; initialize: authenticated)
+ * or left it (disconnect). */
+static void
+on_graphics(virConnectPtr conn, virDomainPtr dom, int phase, const virDomainEventGraphicsAddress *local,
+            const virDomainEventGraphicsAddress *remote, const char *scheme,
+            const virDomainEventGraphicsSubject *subject, void *opaque)
+{
+    struct dom_event ev = { .event = "graphics" };
+    char addr[320] = "";
+
+    (void)conn;
+    (void)local;
+    (void)scheme;
+    (void)subject;
+    ev.detail = phase == VIR_DOMAIN_EVENT_GRAPHICS_CONNECT      ? "connect"
+                : phase == VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE ? "initialize"
+                : phase == VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT ? "disconnect"
+                                                                : "unknown";
+    ev.viewer = phase == VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT ? "disconnected" : "connected";
+    if (remote && remote->node)
+        snprintf(addr, sizeof(addr), remote->family == VIR_DOMAIN_EVENT_GRAPHICS_ADDRESS_IPV6 ? "[%s]:%s" : "%s:%s",
+                 remote->node, remote->service ? remote->service : "");
+    ev.address = addr[0] ? addr : NULL;
+    deliver(opaque, dom, &ev);
+}
+
+int
+kvm_events_feed_graphics(struct driver *drv, const char *name, int phase, const char *node, const char *service)
+{
+    struct kvm *kvm = drv->priv;
+    virDomainEventGraphicsAddress remote = { VIR_DOMAIN_EVENT_GRAPHICS_ADDRESS_IPV4, (char *)node, (char *)service };
+    virConnectPtr c = kvm_conn_get(kvm);
+    virDomainPtr dom;
+
+    if (!c)
+        return -1;
+    if (!(dom = virDomainLookupByName(c, name))) {
+        virConnectClose(c);
+        return kvm_report(name);
+    }
+    on_graphics(c, dom, phase, NULL, &remote, "none", NULL, kvm);
+    virDomainFree(dom);
+    virConnectClose(c);
+    return 0;
+}
+
 /* libvirt's freecb of a subscription: called once its callback is removed and not running. */
 static void
 release(void *opaque)
@@ -119,6 +165,7 @@ kvm_events_subscribe(struct kvm *kvm, virConnectPtr conn)
         { VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle) },
         { VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_CALLBACK(on_reboot) },
         { VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_agent) },
+        { VIR_DOMAIN_EVENT_ID_GRAPHICS, VIR_DOMAIN_EVENT_CALLBACK(on_graphics) },
     };
     int ret = 0;
 

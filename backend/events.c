@@ -1,5 +1,5 @@
 /*
- * events.c - lifecycle events into the database (see events.h).
+ * events.c - lifecycle and graphics events into the database (see events.h).
  *
  * The driver's event thread only queues: it also runs libvirt's keepalive, and a database that
  * is slow or away must not stall it. A thread of the sink takes what has queued and writes it
@@ -35,6 +35,7 @@ struct pending {
     struct pending *next;
     double at;                                  /* when it arrived, epoch seconds */
     char *name, *uuid, *status, *event, *detail; /* into the same allocation; uuid, status may be NULL */
+    char *viewer, *address;                      /* likewise; NULL but for graphics events */
 };
 
 struct events {
@@ -64,20 +65,25 @@ struct events {
  * force_shutdown was moot. */
 static const char batch_sql[] =
     "WITH ev AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
-    "                 AS e(n int, name text, uuid uuid, status text, event text, detail text, at float8)"
+    "                 AS e(n int, name text, uuid uuid, status text, event text, detail text, at float8,"
+    "                      viewer text, address text)"
     "               WHERE vmrq_name_ok(name)),"  /* a name vmrq cannot hold is left out (names.sql) */
     "     dom AS (SELECT name, (array_agg(uuid ORDER BY n DESC) FILTER (WHERE uuid IS NOT NULL))[1] AS uuid,"
     "                    (array_agg(status ORDER BY n DESC) FILTER (WHERE status IS NOT NULL))[1] AS status,"
     "                    to_timestamp(max(at) FILTER (WHERE status IS NOT NULL)) AS seen,"
+    "                    (array_agg(viewer ORDER BY n DESC) FILTER (WHERE viewer IS NOT NULL))[1] AS viewer,"
+    "                    (array_agg(address ORDER BY n DESC) FILTER (WHERE viewer IS NOT NULL))[1] AS viewer_address,"
+    "                    to_timestamp(max(at) FILTER (WHERE viewer IS NOT NULL)) AS viewer_since,"
     "                    bool_or(event = 'stopped') AS stopped,"
     "                    (array_agg(event ORDER BY n DESC))[1] IN ('stopped', 'undefined') AS going"
     "               FROM ev GROUP BY name),"
     "     lk AS (SELECT o.id FROM domains o WHERE o.name = ANY (ARRAY(SELECT name FROM dom))"
     "             ORDER BY o.id FOR UPDATE),"
-    "     d AS (INSERT INTO domains AS x (name, uuid, status, status_seen, id_node)"
+    "     d AS (INSERT INTO domains AS x (name, uuid, status, status_seen, id_node, viewer, viewer_since, viewer_address)"
     "           SELECT name, CASE WHEN NOT EXISTS (SELECT 1 FROM domains o WHERE o.uuid = dom.uuid AND o.name <> dom.name)"
     "                             THEN uuid END,"  /* renamed: the old name's row keeps the uuid */
-    "                  coalesce(status, 'unknown'), seen, (SELECT id FROM nodes WHERE name = $2)"
+    "                  coalesce(status, 'unknown'), seen, (SELECT id FROM nodes WHERE name = $2),"
+    "                  viewer, viewer_since, viewer_address"
     /* a domain the table does not know is added, but not from the last words of one going away:
      * those of a desktop remove_domain has just removed would bring its row back */
     "             FROM dom WHERE (SELECT count(*) FROM lk) >= 0"
@@ -86,11 +92,17 @@ static const char batch_sql[] =
     "              SET status = CASE WHEN " NEWER_SQL " THEN EXCLUDED.status ELSE x.status END,"
     "                  status_seen = greatest(x.status_seen, EXCLUDED.status_seen),"
     "                  uuid = coalesce(x.uuid, EXCLUDED.uuid),"
+    /* the viewer: the batch's last graphics event, if it had one */
+    "                  viewer = coalesce(EXCLUDED.viewer, x.viewer),"
+    "                  viewer_since = CASE WHEN EXCLUDED.viewer IS DISTINCT FROM x.viewer AND EXCLUDED.viewer IS NOT NULL"
+    "                                      THEN EXCLUDED.viewer_since ELSE x.viewer_since END,"
+    "                  viewer_address = CASE WHEN EXCLUDED.viewer IS NULL THEN x.viewer_address"
+    "                                        ELSE EXCLUDED.viewer_address END,"
     "                  date_changed = CASE WHEN " NEWER_SQL " AND x.status IS DISTINCT FROM EXCLUDED.status"
     "                                      THEN now() ELSE x.date_changed END"
     "           RETURNING x.id, x.name),"
-    "     e AS (INSERT INTO domain_events (id_domain, domain, event, detail, at)"
-    "           SELECT d.id, ev.name, ev.event, ev.detail, to_timestamp(ev.at)"
+    "     e AS (INSERT INTO domain_events (id_domain, domain, event, detail, at, address)"
+    "           SELECT d.id, ev.name, ev.event, ev.detail, to_timestamp(ev.at), ev.address"
     "             FROM ev JOIN d ON d.name = ev.name ORDER BY ev.n),"
     "     down AS (SELECT d.id FROM d JOIN dom ON dom.name = d.name WHERE dom.stopped),"
     "     moot AS (SELECT m.id_domain FROM vmrq_moot_force_shutdowns(ARRAY(SELECT id FROM down)) AS m(id_domain)),"
@@ -99,8 +111,24 @@ static const char batch_sql[] =
     "              SELECT 'remove_domain', jsonb_build_object('uid', v.id_owner, 'id_domain', v.id)"
     "                FROM domains v WHERE v.id = ANY (ARRAY(SELECT id FROM down)) AND v.is_volatile"
     "                 AND v.id_owner IS NOT NULL"
-    "              ON CONFLICT DO NOTHING RETURNING id)"
-    " SELECT DISTINCT d.name FROM moot JOIN d ON d.id = moot.id_domain";
+    "              ON CONFLICT DO NOTHING RETURNING id),"
+    /* domains.shutdown_disconnected: a viewer back makes the pending shutdown moot
+     * (vmrq_moot_unwatched(), sql/functions/transitions.sql); a viewer gone from a running
+     * desktop enqueues one at now + that many seconds, for its owner, unless one is pending */
+    "     back AS (SELECT vmrq_moot_unwatched(ARRAY(SELECT d.id FROM d JOIN dom ON dom.name = d.name"
+    "                                               WHERE dom.viewer = 'connected')) AS n),"
+    "     away AS (INSERT INTO requests (command, args)"
+    "              SELECT 'shutdown', jsonb_build_object('uid', v.id_owner, 'id_domain', v.id, 'policy', 'unwatched',"
+    "                                       'at', (now() + make_interval(secs => v.shutdown_disconnected))::text)"
+    "                FROM domains v JOIN d ON d.id = v.id JOIN dom ON dom.name = d.name"
+    "               WHERE dom.viewer = 'disconnected' AND NOT dom.going AND v.shutdown_disconnected IS NOT NULL"
+    "                 AND v.id_owner IS NOT NULL AND v.status IN ('running', 'paused')"
+    "                 AND NOT EXISTS (SELECT 1 FROM requests q WHERE q.id_domain = v.id AND q.command = 'shutdown'"
+    "                                    AND q.status IN ('requested', 'waiting') AND q.args->>'policy' = 'unwatched')"
+    "              RETURNING id, id_domain)"
+    " SELECT DISTINCT d.name, 'its pending force_shutdown is moot' FROM moot JOIN d ON d.id = moot.id_domain"
+    " UNION ALL SELECT NULL, n || ' unwatched shutdown(s) moot: a viewer is back' FROM back WHERE n > 0"
+    " UNION ALL SELECT d.name, 'no viewer: shutdown ' || away.id || ' enqueued' FROM away JOIN d ON d.id = away.id_domain";
 
 static const struct stmt batch_stmt = { STMT_EVENTS, "vmrq_events", batch_sql, 2 };
 
@@ -159,6 +187,8 @@ batch_json(const struct pending *p)
         json_object_object_add(row, "event", json_object_new_string(p->event));
         json_object_object_add(row, "detail", json_object_new_string(p->detail));
         json_object_object_add(row, "at", json_object_new_double(p->at));
+        json_object_object_add(row, "viewer", p->viewer ? json_object_new_string(p->viewer) : NULL);
+        json_object_object_add(row, "address", p->address ? json_object_new_string(p->address) : NULL);
         json_object_array_add(rows, row);
     }
     return rows;
@@ -196,7 +226,7 @@ write_batch(struct events *ev, const struct pending *batch, size_t n, bool *warn
         for (const struct pending *p = batch; p; p = p->next)
             log_info("domain %s: %s/%s", p->name, p->event, p->detail);
         for (int i = 0; i < PQntuples(res); i++)
-            log_info("domain %s stopped: its pending force_shutdown is moot", PQgetvalue(res, i, 0));
+            log_info("domain %s: %s", PQgetisnull(res, i, 0) ? "events" : PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
     }
     PQclear(res);
     return 0;
@@ -371,7 +401,8 @@ events_on_domain(void *opaque, const struct dom_event *e)
     struct events *ev = opaque;
     const char *uuid = e->uuid && e->uuid[0] ? e->uuid : NULL;
     size_t size = sizeof(struct pending) + strlen(e->name) + strlen(e->event) + strlen(e->detail) + 3 +
-                  (uuid ? strlen(uuid) + 1 : 0) + (e->status ? strlen(e->status) + 1 : 0);
+                  (uuid ? strlen(uuid) + 1 : 0) + (e->status ? strlen(e->status) + 1 : 0) +
+                  (e->viewer ? strlen(e->viewer) + 1 : 0) + (e->address ? strlen(e->address) + 1 : 0);
     struct pending *p = malloc(size);
     char *at;
 
@@ -390,6 +421,8 @@ events_on_domain(void *opaque, const struct dom_event *e)
     p->status = put(&at, e->status);
     p->event = put(&at, e->event);
     p->detail = put(&at, e->detail);
+    p->viewer = put(&at, e->viewer);
+    p->address = put(&at, e->address);
     if (ev->tail)
         ev->tail->next = p;
     else

@@ -20,6 +20,7 @@ void handle_prepare_base(struct vmrqd_job *job, struct vmrqd_worker *worker);
 void handle_remove_base(struct vmrqd_job *job, struct vmrqd_worker *worker);
 void handle_clone(struct vmrqd_job *job, struct vmrqd_worker *worker);
 void handle_provision(struct vmrqd_job *job, struct vmrqd_worker *worker);
+void handle_manage_pools(struct vmrqd_job *job, struct vmrqd_worker *worker);
 void handle_remove_domain(struct vmrqd_job *job, struct vmrqd_worker *worker);
 
 #endif /* VMRQD_HANDLERS_H */

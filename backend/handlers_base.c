@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "domain.h"
 #include "handlers.h"
+#include "hooks.h"
 #include "log.h"
 
 /* A base as its row says, and the requesting user. */
@@ -137,7 +138,41 @@ desktop_lock(struct vmrqd_job *job, struct vmrqd_worker *w, const struct base *b
     return res ? 0 : -1;
 }
 
-/* The desktop `name` made from base `b` for `owner`, made now if it is not there yet: its row,
+/* Starts the desktop as the start command does, between the start's hooks (the start limit, the
+ * display's password and its reading, the policies' shutdowns: backend/hooks.c). -1 with the
+ * job failed. */
+static int
+start_desktop(struct vmrqd_job *job, struct vmrqd_worker *w, const struct base *b, const char *name, int id,
+              int owner, struct driver_dom *dom, const struct dom_info *info)
+{
+    struct op_ctx ctx;
+    struct domain d;
+    int rc;
+
+    memset(&d, 0, sizeof(d));
+    d.id = id;
+    snprintf(d.name, sizeof(d.name), "%s", name);
+    snprintf(d.uuid, sizeof(d.uuid), "%s", info->uuid);
+    d.id_owner = owner;
+    d.shutdown_timeout = -1;
+    d.node_enabled = true; /* as before: clone and provision do not check the node's maintenance */
+    snprintf(d.user, sizeof(d.user), "%s", b->user);
+    d.user_privileged = b->user_privileged;
+    d.dom = dom; /* borrowed: the caller frees it */
+    d.info = *info;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.job = job;
+    ctx.w = w;
+    ctx.d = &d;
+    ctx.op = OP_START;
+    ctx.timeout = -1;
+    ctx.ran = json_object_new_array();
+    rc = op_run(&ctx);
+    json_object_put(ctx.ran);
+    return rc < 0 || job->outcome != JOB_DONE ? -1 : 0;
+}
+
+/* The desktop `name` made from base `b` for `owner` (0: nobody's, a pool's), made now if it is not there yet: its row,
  * then its definition (driver_clone()). Its id into *id_domain; *made says whether this call
  * made it. With `start`, it is started too. -1 with the job failed. */
 static int
@@ -157,7 +192,8 @@ make_desktop(struct vmrqd_job *job, struct vmrqd_worker *w, const struct base *b
     *made = false;
     if (desktop_lock(job, w, b, name, true) < 0)
         return -1;
-    if (!(res = sql(job, w, "SELECT id, id_base IS NOT DISTINCT FROM $2::int AND id_owner IS NOT DISTINCT FROM $3::int,"
+    if (!(res = sql(job, w, "SELECT id, id_base IS NOT DISTINCT FROM $2::int"
+                            "       AND id_owner IS NOT DISTINCT FROM nullif($3::int, 0),"
                             "       uuid IS NOT NULL"
                             "  FROM domains WHERE name = $1", 3, params)))
         goto cleanup;
@@ -178,7 +214,7 @@ make_desktop(struct vmrqd_job *job, struct vmrqd_worker *w, const struct base *b
         PQclear(res);
         if (!(res = sql(job, w,
                         "INSERT INTO domains (name, id_base, id_owner, id_node, is_volatile, status)"
-                        " VALUES ($1, $2::int, $3::int, nullif($4::int, 0), $5::boolean, 'unknown')"
+                        " VALUES ($1, $2::int, nullif($3::int, 0), nullif($4::int, 0), $5::boolean, 'unknown')"
                         " ON CONFLICT (name) DO UPDATE SET date_changed = now() RETURNING id",
                         5, params)))
             goto cleanup;
@@ -203,10 +239,9 @@ make_desktop(struct vmrqd_job *job, struct vmrqd_worker *w, const struct base *b
         *made = true;
         log_info("request %lld (%s): made %s from base %s", job->id, job->command, name, b->name);
     }
-    if (start && driver_info(w->drv, dom, &info) == 0 && info.state != DOM_RUNNING && driver_start(w->drv, dom) < 0) {
-        job_fail(job, driver_error_retryable(), "%s: %s", job->command, driver_error_message());
+    if (start && driver_info(w->drv, dom, &info) == 0 && info.state != DOM_RUNNING &&
+        start_desktop(job, w, b, name, *id_domain, owner, dom, &info) < 0)
         goto cleanup;
-    }
     if (driver_info(w->drv, dom, &info) == 0) { /* domains.status, written with the outcome */
         job->sync.id = *id_domain;
         job->sync.status = dom_state_status(info.state, info.managed_save);
@@ -280,7 +315,51 @@ out:
     free(b.xml);
 }
 
-/* The user's clone of the base, started: the one she has, else one made now (BASE-USER). */
+/* A base with a pool (pool_clones > 0) hands the user a clone of it instead: the one of its
+ * pool she was handed before and still has, else a free one (no owner, no viewer), taken
+ * atomically (FOR UPDATE SKIP LOCKED: five users at once get five different ones, or the
+ * refusal). Its name into `name`; 0 (name unchanged) for a base without a pool; -1 with the job
+ * failed. */
+static int
+pool_hand_out(struct vmrqd_job *job, struct vmrqd_worker *w, const struct base *b, char *name, size_t size)
+{
+    char bid[16], uid[16];
+    const char *params[2] = { bid, uid };
+    PGresult *res;
+
+    snprintf(bid, sizeof(bid), "%d", b->id);
+    snprintf(uid, sizeof(uid), "%d", job->uid);
+    if (!(res = sql(job, w, "SELECT coalesce(pool_clones, 0) > 0 FROM domains WHERE id = $1::int", 1, params)))
+        return -1;
+    if (PQntuples(res) == 0 || PQgetvalue(res, 0, 0)[0] != 't') {
+        PQclear(res);
+        return 0;
+    }
+    PQclear(res);
+    if (!(res = sql(job, w,
+                    "WITH mine AS (SELECT name FROM domains WHERE id_base = $1::int AND is_pool AND id_owner = $2::int"
+                    "               AND status <> 'missing' ORDER BY id LIMIT 1),"
+                    "     free AS (UPDATE domains SET id_owner = $2::int, date_changed = now()"
+                    "               WHERE id = (SELECT id FROM domains WHERE id_base = $1::int AND is_pool"
+                    "                              AND id_owner IS NULL AND viewer IS DISTINCT FROM 'connected'"
+                    "                              AND status <> 'missing' AND NOT EXISTS (SELECT 1 FROM mine)"
+                    "                            ORDER BY status = 'running' DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                    "              RETURNING name)"
+                    " SELECT name FROM mine UNION ALL SELECT name FROM free",
+                    2, params)))
+        return -1;
+    if (PQntuples(res) == 0) {
+        job_fail(job, false, "%s: no free desktop in pool '%s'", job->command, b->name);
+        PQclear(res);
+        return -1;
+    }
+    snprintf(name, size, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+/* The user's clone of the base, started: the one she has, else one made now (BASE-USER), or
+ * one of the base's pool (pool_hand_out()). */
 void
 handle_provision(struct vmrqd_job *job, struct vmrqd_worker *w)
 {
@@ -303,8 +382,142 @@ handle_provision(struct vmrqd_job *job, struct vmrqd_worker *w)
     else
         snprintf(name, sizeof(name), "%s-%s", b.name, b.user);
     PQclear(res);
+    if (pool_hand_out(job, w, &b, name, sizeof(name)) < 0)
+        goto out;
     if (make_desktop(job, w, &b, name, job->uid, false, true, &id, &made) == 0)
         set_desktop_output(job, id, name, made);
+out:
+    free(b.xml);
+}
+
+/* Writes the status the start's sync_status hook read (job->sync), now: a job starting several
+ * desktops has one sync slot, written with the completion. The newer-observation rule as
+ * everywhere (domains.sql). -1 with the job failed. */
+static int
+write_sync(struct vmrqd_job *job, struct vmrqd_worker *w)
+{
+    char id[16], seen[32];
+    const char *params[3] = { id, job->sync.status, seen };
+    PGresult *res;
+
+    if (job->sync.id == 0)
+        return 0;
+    snprintf(id, sizeof(id), "%d", job->sync.id);
+    snprintf(seen, sizeof(seen), "%.6f", job->sync.seen);
+    res = sql(job, w, "UPDATE domains d SET status = $2, status_seen = to_timestamp($3::float8), date_changed = now()"
+                      " WHERE id = $1::int AND " DOMAIN_STATUS_NOT_OLDER("d", "to_timestamp($3::float8)"),
+              3, params);
+    job->sync.id = 0;
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+/* manage_pools: base `b`'s pool kept up: pool_clones clones made (BASE-N, nobody's until
+ * provision hands one out; volatile ones with pool_volatile, removed when they stop and made
+ * again here), and pool_start of the free ones running, started through the start's hooks. The
+ * periodic one is vmrqd's (pool_interval), one per base with a pool of its node. */
+void
+handle_manage_pools(struct vmrqd_job *job, struct vmrqd_worker *w)
+{
+    char id[16] = "", name[300];
+    const char *params[2] = { NULL, arg_string(job, "base") };
+    struct json_object *out;
+    int clones, starts, have, made = 0, started = 0, running;
+    bool is_volatile, was_made;
+    struct base b;
+    PGresult *res;
+
+    memset(&b, 0, sizeof(b));
+    if (arg_int(job, "id_base", 0) > 0) {
+        snprintf(id, sizeof(id), "%d", arg_int(job, "id_base", 0));
+        params[0] = id;
+    }
+    if (!(res = sql(job, w,
+                    "SELECT id, name, is_base, coalesce(id_node, 0), base_xml, coalesce(pool_clones, 0),"
+                    "       coalesce(pool_start, 0), pool_volatile,"
+                    "       (SELECT count(*) FROM domains c WHERE c.id_base = d.id AND c.is_pool)"
+                    "  FROM domains d WHERE d.id = $1::int OR ($1 IS NULL AND d.name = $2)",
+                    2, params)))
+        return;
+    if (PQntuples(res) == 0 || PQgetvalue(res, 0, 2)[0] != 't' || PQgetisnull(res, 0, 4)) {
+        job_fail(job, false, "manage_pools: no base '%s'", params[0] ? params[0] : params[1]);
+        PQclear(res);
+        return;
+    }
+    b.id = atoi(PQgetvalue(res, 0, 0));
+    snprintf(b.name, sizeof(b.name), "%s", PQgetvalue(res, 0, 1));
+    b.is_base = true;
+    b.id_node = atoi(PQgetvalue(res, 0, 3));
+    b.xml = strdup(PQgetvalue(res, 0, 4));
+    b.user_privileged = true; /* vmrqd's own work */
+    clones = atoi(PQgetvalue(res, 0, 5));
+    starts = atoi(PQgetvalue(res, 0, 6));
+    is_volatile = PQgetvalue(res, 0, 7)[0] == 't';
+    have = atoi(PQgetvalue(res, 0, 8));
+    PQclear(res);
+    if (!b.xml) {
+        job_fail(job, false, "manage_pools: out of memory");
+        return;
+    }
+    /* the missing ones, under the first free names BASE-1, BASE-2, ... */
+    for (int n = 1; have < clones && n <= clones + have + 1000; n++) {
+        const char *p[2] = { name, id };
+        int did;
+        snprintf(name, sizeof(name), "%s-%d", b.name, n);
+        if (!(res = sql(job, w, "SELECT 1 FROM domains WHERE name = $1", 1, p)))
+            goto out;
+        if (PQntuples(res) > 0) {
+            PQclear(res);
+            continue;
+        }
+        PQclear(res);
+        if (make_desktop(job, w, &b, name, 0, is_volatile, false, &did, &was_made) < 0)
+            goto out;
+        snprintf(id, sizeof(id), "%d", did);
+        p[0] = id;
+        if (!(res = sql(job, w, "UPDATE domains SET is_pool = true WHERE id = $1::int", 1, p)))
+            goto out;
+        PQclear(res);
+        have++;
+        made++;
+    }
+    /* pool_start of the free ones running */
+    snprintf(id, sizeof(id), "%d", b.id);
+    params[0] = id;
+    if (!(res = sql(job, w, "SELECT name, id, status = 'running' FROM domains"
+                            " WHERE id_base = $1::int AND is_pool AND id_owner IS NULL ORDER BY id", 1, params)))
+        goto out;
+    running = 0;
+    for (int i = 0; i < PQntuples(res); i++)
+        running += PQgetvalue(res, i, 2)[0] == 't';
+    for (int i = 0; i < PQntuples(res) && running < starts; i++) {
+        struct driver_dom *dom;
+        struct dom_info info;
+        if (PQgetvalue(res, i, 2)[0] == 't')
+            continue;
+        if (!(dom = driver_lookup(w->drv, PQgetvalue(res, i, 0), NULL)) || driver_info(w->drv, dom, &info) < 0) {
+            log_warnx("request %lld (manage_pools): %s", job->id, driver_error_message());
+            driver_dom_free(w->drv, dom);
+            continue;
+        }
+        if (info.state != DOM_RUNNING &&
+            start_desktop(job, w, &b, PQgetvalue(res, i, 0), atoi(PQgetvalue(res, i, 1)), 0, dom, &info) < 0) {
+            driver_dom_free(w->drv, dom);
+            break;
+        }
+        driver_dom_free(w->drv, dom);
+        if (write_sync(job, w) < 0)
+            break;
+        running++;
+        started++;
+    }
+    PQclear(res);
+    if (job->outcome == JOB_DONE) {
+        out = json_object_new_object();
+        json_object_object_add(out, "made", json_object_new_int(made));
+        json_object_object_add(out, "started", json_object_new_int(started));
+        job_set_output(job, out);
+    }
 out:
     free(b.xml);
 }

@@ -179,6 +179,31 @@ out:
 
 #define REFRESH_NEWER DOMAIN_STATUS_NOT_OLDER("d", "EXCLUDED.status_seen")
 
+/* The display of a running or paused domain of the listing into its JSON row (dtype, dhost,
+ * dport, dtls, dpass), so that a refresh after a lost connection sets what it can know: the
+ * display, not the viewer (libvirt says who connected only as it happens). Nothing for the others,
+ * or when it cannot be read. */
+static void
+add_display(struct vmrqd_worker *w, const struct dom_info *info, struct json_object *r)
+{
+    struct driver_dom *dom;
+    struct dom_display disp;
+
+    if (info->state != DOM_RUNNING && info->state != DOM_PAUSED && info->state != DOM_BLOCKED)
+        return;
+    if (!(dom = driver_lookup(w->drv, info->name, info->uuid)))
+        return;
+    if (driver_display_get(w->drv, dom, &disp) == 1) {
+        json_object_object_add(r, "dtype", json_object_new_string(disp.type));
+        json_object_object_add(r, "dhost", json_object_new_string(disp.host));
+        json_object_object_add(r, "dport", disp.port ? json_object_new_int(disp.port) : NULL);
+        json_object_object_add(r, "dtls", disp.tls_port ? json_object_new_int(disp.tls_port) : NULL);
+        json_object_object_add(r, "dpass", disp.password[0] ? json_object_new_string(disp.password) : NULL);
+        explicit_bzero(disp.password, sizeof(disp.password));
+    }
+    driver_dom_free(w->drv, dom);
+}
+
 /* Brings the domains of this node in line with the hypervisor in one statement: new ones appear
  * (without owner: operators and admins may act on them), known ones get their state, those the
  * hypervisor no longer has are marked missing; a status observed after the listing (an event)
@@ -223,13 +248,15 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         json_object_object_add(r, "name", json_object_new_string(doms[i].name));
         json_object_object_add(r, "uuid", json_object_new_string(doms[i].uuid));
         json_object_object_add(r, "status", json_object_new_string(dom_state_status(doms[i].state, doms[i].managed_save)));
+        add_display(w, &doms[i], r);
         json_object_array_add(rows, r);
     }
     params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
     params[1] = w->node;
     params[2] = seen;
     res = PQexecParams(conn,
-        "WITH h AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(name text, uuid uuid, status text)"
+        "WITH h AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(name text, uuid uuid, status text,"
+        "                      dtype text, dhost text, dport int, dtls int, dpass text)"
         "            WHERE vmrq_name_ok(name)),"  /* a name vmrq cannot hold is left out (names.sql) */
         "     node AS (SELECT (SELECT id FROM nodes WHERE name = $2) AS id),"
         /* locked first, in id order, as every writer of several domains does (claim.c) */
@@ -237,13 +264,25 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "             WHERE o.name IN (SELECT name FROM h) OR o.id_node IS NULL OR o.id_node = (SELECT id FROM node)"
         "             ORDER BY o.id FOR UPDATE),"
         /* a status observed after the listing (an event) stays: vmrq_status_not_older() */
-        "     up AS (INSERT INTO domains AS d (name, uuid, status, status_seen, id_node)"
-        "            SELECT h.name, h.uuid, h.status, to_timestamp($3::float8), node.id FROM h, node"
+        "     up AS (INSERT INTO domains AS d (name, uuid, status, status_seen, id_node, display_type, display_host,"
+        "                                      display_port, display_tls_port, display_password)"
+        "            SELECT h.name, h.uuid, h.status, to_timestamp($3::float8), node.id,"
+        "                   h.dtype, h.dhost, h.dport, h.dtls, h.dpass FROM h, node"
         "             WHERE (SELECT count(*) FROM lk) >= 0"
         "            ON CONFLICT (name) DO UPDATE"
         "               SET status = CASE WHEN " REFRESH_NEWER " THEN EXCLUDED.status ELSE d.status END,"
         "                   status_seen = greatest(d.status_seen, EXCLUDED.status_seen),"
         "                   uuid = EXCLUDED.uuid, id_node = coalesce(d.id_node, EXCLUDED.id_node),"
+        /* the display of a running domain, read again (a stopped one's goes: display.sql) */
+        "                   display_type = coalesce(EXCLUDED.display_type, d.display_type),"
+        "                   display_host = CASE WHEN EXCLUDED.display_type IS NULL THEN d.display_host"
+        "                                       ELSE EXCLUDED.display_host END,"
+        "                   display_port = CASE WHEN EXCLUDED.display_type IS NULL THEN d.display_port"
+        "                                       ELSE EXCLUDED.display_port END,"
+        "                   display_tls_port = CASE WHEN EXCLUDED.display_type IS NULL THEN d.display_tls_port"
+        "                                           ELSE EXCLUDED.display_tls_port END,"
+        "                   display_password = CASE WHEN EXCLUDED.display_type IS NULL THEN d.display_password"
+        "                                           ELSE EXCLUDED.display_password END,"
         "                   date_changed = CASE WHEN " REFRESH_NEWER " AND d.status IS DISTINCT FROM EXCLUDED.status"
         "                                       THEN now() ELSE d.date_changed END"
         "            RETURNING (xmax = 0) AS added),"

@@ -4,6 +4,8 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 
 #include "clock.h"
 #include "hooks.h"
@@ -16,12 +18,39 @@ static const struct stmt cancel_moot_stmt = {
     2,
 };
 
+/* $1 the requesting user, $2 the domain: the user's start_limit (NULL: none), name and rights,
+ * how many other desktops of hers run, and the domain's policies. */
+static const struct stmt start_policy_stmt = {
+    STMT_START_POLICY, "vmrq_start_policy",
+    "SELECT u.start_limit, coalesce(u.name, ''), coalesce(u.is_operator OR u.is_admin, false),"
+    "       (SELECT count(*) FROM domains o WHERE o.id_owner = $1::int AND o.id <> $2::int"
+    "           AND o.status IN ('running', 'paused', 'shutting_down', 'pmsuspended')),"
+    "       coalesce(d.run_timeout, 0), coalesce(d.shutdown_disconnected, -1)"
+    "  FROM domains d LEFT JOIN users u ON u.id = $1::int WHERE d.id = $2::int",
+    2,
+};
+
+/* The display read after a start; cleared again when the domain stops (sql/functions/display.sql). */
+static const struct stmt display_write_stmt = {
+    STMT_DISPLAY_WRITE, "vmrq_display_write",
+    "UPDATE domains SET display_type = nullif($2, ''), display_host = nullif($3, ''),"
+    "       display_port = nullif($4::int, 0), display_tls_port = nullif($5::int, 0),"
+    "       display_password = nullif($6, '')"
+    " WHERE id = $1::int",
+    6,
+};
+
+static const struct stmt viewer_stmt = {
+    STMT_VIEWER, "vmrq_viewer", "SELECT coalesce(viewer = 'connected', false) FROM domains WHERE id = $1::int", 1,
+};
+
 enum when { BEFORE, AFTER };
 
 struct hook {
     enum when when;
     enum op op; /* OP_ANY: every operation */
-    int (*run)(struct op_ctx *ctx); /* before: -1 vetoes (the hook has failed the job) */
+    int (*run)(struct op_ctx *ctx); /* before: -1 vetoes (the hook has failed the job), 1 says
+                                       there is nothing to do (the job is done) */
     const char *name;
 };
 
@@ -123,14 +152,184 @@ cancel_moot_shutdowns(struct op_ctx *ctx)
     return 0;
 }
 
+/* The user's start_limit and the domain's policies, read once for the hooks of a start. */
+static int
+read_start_policy(struct op_ctx *ctx)
+{
+    char uid[16], dom[16];
+    const char *params[2] = { uid, dom };
+    PGconn *conn = job_db(ctx->job, ctx->w);
+    PGresult *res;
+    int ret = 0;
+
+    if (!conn)
+        return -1; /* job_db failed the job (retryable) */
+    snprintf(uid, sizeof(uid), "%d", ctx->job->uid);
+    snprintf(dom, sizeof(dom), "%d", ctx->d->id);
+    res = stmt_exec(conn, &start_policy_stmt, params);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        job_fail_pg(ctx->job, conn, res, "start policy");
+        ret = -1;
+        goto cleanup;
+    }
+    ctx->policy.read = true;
+    ctx->policy.run_timeout = atoi(PQgetvalue(res, 0, 4));
+    ctx->policy.shutdown_disconnected = atoi(PQgetvalue(res, 0, 5));
+    /* users.start_limit: operators and admins are exempt */
+    if (!PQgetisnull(res, 0, 0) && strcmp(PQgetvalue(res, 0, 2), "t") != 0 &&
+        atoll(PQgetvalue(res, 0, 3)) >= atoll(PQgetvalue(res, 0, 0))) {
+        job_fail(ctx->job, false, "start: %s already runs %s desktop%s, her limit", PQgetvalue(res, 0, 1),
+                 PQgetvalue(res, 0, 3), strcmp(PQgetvalue(res, 0, 3), "1") == 0 ? "" : "s");
+        ret = -1;
+    }
+
+cleanup:
+    PQclear(res);
+    return ret;
+}
+
+/* A fresh random password for the display before each start, when it listens beyond the
+ * loopback or the configuration asks (display_password_always): a display reachable from the
+ * network without one is never the default. */
+static int
+set_display_password(struct op_ctx *ctx)
+{
+    static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    unsigned char raw[16];
+    char pw[sizeof(raw) + 1];
+
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+        job_fail(ctx->job, true, "start: no random bytes for the display's password");
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++)
+        pw[i] = alphabet[raw[i] % (sizeof(alphabet) - 1)];
+    pw[sizeof(raw)] = '\0';
+    if (driver_display_password(ctx->w->drv, ctx->d->dom, pw, ctx->w->display_password_always) < 0) {
+        job_fail(ctx->job, driver_error_retryable(), "%s", driver_error_message());
+        return -1;
+    }
+    return 0;
+}
+
+/* After a start: the display it offers, kept in the domain's row for vmrq_display(). */
+static int
+read_display(struct op_ctx *ctx)
+{
+    struct dom_display disp;
+    char id[16], port[16], tls[16];
+    const char *params[6] = { id, disp.type, disp.host, port, tls, disp.password };
+    PGconn *conn;
+    PGresult *res;
+    int rc;
+
+    if (ctx->result < 0)
+        return 0;
+    if ((rc = driver_display_get(ctx->w->drv, ctx->d->dom, &disp)) < 0) {
+        log_warnx("request %lld: %s has no display recorded: %s", ctx->job->id, ctx->d->name, driver_error_message());
+        return 0;
+    }
+    if (rc == 0 || !(conn = job_db(ctx->job, ctx->w)))
+        return 0;
+    snprintf(id, sizeof(id), "%d", ctx->d->id);
+    snprintf(port, sizeof(port), "%d", disp.port);
+    snprintf(tls, sizeof(tls), "%d", disp.tls_port);
+    res = stmt_exec(conn, &display_write_stmt, params);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        log_warnx("request %lld: cannot record the display of %s: %s", ctx->job->id, ctx->d->name,
+                  PQerrorMessage(conn));
+    PQclear(res);
+    explicit_bzero(disp.password, sizeof(disp.password));
+    return 0;
+}
+
+/* A shutdown of the started domain at now + `seconds`, for its policy, as a follow-up. */
+static int
+shutdown_later(struct op_ctx *ctx, int seconds, const char *policy)
+{
+    vmrq_request *req = NULL;
+    char at[40];
+
+    if (clock_utc_after((long long)seconds * 1000, at, sizeof(at)) < 0 || !(req = vmrq_request_new("shutdown")) ||
+        vmrq_request_set_int(req, "uid", ctx->d->id_owner > 0 ? ctx->d->id_owner : ctx->job->uid) < 0 ||
+        vmrq_request_set_int(req, "id_domain", ctx->d->id) < 0 || vmrq_request_set_string(req, "at", at) < 0 ||
+        vmrq_request_set_string(req, "policy", policy) < 0) {
+        log_warnx("request %lld: cannot build the %s shutdown: %s", ctx->job->id, policy, vmrq_error_message());
+        vmrq_request_free(req);
+        return -1;
+    }
+    job_follow_up(ctx->job, req, false);
+    return 0;
+}
+
+/* domains.run_timeout: a start is followed by a shutdown at start + run_timeout. (Enqueued
+ * with the completion, after cancel_moot_shutdowns has run: this start's own shutdown is never
+ * taken for a moot one; the next start makes it moot.) */
+static int
+run_timeout(struct op_ctx *ctx)
+{
+    if (ctx->result < 0 || !ctx->policy.read || ctx->policy.run_timeout <= 0)
+        return 0;
+    return shutdown_later(ctx, ctx->policy.run_timeout, "run_timeout");
+}
+
+/* domains.shutdown_disconnected: a desktop started and never connected to within that time is
+ * shut down too; the viewer connecting makes this shutdown moot (vmrq_moot_unwatched()), as its
+ * disconnecting enqueues the next (backend/events.c). */
+static int
+shutdown_unwatched(struct op_ctx *ctx)
+{
+    if (ctx->result < 0 || !ctx->policy.read || ctx->policy.shutdown_disconnected < 0)
+        return 0;
+    return shutdown_later(ctx, ctx->policy.shutdown_disconnected, "unwatched");
+}
+
+/* The shutdown of the shutdown_disconnected policy finds its viewer back (connected after the
+ * start that enqueued it, before the shutdown was in the table for the event to make moot):
+ * nothing to do. */
+static int
+skip_if_watched(struct op_ctx *ctx)
+{
+    struct json_object *v;
+    char dom[16];
+    const char *params[1] = { dom };
+    PGconn *conn;
+    PGresult *res;
+    bool watched;
+
+    if (!json_object_object_get_ex(ctx->job->args, "policy", &v) ||
+        strcmp(json_object_get_string(v), "unwatched") != 0)
+        return 0;
+    if (!(conn = job_db(ctx->job, ctx->w)))
+        return -1;
+    snprintf(dom, sizeof(dom), "%d", ctx->d->id);
+    res = stmt_exec(conn, &viewer_stmt, params);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        job_fail_pg(ctx->job, conn, res, "shutdown");
+        PQclear(res);
+        return -1;
+    }
+    watched = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (watched)
+        log_info("request %lld: %s has a viewer again: not shut down", ctx->job->id, ctx->d->name);
+    return watched ? 1 : 0;
+}
+
 static const struct hook hooks[] = {
     /* when   operation    hook                    name */
     { BEFORE, OP_ANY,      refuse_disabled_node,   "refuse_disabled_node" },
     { BEFORE, OP_START,    refuse_base,            "refuse_base" },
+    { BEFORE, OP_START,    read_start_policy,      "read_start_policy" },  /* users.start_limit */
+    { BEFORE, OP_START,    set_display_password,   "set_display_password" },
+    { BEFORE, OP_SHUTDOWN, skip_if_watched,        "skip_if_watched" },  /* shutdown_disconnected */
     { BEFORE, OP_SHUTDOWN, resume_paused,          "resume_paused" },
     { AFTER,  OP_ANY,      sync_status,            "sync_status" },
     { AFTER,  OP_SHUTDOWN, force_after_timeout,    "force_after_timeout" },
     { AFTER,  OP_START,    cancel_moot_shutdowns,  "cancel_moot_shutdowns" },
+    { AFTER,  OP_START,    read_display,           "read_display" },
+    { AFTER,  OP_START,    run_timeout,            "run_timeout" },
+    { AFTER,  OP_START,    shutdown_unwatched,     "shutdown_unwatched" },
 };
 
 #define NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
@@ -174,8 +373,11 @@ op_run(struct op_ctx *ctx)
             continue;
         snprintf(tag, sizeof(tag), "before:%s", hooks[i].name);
         json_object_array_add(ctx->ran, json_object_new_string(tag));
-        if (hooks[i].run(ctx) < 0)
-            return -1; /* vetoed: the driver is not called, no after hook runs */
+        switch (hooks[i].run(ctx)) {
+        case 0: break;
+        case 1: return 0; /* nothing to do: done, the driver is not called, no after hook runs */
+        default: return -1; /* vetoed: likewise, and the job has failed */
+        }
     }
     if ((ctx->result = call_driver(ctx)) < 0)
         job_fail(ctx->job, driver_error_retryable(), "%s", driver_error_message());

@@ -33,10 +33,16 @@ struct op_ctx {
     int result;              /* of the driver call: 0 or -1 (for after hooks) */
     struct json_object *ran; /* names of the hooks run, in order (the job's output shows them) */
     long long guest_time;    /* OP_PING_AGENT: the guest's clock, as its agent reported it */
+    struct {                 /* OP_START: the policies, read by the hook read_start_policy */
+        bool read;
+        int run_timeout;     /* seconds; 0: none */
+        int shutdown_disconnected; /* seconds; -1: none */
+    } policy;
 };
 
-/* Runs operation ctx->op on ctx->d: before hooks (any veto stops it: -1, job failed), the driver
- * call (its error fails the job), after hooks. Returns the driver call's result. */
+/* Runs operation ctx->op on ctx->d: before hooks (any veto stops it: -1, job failed; a hook
+ * that finds nothing to do stops it too: 0, job done), the driver call (its error fails the
+ * job), after hooks. Returns the driver call's result. */
 int op_run(struct op_ctx *ctx);
 
 /* The operation's name as the catalog and the messages spell it ("shutdown"). */

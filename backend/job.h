@@ -69,6 +69,8 @@ struct vmrqd_worker {
     struct driver *drv;
     const char *node;
     const char *storage_pool;      /* borrowed: where bases' and clones' volumes go */
+    bool display_password_always;  /* a fresh display password before every start, the
+                                      loopback's too (display_password_always) */
 };
 
 /* Marks the job failed with a one-line reason; retryable failures go back to the queue while

@@ -102,7 +102,8 @@ worker_loop(void *p)
 }
 
 struct pool *
-pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const char *node, const char *storage_pool)
+pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const char *node, const char *storage_pool,
+         bool display_password_always)
 {
     struct pool *pool = calloc(1, sizeof(*pool));
     sigset_t all, old;
@@ -131,6 +132,7 @@ pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const cha
         pool->workers[i].drv = drv;
         pool->workers[i].node = node;
         pool->workers[i].storage_pool = storage_pool;
+        pool->workers[i].display_password_always = display_password_always;
         if (!arg) {
             log_warnx("worker pool: out of memory");
             break;

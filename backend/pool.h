@@ -18,7 +18,7 @@ struct pool;
  * its read end). `conninfo` is copied; `drv` (may be NULL) and `node` are borrowed and must
  * outlive the pool. NULL on failure (logged). Free with pool_free(). */
 struct pool *pool_new(int n, const char *conninfo, int wake_fd, struct driver *drv, const char *node,
-                      const char *storage_pool);
+                      const char *storage_pool, bool display_password_always);
 /* Hands a list of jobs (linked by `next`) to the workers in one hand-over: the queue is locked
  * once for the whole list, and the workers are signalled (one per job) after it is unlocked.
  * Ownership passes to the pool until pool_take_done(). */

@@ -18,6 +18,9 @@ enum stmt_id {
     STMT_CANCEL_MOOT,
     STMT_EVENTS,
     STMT_HANDLER_STARTED,
+    STMT_START_POLICY,
+    STMT_DISPLAY_WRITE,
+    STMT_VIEWER,
     STMT_LAST /* at most 64 */
 };
 

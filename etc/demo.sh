@@ -4,7 +4,9 @@
 # in a school, enqueued with the vmrq CLI as a portal would: an operator discovers the machines
 # and starts the classroom, a user resumes her paused desktop, a guest ignores the power button
 # and is forced off after its timeout, a user is refused another's desktop, a reboot is scheduled,
-# a request names a desktop that does not exist; then the requests table as an operator reads it.
+# a request names a desktop that does not exist; a lesson's clones; a student's desktop started,
+# its display, her walking away and the desktop shut down after the grace (on a real guest, when
+# t/with-libvirtd can run one); then the requests table as an operator reads it.
 # Each runs with the role of whoever does it: the operator's steps as a member of vmrq_operator,
 # the users' through the portal as one of vmrq_portal (which may enqueue and read, and is refused
 # the rest), vmrqd as one of vmrq_daemon. Each step's outcome is checked: the demo exits non-zero
@@ -98,6 +100,53 @@ for id in "${lesson[@]}"; do vmrq wait "$id" --timeout 20 >/dev/null || fail "pr
 [ "$(sql "SELECT count(*) FROM domains WHERE id_base = (SELECT id FROM domains WHERE name = 'class-01')
           AND status = 'running'")" = 3 ] || fail "the three students' clones are not running"
 run domain list
+
+# A student walks away: on a real guest (QEMU under t/with-libvirtd's private libvirtd), since
+# libvirt's test driver has no display and emits no viewer events.
+say "A student walks away: alice's lab desktop on a real guest, shut down 3 s after she leaves"
+if [ -n "${VMRQ_GUEST_SKIP:-}" ] || [ -z "${VMRQ_GUEST_URI:-}" ]; then
+    echo "(skipped: ${VMRQ_GUEST_SKIP:-not run under t/with-libvirtd})"
+else
+    sed -e "s|@NAME@|lab-alice|g; s|@DIR@|$VMRQ_GUEST_DIR|g; s|@CMDLINE@||; s|@AGENT@||" \
+        -e "s|@DISKS@|<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>|" \
+        t/guest/domain.xml.in > "$DEMO/lab-alice.xml"
+    virsh -q -c "$VMRQ_GUEST_URI" define "$DEMO/lab-alice.xml" >/dev/null
+    vmrq node add lab --uri "$VMRQ_GUEST_URI" >/dev/null
+    VMRQ_DB="$OWNER_DB user=demo_vmrqd" VMRQ_NODE=lab VMRQ_LIBVIRT_URI="$VMRQ_GUEST_URI" \
+        "$BUILD/vmrqd" -d -f "$DEMO/vmrqd.conf" 2> "$DEMO/vmrqd-lab.log" &
+    lab=$!
+    trap 'kill -9 $daemon $lab 2>/dev/null || true' EXIT
+    run request refresh_vms uid=4 node=lab --wait >/dev/null
+    run domain set-owner lab-alice --owner alice
+    portal request start uid=1 name=lab-alice --wait >/dev/null
+    run domain set lab-alice shutdown_disconnected=3
+    id=$(sql "SELECT id FROM domains WHERE name = 'lab-alice'")
+    echo "(portal) \$ psql -c \"SELECT * FROM vmrq_display($id, 1)\""
+    psql -qX -U demo_web -c "SELECT * FROM vmrq_display($id, 1)"
+    run display lab-alice
+    port=$(sql "SELECT display_port FROM domains WHERE name = 'lab-alice'")
+    for _ in $(seq 600); do grep -qs GUEST-READY "$VMRQ_GUEST_DIR/lab-alice.serial" && break; sleep 0.1; done
+    exec 3<>"/dev/tcp/127.0.0.1/$port"
+    read -r -N 12 banner <&3
+    echo "her viewer connects to 127.0.0.1:$port: the display says '${banner%$'\n'}'"
+    for _ in $(seq 50); do [ "$(sql "SELECT viewer FROM domains WHERE id = $id")" = connected ] && break; sleep 0.1; done
+    echo '$ vmrq domain list'; vmrq domain list | sed -n '1p;/lab-alice/p'
+    sql "SELECT 'viewer: ' || viewer || ' from ' || viewer_address FROM domains WHERE id = $id"
+    exec 3>&-
+    echo "she closes it and walks away"
+    for _ in $(seq 50); do [ "$(sql "SELECT viewer FROM domains WHERE id = $id")" = disconnected ] && break; sleep 0.1; done
+    sql "SELECT 'viewer: ' || viewer || '; request ' || r.id || ' (shutdown) due at ' || to_char(r.at_time, 'HH24:MI:SS')
+           FROM domains d JOIN requests r ON r.id_domain = d.id AND r.command = 'shutdown' AND r.status = 'requested'
+          WHERE d.id = $id"
+    for _ in $(seq 300); do [ "$(sql "SELECT status FROM domains WHERE id = $id")" = shutdown ] && break; sleep 0.1; done
+    [ "$(sql "SELECT status FROM domains WHERE id = $id")" = shutdown ] || fail "lab-alice was not shut down after the grace"
+    echo "lab-alice: $(virsh -q -c "$VMRQ_GUEST_URI" domstate lab-alice), its events:"
+    sql "SELECT to_char(at, 'HH24:MI:SS.MS') || '  ' || event || '/' || detail || coalesce('  ' || address, '')
+           FROM domain_events WHERE id_domain = $id ORDER BY id"
+    kill -TERM $lab
+    wait $lab || fail "the lab's vmrqd did not stop cleanly"
+    trap 'kill -9 $daemon 2>/dev/null || true' EXIT
+fi
 
 say "The requests, as an operator sees them"
 run list

@@ -51,6 +51,16 @@ static const vmrq_arg args_power[] = {
     ARG_UID(MANDATORY), ARG_ID_DOMAIN, ARG_NAME,
     ARG_TIMEOUT("seconds before a force_shutdown follows"), ARG_MODE, ARG_END
 };
+/* A shutdown vmrqd enqueues for a policy says which, so that the policy can make it moot: a
+ * viewer coming back cancels the `unwatched` one (backend/events.c). */
+static const char *const shutdown_policies[] = { "run_timeout", "unwatched", NULL };
+static const vmrq_arg args_shutdown[] = {
+    ARG_UID(MANDATORY), ARG_ID_DOMAIN, ARG_NAME,
+    ARG_TIMEOUT("seconds before a force_shutdown follows"), ARG_MODE,
+    { "policy", OPTIONAL, VMRQ_ARG_ENUM, 0, 0, shutdown_policies,
+      "the policy that asked for it: run_timeout or unwatched (vmrqd sets it)" },
+    ARG_END
+};
 static const vmrq_arg args_shutdown_start[] = {
     ARG_UID(MANDATORY), ARG_ID_DOMAIN, ARG_NAME,
     ARG_TIMEOUT("seconds before a force_shutdown follows"), ARG_END
@@ -78,6 +88,7 @@ static const vmrq_arg args_clone[] = {
     ARG_END
 };
 static const vmrq_arg args_provision[] = { ARG_UID(MANDATORY), ARG_ID_BASE, ARG_BASE, ARG_END };
+static const vmrq_arg args_manage_pools[] = { ARG_UID(OPTIONAL), ARG_ID_BASE, ARG_BASE, ARG_END };
 
 static const char *const one_domain[] = { "id_domain", "name", NULL };
 static const char *const one_base[] = { "id_base", "base", NULL };
@@ -110,7 +121,7 @@ static const vmrq_command catalog[] = {
       "no-op: proves the backend is alive (health checks, benchmarks)" },
     { "start",          IMPORTANT, DOM | RERUN,         args_domain,         one_domain,
       "start a domain" },
-    { "shutdown",       IMPORTANT, DOM | RERUN,         args_power,          one_domain,
+    { "shutdown",       IMPORTANT, DOM | RERUN,         args_shutdown,       one_domain,
       "shut a domain down politely; force it after `timeout` seconds" },
     { "force_shutdown", IMPORTANT, DOM | NODUP | RERUN, args_domain,         one_domain,
       "power a domain off at once" },
@@ -146,7 +157,9 @@ static const vmrq_command catalog[] = {
     { "remove_domain",  SECONDARY, DOM | NODUP | RERUN, args_domain,         one_domain,
       "stop, undefine and delete a desktop and its own disks (owner or operator)" },
     { "provision",      IMPORTANT, RERUN,               args_provision,      one_base,
-      "the user's clone of a base, started: made first if she has none" },
+      "the user's clone of a base, started: made first if she has none, or a free one of its pool" },
+    { "manage_pools",   SECONDARY, NODUP | RERUN,       args_manage_pools,   one_base,
+      "keep a base's pool: pool_clones clones made, pool_start of the free ones running" },
 };
 
 #define CATALOG_SIZE (sizeof(catalog) / sizeof(catalog[0]))

@@ -246,7 +246,7 @@ START_TEST(test_hooks_order_and_veto)
     id = run("shutdown", "{\"uid\": 3, \"name\": \"desk-carol\"}");
     ck_assert_str_eq(outcome(id), "done");
     res = t_sql(t_db, "SELECT output->>'hooks' FROM requests WHERE command = 'shutdown'", 0, NULL);
-    ck_assert_str_eq(PQgetvalue(res, 0, 0), "[\"before:refuse_disabled_node\", \"before:resume_paused\", "
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "[\"before:refuse_disabled_node\", \"before:skip_if_watched\", \"before:resume_paused\", "
                                             "\"shutdown\", \"after:sync_status\", \"after:force_after_timeout\"]");
     PQclear(res);
     ck_assert_str_eq(hv_status("desk-carol"), "shutdown"); /* resumed first, then shut down */

@@ -2,13 +2,17 @@
  * check_guest.c - the real-guest tier: a real vmrqd driving a private libvirtd in session mode
  * (t/with-libvirtd) that runs a tiny Debian guest (t/guest/) in QEMU software emulation. Every
  * scenario goes `vmrq request` -> vmrqd -> libvirtd -> QEMU, and ends with domains.status equal
- * to what `virsh domstate` says and domain_events telling the story.
+ * to what `virsh domstate` says and domain_events telling the story. A guest with a VNC display
+ * is watched by a viewer (a TCP connection that reads the RFB banner) that comes and goes.
  *
  * When t/with-libvirtd could not set the tier up, VMRQ_GUEST_SKIP says why: the suite then has
  * no tests and check_main prints "guest: SKIPPED: <why>" in the summary.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -566,6 +570,89 @@ START_TEST(test_base_progress)
 }
 END_TEST
 
+/* A viewer's TCP connection to the display at 127.0.0.1:port, once the RFB banner has come:
+ * the socket, which the caller closes. */
+static int
+vnc_connect(int port)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    char banner[13] = "";
+    size_t got = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert(fd >= 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "cannot connect to the display at port %d", port);
+    while (got < 12) {
+        ssize_t n = read(fd, banner + got, 12 - got);
+        ck_assert_msg(n > 0, "the display at port %d closed before its banner", port);
+        got += (size_t)n;
+    }
+    ck_assert_msg(strncmp(banner, "RFB 003.", 8) == 0, "not an RFB banner: '%s'", banner);
+    return fd;
+}
+
+/* The display: `vmrq display` gives the port `virsh domdisplay` gives; a viewer connecting
+ * shows at once as domains.viewer connected, leaving as disconnected; with
+ * shutdown_disconnected = 2, a viewer back within the grace keeps the guest running, and the
+ * guest whose viewer stays away is shut down by ACPI within ten seconds. */
+START_TEST(test_display_and_viewer)
+{
+    char virsh[256], want[64];
+    struct t_cli r;
+    const char *p;
+    int port, fd;
+
+    define_with("g-vnc", "", false, "<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>");
+    r = t_cli_run("request", "refresh_vms", "--wait", NULL);
+    t_cli_free(&r);
+    PQclear(t_sql(t_db, "UPDATE domains SET id_owner = 1 WHERE name = 'g-vnc'", 0, NULL));
+    request(0, "start", "g-vnc", NULL, NULL);
+    wait_serial("g-vnc", "GUEST-READY", 60000);
+
+    r = t_cli_run("display", "g-vnc", "--json", NULL);
+    ck_assert_msg(r.status == 0, "display: %s", r.err);
+    ck_assert_msg((p = strstr(r.out, "\"port\": ")) != NULL, "%s", r.out);
+    port = atoi(p + 8);
+    ck_assert_msg(strstr(r.out, "\"type\": \"vnc\"") && strstr(r.out, "\"host\": \"127.0.0.1\""), "%s", r.out);
+    t_cli_free(&r);
+    ck_assert_int_eq(sh(virsh, sizeof(virsh), "virsh -q -c '%s' domdisplay g-vnc", uri), 0);
+    snprintf(want, sizeof(want), "vnc://127.0.0.1:%d", port - 5900);
+    ck_assert_str_eq(virsh, want);
+
+    r = t_cli_run("domain", "set", "g-vnc", "shutdown_disconnected=2", NULL);
+    ck_assert_msg(r.status == 0, "domain set: %s", r.err);
+    t_cli_free(&r);
+    fd = vnc_connect(port);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE name = 'g-vnc' AND viewer = 'connected'"
+                                        " AND viewer_address LIKE '127.0.0.1:%'", 1, 1000), 1);
+    close(fd);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE name = 'g-vnc' AND viewer = 'disconnected'",
+                                  1, 1000), 1);
+    /* back within the grace: the shutdown the leaving enqueued is moot */
+    fd = vnc_connect(port);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'shutdown'"
+                                        " AND status = 'cancelled' AND args->>'policy' = 'unwatched'", 1, 1000), 1);
+    /* past the time it was due: still running */
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'shutdown'"
+                                        " AND args->>'policy' = 'unwatched' AND at_time < now() - interval '0.5 s'",
+                                  1, 5000), 1);
+    assert_matches_virsh("g-vnc", "running");
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE command = 'shutdown' AND status <> 'cancelled'",
+                               0, NULL), 0);
+
+    /* she walks away: shut down by the power button after the grace */
+    close(fd);
+    wait_status("g-vnc", "shutdown", 10000);
+    assert_matches_virsh("g-vnc", "shutdown");
+    ck_assert(serial_says("g-vnc", "GUEST-POWER-BUTTON"));
+    assert_story("g-vnc", "started/booted", "graphics/connect", "graphics/disconnect", "graphics/connect",
+                 "graphics/disconnect", "stopped/shutdown", NULL);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domains WHERE name = 'g-vnc' AND display_port IS NULL",
+                               0, NULL), 1);
+}
+END_TEST
+
 Suite *
 guest_suite(void)
 {
@@ -587,6 +674,7 @@ guest_suite(void)
     tcase_add_test(tc, test_guest_agent);
     tcase_add_test(tc, test_bases_and_clones);
     tcase_add_test(tc, test_base_progress);
+    tcase_add_test(tc, test_display_and_viewer);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -29,6 +29,7 @@ Suite *chaos_suite(void);
 Suite *failover_suite(void);
 Suite *privileges_suite(void);
 Suite *bases_suite(void);
+Suite *display_suite(void);
 
 /* A new connection to $VMRQ_DB with notices silenced; fails the test if it cannot connect. */
 PGconn *t_connect(void);

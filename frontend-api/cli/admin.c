@@ -31,11 +31,14 @@ static const struct cli_sub user_sub = {
     "user",
     "usage: vmrq user add NAME [--operator] [--admin]\n"
     "       vmrq user list [--json]\n"
+    "       vmrq user set NAME start_limit=N|none\n"
     "       vmrq user remove NAME [--force]\n"
     "\n"
     "Users own domains; operators and admins may act on every domain.\n"
     "'add' prints the new user's id (the `uid` of requests). 'remove' refuses a user who owns\n"
     "domains, or has requests pending (--force cancels those that have not started).\n"
+    "'set' sets start_limit: how many desktops the user may run at once (operators and admins\n"
+    "are exempt; none: no limit).\n"
     "A name: 1 to 100 characters, no control characters, no space at either end.\n",
     user_options,
 };
@@ -56,13 +59,17 @@ static const struct cli_sub domain_sub = {
     "usage: vmrq domain add NAME --owner USER|--owner-id UID [--node NODE] [--uuid UUID]\n"
     "                          [--shutdown-timeout SECONDS]\n"
     "       vmrq domain list [--json]\n"
+    "       vmrq domain set NAME key=value...\n"
     "       vmrq domain set-owner NAME --owner USER|--owner-id UID\n"
     "       vmrq domain remove NAME [--force]\n"
     "\n"
     "Domains are the virtual machines vmrq acts on; NAME is the hypervisor's name for it.\n"
     "--owner takes a user's name, --owner-id its id; NODE is a node's name or id. 'add' prints\n"
     "the new domain's id (`id_domain`). 'remove' refuses a domain with requests pending\n"
-    "(--force cancels those that have not started); its hypervisor's machine is not touched.\n",
+    "(--force cancels those that have not started); its hypervisor's machine is not touched.\n"
+    "'set' keys (seconds, or none): shutdown_disconnected (a shutdown follows that long after\n"
+    "the viewer leaves, or after a start nobody connects to), run_timeout (a shutdown follows\n"
+    "that long after a start), shutdown_timeout.\n",
     domain_options,
 };
 
@@ -138,8 +145,8 @@ verb(const struct cli_sub *sub, int argc, char **argv, const char *const *verbs,
         ;
     if (optind >= argc || !*v)
         return cli_usage(sub, "expected %s", sub == &node_sub ? "'add', 'list', 'disable', 'enable' or 'remove'"
-                                             : sub == &domain_sub ? "'add', 'list', 'set-owner' or 'remove'"
-                                                                  : "'add', 'list' or 'remove'");
+                                             : sub == &domain_sub ? "'add', 'list', 'set', 'set-owner' or 'remove'"
+                                                                  : "'add', 'list', 'set' or 'remove'");
     *which = *v;
     if (strcmp(*v, "list") == 0) {
         if (optind + 1 != argc)
@@ -322,6 +329,8 @@ cli_cmd_user(int argc, char **argv)
         case OPT_JSON: json = true; break;
         }
     }
+    if (optind + 1 < argc && strcmp(argv[optind], "set") == 0)
+        return cli_set(&user_sub, "users", argv[optind + 1], argc - optind - 2, argv + optind + 2);
     if ((code = verb(&user_sub, argc, argv, verbs, &which, &params[0])) != CLI_OK)
         return code;
     if (strcmp(which, "list") == 0)
@@ -440,6 +449,8 @@ cli_cmd_domain(int argc, char **argv)
         case OPT_JSON: json = true; break;
         }
     }
+    if (optind + 1 < argc && strcmp(argv[optind], "set") == 0)
+        return cli_set(&domain_sub, "domains", argv[optind + 1], argc - optind - 2, argv + optind + 2);
     if ((code = verb(&domain_sub, argc, argv, verbs, &which, &params[0])) != CLI_OK)
         return code;
     if (strcmp(which, "list") == 0)

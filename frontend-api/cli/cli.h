@@ -91,6 +91,10 @@ int cli_cmd_user(int argc, char **argv);
 int cli_cmd_domain(int argc, char **argv);
 int cli_cmd_node(int argc, char **argv);
 int cli_cmd_daemons(int argc, char **argv);
+int cli_cmd_display(int argc, char **argv);
+/* `vmrq domain set NAME key=value...` (table "domains") and `vmrq user set` ("users"): the
+ * policies of display.c's table, every pair checked before anything is changed. */
+int cli_set(const struct cli_sub *sub, const char *table, const char *name, int n, char **pairs);
 
 /* One line of `vmrq request --batch` ({"command": C, "args": {...}, "uuid": U}) into a validated
  * request the caller frees; NULL after printing why on stderr ("line N: ..."). */

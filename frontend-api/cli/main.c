@@ -24,8 +24,9 @@ static const struct subcommand subcommands[] = {
     { "daemons", cli_cmd_daemons, "the vmrqd serving the queue: node, host, pid, heartbeat, running" },
     { "commands", cli_cmd_commands, "the catalog: commands and their arguments" },
     { "db", cli_cmd_db, "db upgrade | db status | db grant: the schema and its roles" },
-    { "user", cli_cmd_user, "user add | list | remove" },
-    { "domain", cli_cmd_domain, "domain add | list | set-owner | remove" },
+    { "display", cli_cmd_display, "how to reach a running desktop: vmrq display NAME [--vv FILE]" },
+    { "user", cli_cmd_user, "user add | list | set | remove" },
+    { "domain", cli_cmd_domain, "domain add | list | set | set-owner | remove" },
     { "node", cli_cmd_node, "node add | list | disable | enable | remove" },
 };
 

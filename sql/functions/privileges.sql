@@ -32,9 +32,13 @@ GRANT SELECT, INSERT (command, args, uuid) ON requests TO vmrq_portal, vmrq_oper
 GRANT USAGE ON SEQUENCE requests_id_seq TO vmrq_portal, vmrq_operator, vmrq_daemon;
 
 -- the portal reads domains (the trigger resolves a domain's name too), not users or nodes, nor a
--- base's definition (base_xml: it may hold a display's password)
+-- base's definition (base_xml: it may hold a display's password), nor the display's password
+-- (vmrq_display() gives it to the domain's owner)
 GRANT SELECT (id, name, uuid, id_owner, id_node, status, status_seen, shutdown_timeout, created_at,
-              date_changed, is_base, is_public, id_base, is_volatile) ON domains TO vmrq_portal;
+              date_changed, is_base, is_public, id_base, is_volatile, display_type, display_host,
+              display_port, display_tls_port, viewer, viewer_since, viewer_address,
+              shutdown_disconnected, run_timeout, pool_clones, pool_start, pool_volatile, is_pool)
+    ON domains TO vmrq_portal;
 
 -- the operator manages people and machines, and reads what vmrqd records
 GRANT SELECT, INSERT, UPDATE, DELETE ON users, nodes, domains TO vmrq_operator;

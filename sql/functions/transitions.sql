@@ -31,6 +31,8 @@
 --  requested|waiting cancelled  portal, operator       vmrq_cancel()                 withdrawn
 --  requested|waiting cancelled  vmrqd, start hook      vmrq_moot_shutdowns()         a start made older shutdowns moot
 --  requested|waiting done       vmrqd, event sink      vmrq_moot_force_shutdowns()   the domain stopped by itself
+--  requested|waiting cancelled  vmrqd, event sink      vmrq_moot_unwatched()         its viewer came back (a shutdown the
+--                                                                                    shutdown_disconnected policy enqueued)
 --  requested|waiting cancelled  vmrq db upgrade        vmrq_cancel_uncatalogued()    its command left the catalog
 --
 -- done, failed and cancelled are final. A final transition notifies `vmrq_done` ('ID STATUS').
@@ -487,6 +489,23 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION vmrq_moot_force_shutdowns(int[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vmrq_moot_force_shutdowns(int[]) TO vmrq_daemon;
+
+-- requested|waiting -> cancelled: the shutdowns the shutdown_disconnected policy enqueued for
+-- domains p_domains (args policy 'unwatched'), whose viewer has connected again
+-- (backend/events.c). Returns how many. SECURITY DEFINER: likewise.
+CREATE OR REPLACE FUNCTION vmrq_moot_unwatched(p_domains int[]) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    n int;
+BEGIN
+    UPDATE requests SET status = 'cancelled', finished_at = now(), error = 'moot: the viewer connected again'
+     WHERE id_domain = ANY (p_domains) AND command = 'shutdown' AND status IN ('requested', 'waiting')
+       AND args->>'policy' = 'unwatched';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+REVOKE ALL ON FUNCTION vmrq_moot_unwatched(int[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_moot_unwatched(int[]) TO vmrq_daemon;
 
 -- requested|waiting -> cancelled: requests of commands the catalog no longer has, which would
 -- never run (vmrq_catalog_write()). Returns how many.
