@@ -86,6 +86,7 @@ main(void)
     srunner_add_suite(sr, log_suite());
     srunner_add_suite(sr, domain_suite());
     srunner_add_suite(sr, bases_suite());
+    srunner_add_suite(sr, fleet_suite());
     srunner_add_suite(sr, chaos_suite());
     srunner_add_suite(sr, failover_suite());
     srunner_add_suite(sr, guest_suite());

@@ -167,10 +167,13 @@ GRANT EXECUTE ON FUNCTION vmrq_claim(int, text, text[], int, text[], int, text[]
 
 -- working -> done, for the requests p_ids of daemon p_daemon that finished without output (the
 -- common case: ids only, no JSON to unpack per row). Returns the ids written, each with whether
--- any request waits on a dependency (then the caller looks for those to move on).
+-- any request waits on a dependency (then the caller looks for those to move on) and whether its
+-- domain has another request pending, which may run now (then the caller claims again; else a
+-- new request's notification is what wakes it: one claim per request, not two). The probe is
+-- requests_domain_active's, bounded to the domain.
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_complete_done(p_daemon int, p_ids bigint[])
-RETURNS TABLE (id bigint, waiting boolean)
+RETURNS TABLE (id bigint, waiting boolean, queued boolean)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 #variable_conflict use_column
 BEGIN
@@ -178,7 +181,10 @@ BEGIN
     UPDATE requests r
        SET status = 'done', date_changed = clock_timestamp(), error = NULL, finished_at = clock_timestamp()
      WHERE r.id = ANY (p_ids) AND r.status = 'working' AND r.id_daemon = p_daemon
-    RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting'));
+    RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting')),
+              r.id_domain IS NOT NULL
+              AND EXISTS (SELECT 1 FROM requests o
+                           WHERE o.id_domain = r.id_domain AND o.status = 'requested' AND o.id <> r.id);
 END $$;
 REVOKE ALL ON FUNCTION vmrq_complete_done(int, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vmrq_complete_done(int, bigint[]) TO vmrq_daemon;
@@ -194,7 +200,7 @@ GRANT EXECUTE ON FUNCTION vmrq_complete_done(int, bigint[]) TO vmrq_daemon;
 -- one whose twin is pending fails instead. Returns as vmrq_complete_done().
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_complete(p_daemon int, p_rows jsonb)
-RETURNS TABLE (id bigint, waiting boolean)
+RETURNS TABLE (id bigint, waiting boolean, queued boolean)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 #variable_conflict use_column
 BEGIN
@@ -212,7 +218,12 @@ BEGIN
                                            THEN now() ELSE d.date_changed END
                   FROM x
                  WHERE d.id = ANY (ARRAY(SELECT id FROM lk)) AND d.id = x.dom_id
-                   AND vmrq_status_not_older(d.status_seen, to_timestamp(x.dom_seen))),
+                   AND vmrq_status_not_older(d.status_seen, to_timestamp(x.dom_seen))
+                   -- only a domain of this daemon's node (or of none): a domain moved to
+                   -- another node meanwhile is that node's to observe
+                   AND (d.id_node IS NULL
+                        OR d.id_node = (SELECT n.id FROM daemons m JOIN nodes n ON n.name = m.node
+                                         WHERE m.id = p_daemon))),
          y AS (SELECT x.id, CASE WHEN t.twin IS NULL THEN x.status ELSE 'failed' END AS status,
                       CASE WHEN t.twin IS NULL THEN x.error
                            ELSE concat_ws('; ', x.error, format('not retried: request %s, the same, is pending', t.twin))
@@ -232,7 +243,10 @@ BEGIN
            handler_started_at = CASE WHEN x.status = 'requested' THEN NULL ELSE r.handler_started_at END
       FROM y x
      WHERE r.id = x.id AND r.status = 'working' AND r.id_daemon = p_daemon
-    RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting'));
+    RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting')),
+              r.id_domain IS NOT NULL
+              AND EXISTS (SELECT 1 FROM requests o
+                           WHERE o.id_domain = r.id_domain AND o.status = 'requested' AND o.id <> r.id);
 END $$;
 REVOKE ALL ON FUNCTION vmrq_complete(int, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vmrq_complete(int, jsonb) TO vmrq_daemon;
@@ -393,7 +407,8 @@ BEGIN
            AND (c.after_request IS NULL OR a.id IS NULL OR a.status IN ('done', 'failed', 'cancelled'))
            AND (c.after_request_ok IS NULL OR ok.id IS NULL OR ok.status IN ('done', 'failed', 'cancelled'))
            FOR UPDATE OF c SKIP LOCKED
-    )
+    ),
+    moved AS (
     UPDATE requests r
        SET status = CASE WHEN ready.ok_problem IS NULL THEN 'requested' ELSE 'failed' END::request_status,
            error = CASE WHEN ready.ok_problem IS NOT NULL
@@ -401,8 +416,13 @@ BEGIN
                                     r.after_request_ok, ready.ok_problem) END,
            finished_at = CASE WHEN ready.ok_problem IS NOT NULL THEN now() END
       FROM ready
-     WHERE r.id = ready.id;
-    GET DIAGNOSTICS n = ROW_COUNT;
+     WHERE r.id = ready.id
+    RETURNING r.id_node, r.status),
+    -- what may run now wakes its node's vmrqd, as an insert does (vmrq_requests_notify_new())
+    woke AS (
+    SELECT pg_notify(CASE WHEN g.id_node IS NULL THEN 'vmrq_request' ELSE 'vmrq_request_' || g.id_node END, '')
+      FROM (SELECT DISTINCT m.id_node FROM moved m WHERE m.status = 'requested') g)
+    SELECT (SELECT count(*) FROM moved) + 0 * (SELECT count(*) FROM woke) INTO n;
     RETURN n;
 END $$;
 REVOKE ALL ON FUNCTION vmrq_resolve_waiting() FROM PUBLIC;
