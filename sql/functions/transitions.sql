@@ -102,7 +102,7 @@ RETURNS TABLE (id bigint, command text, args text, id_domain int, uid int, retry
                dom_is_base boolean)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT
-SET enable_seqscan = off SET enable_bitmapscan = off
+SET enable_seqscan = off SET enable_bitmapscan = off SET jit = off
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -174,13 +174,13 @@ GRANT EXECUTE ON FUNCTION vmrq_claim(int, text, text[], int, text[], int, text[]
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_complete_done(p_daemon int, p_ids bigint[])
 RETURNS TABLE (id bigint, waiting boolean, queued boolean)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
     UPDATE requests r
        SET status = 'done', date_changed = clock_timestamp(), error = NULL, finished_at = clock_timestamp()
-     WHERE r.id = ANY (p_ids) AND r.status = 'working' AND r.id_daemon = p_daemon
+     WHERE r.id = ANY (p_ids) AND r.status::text = 'working' AND r.id_daemon = p_daemon
     RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting')),
               r.id_domain IS NOT NULL
               AND EXISTS (SELECT 1 FROM requests o
@@ -201,7 +201,7 @@ GRANT EXECUTE ON FUNCTION vmrq_complete_done(int, bigint[]) TO vmrq_daemon;
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_complete(p_daemon int, p_rows jsonb)
 RETURNS TABLE (id bigint, waiting boolean, queued boolean)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -242,7 +242,7 @@ BEGIN
            id_daemon = CASE WHEN x.status = 'requested' THEN NULL ELSE r.id_daemon END,
            handler_started_at = CASE WHEN x.status = 'requested' THEN NULL ELSE r.handler_started_at END
       FROM y x
-     WHERE r.id = x.id AND r.status = 'working' AND r.id_daemon = p_daemon
+     WHERE r.id = x.id AND r.status::text = 'working' AND r.id_daemon = p_daemon
     RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting')),
               r.id_domain IS NOT NULL
               AND EXISTS (SELECT 1 FROM requests o
@@ -256,7 +256,7 @@ GRANT EXECUTE ON FUNCTION vmrq_complete(int, jsonb) TO vmrq_daemon;
 -- message of one cancelled. The attempt is not counted. Returns how many.
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_release(p_daemon int, p_ids bigint[], p_why text) RETURNS int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 DECLARE
     n int;
 BEGIN
@@ -324,7 +324,7 @@ GRANT EXECUTE ON FUNCTION vmrq_handler_started(int, bigint) TO vmrq_daemon;
 -- Returns how many were taken back.
 -- SECURITY DEFINER: likewise; and one vmrqd takes back the claims of others.
 CREATE OR REPLACE FUNCTION vmrq_recover(p_lease interval) RETURNS int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 DECLARE
     n int;
 BEGIN
@@ -391,10 +391,15 @@ GRANT EXECUTE ON FUNCTION vmrq_recover(interval) TO vmrq_daemon;
 -- Returns how many moved; a failure can unblock further children, so callers repeat until 0.
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_resolve_waiting() RETURNS int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 DECLARE
     n int;
 BEGIN
+    -- the common case, nothing waits: one probe of requests_waiting (every idle vmrqd's poll
+    -- asks; the statement below costs several times more to find nothing)
+    IF NOT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting') THEN
+        RETURN 0;
+    END IF;
     WITH ready AS (
         SELECT c.id,
                CASE WHEN c.after_request_ok IS NULL THEN NULL
@@ -475,7 +480,7 @@ GRANT EXECUTE ON FUNCTION vmrq_moot_shutdowns(int, bigint) TO vmrq_daemon;
 -- hypervisor says stopped (backend/events.c). Returns the domains that had one.
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_moot_force_shutdowns(p_domains int[]) RETURNS SETOF int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 BEGIN
     RETURN QUERY
     UPDATE requests r SET status = 'done', finished_at = now(), date_changed = now(),
