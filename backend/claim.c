@@ -138,19 +138,21 @@ claim_jobs(PGconn *conn, int daemon, const char *node, const int limit[CLAIM_LAN
  * written comes back with whether any request waits on a dependency (evaluated once per
  * statement): if none does, the loop need not look for waiting requests to move on after
  * writing outcomes, a statement less per turn. A request that starts waiting later comes with
- * its notification, which calls for that look anyway. */
+ * its notification, which calls for that look anyway. And with whether its domain has another
+ * request pending, which its end may have made runnable: without one, and with no class full at
+ * the last claim, the loop need not claim again (a request that arrived since has woken it). */
 
 /* The common case, requests done without output: an array of ids, no JSON to unpack per row. */
 static const struct stmt complete_done_stmt = {
     STMT_COMPLETE_DONE, "vmrq_complete_done",
-    "SELECT id, waiting FROM vmrq_complete_done($2::int, $1::bigint[])", 2,
+    "SELECT id, waiting, queued FROM vmrq_complete_done($2::int, $1::bigint[])", 2,
 };
 
 /* Outcomes as JSON rows (completion_row()), with the status of the domains the jobs acted on as
  * the hypervisor reported it after the operation (domain_sync()), written by the same statement. */
 static const struct stmt complete_stmt = {
     STMT_COMPLETE, "vmrq_complete",
-    "SELECT id, waiting FROM vmrq_complete($2::int, $1::jsonb)", 2,
+    "SELECT id, waiting, queued FROM vmrq_complete($2::int, $1::jsonb)", 2,
 };
 
 /* A request the hypervisor's absence put back is due again at once, so that it keeps its place
@@ -235,10 +237,10 @@ id_array_close(struct id_array *a)
 }
 
 /* Runs a completion statement whose first parameter is `what` (JSON rows, or an id array) for
- * `want` requests; logs those this daemon no longer held; sets *waiting if requests wait on a
- * dependency. -1 on error. */
+ * `want` requests; logs those this daemon no longer held; sets the fields of *more the rows
+ * call for. -1 on error. */
 static int
-write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *what, size_t want, bool *waiting)
+write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *what, size_t want, struct claim_more *more)
 {
     char d[16];
     const char *params[2] = { what, d };
@@ -252,7 +254,9 @@ write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *wh
         return -1;
     }
     if (PQntuples(res) > 0 && PQgetvalue(res, 0, 1)[0] == 't')
-        *waiting = true;
+        more->waiting = true;
+    for (int i = 0; i < PQntuples(res) && !more->queued; i++)
+        more->queued = PQgetvalue(res, i, 2)[0] == 't';
     if ((size_t)PQntuples(res) != want)
         log_warnx("complete: %zu of %zu finished requests were no longer held by this vmrqd"
                   " (taken back by recovery or cancelled by hand); their outcome is dropped",
@@ -263,11 +267,11 @@ write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *wh
 
 /* Writes JSON completion rows (see completion_row()). */
 static int
-write_rows(PGconn *conn, int daemon, struct json_object *rows, bool *waiting)
+write_rows(PGconn *conn, int daemon, struct json_object *rows, struct claim_more *more)
 {
     return write_completion(conn, daemon, &complete_stmt,
                             json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN),
-                            json_object_array_length(rows), waiting);
+                            json_object_array_length(rows), more);
 }
 
 static int
@@ -285,7 +289,7 @@ run_simple(PGconn *conn, const char *sql)
 /* One job with follow-ups: enqueue them and complete it in one transaction. A follow-up the
  * catalog refuses is a handler bug: the job fails naming it, and nothing is enqueued. */
 static int
-complete_with_followups(PGconn *conn, int daemon, struct vmrqd_job *job, long long backoff_ms, bool *waiting)
+complete_with_followups(PGconn *conn, int daemon, struct vmrqd_job *job, long long backoff_ms, struct claim_more *more)
 {
     struct json_object *rows = json_object_new_array();
     int ret = -1;
@@ -306,14 +310,14 @@ complete_with_followups(PGconn *conn, int daemon, struct vmrqd_job *job, long lo
                 vmrq_request_free(job->followups[k]);
             job->nfollowups = 0;
             json_object_array_add(rows, completion_row(job, backoff_ms));
-            ret = write_rows(conn, daemon, rows, waiting);
+            ret = write_rows(conn, daemon, rows, more);
             goto cleanup;
         }
         log_info("request %lld (%s) enqueued follow-up %lld (%s)", job->id, job->command,
                  vmrq_request_id(job->followups[i]), vmrq_request_command(job->followups[i]));
     }
     json_object_array_add(rows, completion_row(job, backoff_ms));
-    if (write_rows(conn, daemon, rows, waiting) < 0) {
+    if (write_rows(conn, daemon, rows, more) < 0) {
         run_simple(conn, "ROLLBACK");
         goto cleanup;
     }
@@ -325,11 +329,11 @@ cleanup:
 }
 
 int
-claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms, bool *waiting)
+claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms, struct claim_more *more)
 {
     struct json_object *rows = json_object_new_array();
     struct id_array done = { 0 };
-    bool ignored = false, *w = waiting ? waiting : &ignored;
+    struct claim_more ignored = { false, false }, *w = more ? more : &ignored;
     int ret = 0;
 
     for (struct vmrqd_job *j = list; j && ret == 0; j = j->next) {

@@ -35,13 +35,19 @@ int claim_release_lost(PGconn *conn, int daemon, long long *lost);
  * how many, -1 on error (logged). */
 int claim_give_back(PGconn *conn, int daemon, const struct vmrqd_job *list);
 
+/* What written outcomes say may now be runnable (claim_complete() sets a field, never clears it). */
+struct claim_more {
+    bool waiting; /* requests wait on a dependency: some may now be free to move on */
+    bool queued;  /* a finished request's domain has another request pending: it may run now */
+};
+
 /* Records the outcome of the finished jobs of `list`: done, failed, or back to requested with a
  * backoff (`backoff_ms` times 2^(attempts-1), at most an hour) when a retryable failure has
  * retries left. Jobs with follow-ups are written one transaction each, follow-ups included;
  * the rest in one statement. Returns 0, or -1 if the database failed (nothing of the failed
- * statement is written; the caller keeps the list and tries again). Sets *waiting (if not NULL;
- * never cleared) when requests wait on a dependency: some may now be free to move on. */
-int claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms, bool *waiting);
+ * statement is written; the caller keeps the list and tries again). Sets the fields of *more
+ * (if not NULL) that the outcomes call for. */
+int claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms, struct claim_more *more);
 
 /* Stamps, on worker w's connection, that the handler of `job` (a worker's, not an inline one,
  * which its claim stamps) starts now (SQL vmrq_handler_started()): recovery then knows that

@@ -36,7 +36,7 @@ struct cfg_key {
 static const struct cfg_key keys[] = {
     /* name               type          place                         flags      default           env                 min  max */
     { "database",         CFG_STRING,   OFF(database),                CFG_FIXED, "",               "VMRQ_DB",          0, 0 },
-    { "libvirt_uri",      CFG_STRING,   OFF(libvirt_uri),             CFG_FIXED, "qemu:///system", "VMRQ_LIBVIRT_URI", 0, 0 },
+    { "libvirt_uri",      CFG_STRING,   OFF(libvirt_uri),             CFG_FIXED, "",               "VMRQ_LIBVIRT_URI", 0, 0 },
     { "node",             CFG_STRING,   OFF(node),                    CFG_FIXED, "",               "VMRQ_NODE",        0, 0 },
     { "workers",          CFG_INT,      OFF(workers),                 CFG_FIXED, "8",              NULL,               1, 256 },
     { "claim_batch",      CFG_INT,      OFF(claim_batch),             0,         "1000",           NULL,               1, 100000 },

@@ -17,7 +17,7 @@
 
 struct vmrqd_config {
     char *database;         /* libpq conninfo */
-    char *libvirt_uri;      /* hypervisor */
+    char *libvirt_uri;      /* hypervisor; "": the node's (nodes.uri, ctl_check_start()) */
     char *node;             /* the node this daemon serves (default: the host name) */
     int workers;            /* handler threads */
     int claim_batch;        /* requests claimed at once for the handlers that run inline */

@@ -98,16 +98,66 @@ register_daemon(struct ctl *ctl, const struct vmrqd_config *cfg)
 }
 
 int
-ctl_check_schema(const struct vmrqd_config *cfg)
+ctl_node(PGconn *conn, const char *node, int *id, char **uri, char *msg, size_t len)
+{
+    const char *params[1] = { node };
+    PGresult *res = PQexecParams(conn, "SELECT id, uri FROM nodes WHERE name = $1", 1, NULL, params,
+                                 NULL, NULL, 0);
+    char why[256];
+    int ret = -1;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        first_line(PQerrorMessage(conn), why, sizeof(why));
+        snprintf(msg, len, "database: cannot read table nodes: %s", why);
+        goto cleanup;
+    }
+    if (PQntuples(res) == 0) {
+        snprintf(msg, len, "node '%s' is not in table nodes: add it with 'vmrq node add %s --uri URI'"
+                 " or set node (VMRQ_NODE)", node, node);
+        goto cleanup;
+    }
+    *id = atoi(PQgetvalue(res, 0, 0));
+    if (uri && !(*uri = strdup(PQgetvalue(res, 0, 1)))) {
+        snprintf(msg, len, "out of memory");
+        goto cleanup;
+    }
+    ret = 0;
+cleanup:
+    PQclear(res);
+    return ret;
+}
+
+int
+ctl_check_start(const struct vmrqd_config *cfg, char **uri)
 {
     PGconn *conn = ctl_open(cfg->database, "vmrqd");
-    int ret = 0;
+    char msg[512];
+    int id, ret = -1;
 
-    if (conn && PQstatus(conn) == CONNECTION_OK && vmrq_db_check(conn) < 0 &&
-        vmrq_error_code() == VMRQ_ERR_STATE) {
-        log_warnx("%s", vmrq_error_message());
-        ret = -1;
+    *uri = NULL;
+    if (!conn || PQstatus(conn) != CONNECTION_OK) {
+        if (!*cfg->libvirt_uri) {
+            first_line(conn ? PQerrorMessage(conn) : "out of memory", msg, sizeof(msg));
+            log_warnx("libvirt_uri is not set and nodes.uri cannot be read: cannot connect to the database: %s",
+                      msg);
+            goto cleanup;
+        }
+    } else {
+        if (vmrq_db_check(conn) < 0 && vmrq_error_code() == VMRQ_ERR_STATE) {
+            log_warnx("%s", vmrq_error_message());
+            goto cleanup;
+        }
+        if (ctl_node(conn, cfg->node, &id, *cfg->libvirt_uri ? NULL : uri, msg, sizeof(msg)) < 0) {
+            log_warnx("%s", msg);
+            goto cleanup;
+        }
     }
+    if (!*uri && !(*uri = strdup(cfg->libvirt_uri))) {
+        log_warnx("out of memory");
+        goto cleanup;
+    }
+    ret = 0;
+cleanup:
     PQfinish(conn);
     return ret;
 }
@@ -128,7 +178,7 @@ int
 ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg)
 {
     bool outage = ctl->backoff_ms > 0;
-    char msg[512];
+    char msg[512], listen_node[48];
 
     if (ctl->conn)
         return 0;
@@ -150,7 +200,16 @@ ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg)
         ctl->conn = NULL;
         return -2; /* another schema than this build's: nothing to retry */
     }
+    if (ctl_node(ctl->conn, cfg->node, &ctl->node, NULL, msg, sizeof(msg)) < 0) {
+        log_warnx("%s", msg);
+        PQfinish(ctl->conn);
+        ctl->conn = NULL;
+        return -2; /* removed while we ran (or never added): the operator's to fix */
+    }
+    /* LISTEN takes no parameter; the channel is made of the node's id, an integer */
+    snprintf(listen_node, sizeof(listen_node), "LISTEN vmrq_request_%d", ctl->node);
     if (!exec_ok(ctl->conn, "LISTEN vmrq_request", 0, NULL, PGRES_COMMAND_OK, NULL) ||
+        !exec_ok(ctl->conn, listen_node, 0, NULL, PGRES_COMMAND_OK, NULL) ||
         !register_daemon(ctl, cfg))
         return fail(ctl, false);
     if (outage)

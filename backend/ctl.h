@@ -22,6 +22,7 @@ struct ctl {
     long long next_try_ms; /* while disconnected: when to try again */
     long long backoff_ms;
     long long last_beat_ms;
+    int node;              /* nodes.id of cfg->node, as of the last connection */
 };
 
 /* Opens a connection to `conninfo` (a conninfo string or URI) that pg_stat_activity shows as
@@ -29,14 +30,24 @@ struct ctl {
  * out of memory, as PQconnectdb(); the caller checks PQstatus() and PQfinish()es it. */
 PGconn *ctl_open(const char *conninfo, const char *name);
 
-/* Whether the database behind cfg->database has this build's schema (vmrq_db_check()): -1 if
- * it has another (logged: one line naming what to run), 0 if it has this one or cannot be
- * reached now (ctl_connect() will say so, and check again). */
-int ctl_check_schema(const struct vmrqd_config *cfg);
+/* Node `node` in table nodes: its id into *id and, if uri is not NULL, its uri into *uri
+ * (malloc'd, the caller's to free). 0 if found; -1 with one line in msg if it is not there
+ * (naming `vmrq node add`) or the table cannot be read. */
+int ctl_node(PGconn *conn, const char *node, int *id, char **uri, char *msg, size_t len);
 
-/* Connects (if the backoff allows), checks the schema, LISTENs, registers the daemon or
- * refreshes its row. 0 when connected; -1 otherwise (logged once per outage, retried later);
- * -2 if the database has another schema than this build's (logged; no use retrying). */
+/* What vmrqd checks before it opens anything: the database behind cfg->database has this
+ * build's schema (vmrq_db_check()) and cfg->node is in table nodes. *uri gets the hypervisor to
+ * open (malloc'd, the caller's): cfg->libvirt_uri, or the node's nodes.uri when that is empty.
+ * -1 (logged: one line naming what to run) if the schema is another, the node is not there, or
+ * the uri must come from a database that cannot be reached; 0 otherwise (a database that cannot
+ * be reached now is ctl_connect()'s to wait for). */
+int ctl_check_start(const struct vmrqd_config *cfg, char **uri);
+
+/* Connects (if the backoff allows), checks the schema and the node, LISTENs (vmrq_request, for
+ * requests any node may run, and vmrq_request_<nodes.id>, for this node's), registers the daemon
+ * or refreshes its row. 0 when connected; -1 otherwise (logged once per outage, retried later);
+ * -2 if the database has another schema than this build's or no row of this node (logged; no use
+ * retrying). */
 int ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg);
 /* Whether the connection is up. */
 bool ctl_up(const struct ctl *ctl);

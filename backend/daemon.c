@@ -57,6 +57,7 @@ struct vmrqd {
     long long write_again_ms;    /* a write of them failed on a live connection: not before */
     long long write_backoff_ms;  /* 0 after a success; doubles with each failure */
     bool want_claim;
+    bool claim_full;     /* the last claim pass filled some class (or the inline batch) */
     bool want_resolve;           /* a request finished or arrived: dependencies may be met */
     bool want_due;               /* a request arrived or was requeued: the timer may move */
     long long lost_claim;        /* tag of a claim whose answer the connection lost; 0: none */
@@ -218,9 +219,9 @@ check_deadlines(struct vmrqd *d)
 static void
 write_completions(struct vmrqd *d)
 {
-    bool waiting = false;
+    struct claim_more more = { false, false };
 
-    if (claim_complete(d->ctl.conn, d->ctl.daemon, d->unwritten, d->cfg->retry_backoff_ms, &waiting) < 0) {
+    if (claim_complete(d->ctl.conn, d->ctl.daemon, d->unwritten, d->cfg->retry_backoff_ms, &more) < 0) {
         ctl_check(&d->ctl); /* kept: written again once the database answers */
         if (ctl_up(&d->ctl)) { /* refused, not lost: asking again at once would spin */
             d->write_backoff_ms = clock_backoff(d->write_backoff_ms, 100, 30000);
@@ -234,8 +235,13 @@ write_completions(struct vmrqd *d)
             d->want_due = true;
     free_list(d->unwritten);
     d->unwritten = NULL;
-    d->want_claim = true;
-    if (waiting)
+    /* Claim again only if something may have become runnable for us: a class was full at the
+     * last claim (a slot is free now), a finished request's domain has another pending, or
+     * requests wait on dependencies (the claim pass resolves them). A request that arrived
+     * since has notified us; claiming anyway made two claims a request. */
+    if (d->claim_full || more.queued || more.waiting)
+        d->want_claim = true;
+    if (more.waiting)
         d->want_resolve = true;
 }
 
@@ -298,7 +304,7 @@ run_inline(struct vmrqd *d, struct vmrqd_job *job)
 static void
 claim_pass(struct vmrqd *d)
 {
-    int depth = 1 + d->cfg->claim_ahead, limit[CLAIM_LANES], ninline = 0;
+    int depth = 1 + d->cfg->claim_ahead, limit[CLAIM_LANES], ninline = 0, got[VMRQ_CLASS_LAST] = { 0 };
     int free_workers = d->cfg->workers * depth - d->ninflight;
     struct vmrqd_job *list = NULL, *next, *batch = NULL, **batch_tail = &batch;
     long long due;
@@ -325,10 +331,14 @@ claim_pass(struct vmrqd *d)
             run_inline(d, list);
             ninline++;
         } else {
+            got[list->cls]++;
             start_job(d, list, list->cls, &batch_tail);
         }
     }
     pool_submit(d->pool, batch);
+    d->claim_full = ninline >= limit[CLAIM_INLINE];
+    for (int c = 0; c < VMRQ_CLASS_LAST; c++)
+        d->claim_full = d->claim_full || got[c] >= limit[CLAIM_IMPORTANT + c];
     if (ninline == d->cfg->claim_batch) {
         d->want_claim = true; /* written, then claimed again at once */
         lanes_wake(d->lanes, d->cfg, d->ctl.daemon); /* and the lanes help */
@@ -526,11 +536,12 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
 {
     int verbose_floor = verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR;
     struct vmrqd d;
+    char *uri = NULL; /* the hypervisor: libvirt_uri, or the node's nodes.uri */
     int status = 0;
 
-    /* A database at another schema than this build's is the operator's to fix: one line, exit 1,
-     * before anything else is opened or said. */
-    if (ctl_check_schema(cfg) < 0) {
+    /* A database at another schema than this build's, or without this daemon's node, is the
+     * operator's to fix: one line, exit 1, before anything else is opened or said. */
+    if (ctl_check_start(cfg, &uri) < 0) {
         config_free(cfg);
         return 1;
     }
@@ -543,7 +554,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     log_set_level(cfg->log_level > verbose_floor ? cfg->log_level : verbose_floor);
     if (pipe2(d.wake, O_NONBLOCK | O_CLOEXEC) < 0)
         fatal("pipe");
-    if (!(d.drv = driver_open(&driver_kvm_ops, cfg->libvirt_uri)))
+    if (!(d.drv = driver_open(&driver_kvm_ops, uri)))
         fatalx("hypervisor: %s", driver_error_message());
     if (!(d.events = events_new(cfg->database, cfg->node)))
         fatalx("events: out of memory");
@@ -561,7 +572,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
         fatalx("cannot start %d workers and %d lanes", cfg->workers, cfg->lanes);
     pool_set_limits(d.pool, cfg->limit);
     log_info("vmrqd %s started: node '%s' (%s), %d workers (important %d, secondary %d, long %d)",
-             vmrq_version(), cfg->node, cfg->libvirt_uri, cfg->workers, cfg->limit[VMRQ_CLASS_IMPORTANT],
+             vmrq_version(), cfg->node, uri, cfg->workers, cfg->limit[VMRQ_CLASS_IMPORTANT],
              cfg->limit[VMRQ_CLASS_SECONDARY], cfg->limit[VMRQ_CLASS_LONG]);
 
     for (;;) {
@@ -648,6 +659,7 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     close(d.wake[0]);
     close(d.wake[1]);
     config_free(d.cfg);
+    free(uri);
     return status;
 
 out_abandon:

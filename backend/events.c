@@ -56,7 +56,10 @@ struct events {
  * (agent events, reboots) has no time either, and leaves it. */
 #define NEWER_SQL DOMAIN_STATUS_NOT_OLDER("x", "EXCLUDED.status_seen")
 
-/* $1: the batch, as JSON rows in arrival order; $2: the node. Each domain's row is written once
+/* $1: the batch, as JSON rows in arrival order; $2: the node. Only rows of that node are
+ * written, and rows of no node, which become its own: an event of a domain whose name another
+ * node's row holds is dropped (refresh_vms records the name in domain_conflicts). Each
+ * domain's row is written once
  * with its last status (an INSERT ... ON CONFLICT may touch a row only once) unless a newer
  * observation is there already (a completion's reading: sql/functions/domains.sql), its row
  * locked first in id order like every writer of several domains (see vmrq_complete()); every
@@ -91,7 +94,7 @@ static const char batch_sql[] =
     "           ON CONFLICT (name) DO UPDATE"
     "              SET status = CASE WHEN " NEWER_SQL " THEN EXCLUDED.status ELSE x.status END,"
     "                  status_seen = greatest(x.status_seen, EXCLUDED.status_seen),"
-    "                  uuid = coalesce(x.uuid, EXCLUDED.uuid),"
+    "                  uuid = coalesce(x.uuid, EXCLUDED.uuid), id_node = EXCLUDED.id_node,"
     /* the viewer: the batch's last graphics event, if it had one */
     "                  viewer = coalesce(EXCLUDED.viewer, x.viewer),"
     "                  viewer_since = CASE WHEN EXCLUDED.viewer IS DISTINCT FROM x.viewer AND EXCLUDED.viewer IS NOT NULL"
@@ -100,6 +103,8 @@ static const char batch_sql[] =
     "                                        ELSE EXCLUDED.viewer_address END,"
     "                  date_changed = CASE WHEN " NEWER_SQL " AND x.status IS DISTINCT FROM EXCLUDED.status"
     "                                      THEN now() ELSE x.date_changed END"
+    /* another node's row of that name is not this node's to write; its events are left out */
+    "            WHERE x.id_node IS NULL OR x.id_node = EXCLUDED.id_node"
     "           RETURNING x.id, x.name),"
     "     e AS (INSERT INTO domain_events (id_domain, domain, event, detail, at, address)"
     "           SELECT d.id, ev.name, ev.event, ev.detail, to_timestamp(ev.at), ev.address"

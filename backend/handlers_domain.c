@@ -207,7 +207,9 @@ add_display(struct vmrqd_worker *w, const struct dom_info *info, struct json_obj
 /* Brings the domains of this node in line with the hypervisor in one statement: new ones appear
  * (without owner: operators and admins may act on them), known ones get their state, those the
  * hypervisor no longer has are marked missing; a status observed after the listing (an event)
- * is left as it is. */
+ * is left as it is. Only rows of this node are written (and rows of no node its hypervisor has,
+ * which become its own): a domain whose name another node's row holds is not adopted but kept
+ * in domain_conflicts, logged the first time it is seen. */
 void
 handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
 {
@@ -258,21 +260,27 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "WITH h AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(name text, uuid uuid, status text,"
         "                      dtype text, dhost text, dport int, dtls int, dpass text)"
         "            WHERE vmrq_name_ok(name)),"  /* a name vmrq cannot hold is left out (names.sql) */
-        "     node AS (SELECT (SELECT id FROM nodes WHERE name = $2) AS id),"
+        "     node AS (SELECT id FROM nodes WHERE name = $2),"  /* none: nothing below is written */
         /* locked first, in id order, as every writer of several domains does (claim.c) */
         "     lk AS (SELECT o.id FROM domains o"
-        "             WHERE o.name IN (SELECT name FROM h) OR o.id_node IS NULL OR o.id_node = (SELECT id FROM node)"
+        "             WHERE o.name IN (SELECT name FROM h) OR o.id_node = (SELECT id FROM node)"
         "             ORDER BY o.id FOR UPDATE),"
-        /* a status observed after the listing (an event) stays: vmrq_status_not_older() */
+        /* a name another node's row holds is that node's: not adopted, recorded */
+        "     other AS (SELECT h.name, h.uuid FROM h JOIN domains o ON o.name = h.name"
+        "                WHERE (SELECT count(*) FROM lk) >= 0 AND o.id_node <> (SELECT id FROM node)),"
+        /* a status observed after the listing (an event) stays: vmrq_status_not_older(); a row
+         * of no node is this node's from now on; a uuid another row holds stays there */
         "     up AS (INSERT INTO domains AS d (name, uuid, status, status_seen, id_node, display_type, display_host,"
         "                                      display_port, display_tls_port, display_password)"
-        "            SELECT h.name, h.uuid, h.status, to_timestamp($3::float8), node.id,"
-        "                   h.dtype, h.dhost, h.dport, h.dtls, h.dpass FROM h, node"
-        "             WHERE (SELECT count(*) FROM lk) >= 0"
+        "            SELECT h.name, CASE WHEN NOT EXISTS (SELECT 1 FROM domains o WHERE o.uuid = h.uuid AND o.name <> h.name)"
+        "                                THEN h.uuid END,"
+        "                   h.status, to_timestamp($3::float8), node.id, h.dtype, h.dhost, h.dport, h.dtls, h.dpass"
+        "              FROM h, node"
+        "             WHERE (SELECT count(*) FROM lk) >= 0 AND h.name NOT IN (SELECT name FROM other)"
         "            ON CONFLICT (name) DO UPDATE"
         "               SET status = CASE WHEN " REFRESH_NEWER " THEN EXCLUDED.status ELSE d.status END,"
         "                   status_seen = greatest(d.status_seen, EXCLUDED.status_seen),"
-        "                   uuid = EXCLUDED.uuid, id_node = coalesce(d.id_node, EXCLUDED.id_node),"
+        "                   uuid = coalesce(EXCLUDED.uuid, d.uuid), id_node = EXCLUDED.id_node,"
         /* the display of a running domain, read again (a stopped one's goes: display.sql) */
         "                   display_type = coalesce(EXCLUDED.display_type, d.display_type),"
         "                   display_host = CASE WHEN EXCLUDED.display_type IS NULL THEN d.display_host"
@@ -285,26 +293,47 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "                                           ELSE EXCLUDED.display_password END,"
         "                   date_changed = CASE WHEN " REFRESH_NEWER " AND d.status IS DISTINCT FROM EXCLUDED.status"
         "                                       THEN now() ELSE d.date_changed END"
+        "             WHERE d.id_node IS NULL OR d.id_node = EXCLUDED.id_node"
         "            RETURNING (xmax = 0) AS added),"
+        /* only this node's rows go missing: a row of no node may live on any */
         "     gone AS (UPDATE domains d SET status = 'missing', status_seen = to_timestamp($3::float8),"
         "                                   date_changed = now()"
         "               WHERE (SELECT count(*) FROM lk) >= 0"
         "                 AND d.status <> 'missing' AND d.name NOT IN (SELECT name FROM h)"
-        "                 AND (d.id_node IS NULL OR d.id_node = (SELECT id FROM node))"
+        "                 AND d.id_node = (SELECT id FROM node)"
         "                 AND " DOMAIN_STATUS_NOT_OLDER("d", "to_timestamp($3::float8)")
+        "              RETURNING 1),"
+        "     seen AS (INSERT INTO domain_conflicts AS c (id_node, name, uuid)"
+        "              SELECT node.id, other.name, other.uuid FROM other, node"
+        "              ON CONFLICT (id_node, name) DO UPDATE SET last_seen = now(), uuid = EXCLUDED.uuid"
+        "              RETURNING c.name, (xmax = 0) AS first),"
+        "     over AS (DELETE FROM domain_conflicts c"
+        "               WHERE c.id_node = (SELECT id FROM node) AND c.name NOT IN (SELECT name FROM other)"
         "              RETURNING 1)"
         " SELECT (SELECT count(*) FROM up WHERE added), (SELECT count(*) FROM up WHERE NOT added),"
-        "        (SELECT count(*) FROM gone)",
+        "        (SELECT count(*) FROM gone), (SELECT count(*) FROM seen),"
+        "        (SELECT string_agg(format('''%s'' (node %s)', s.name, n.name), ', ' ORDER BY s.name)"
+        "           FROM seen s JOIN domains o ON o.name = s.name JOIN nodes n ON n.id = o.id_node WHERE s.first),"
+        "        (SELECT count(*) FROM over), (SELECT count(*) FROM node)",
         3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         job_fail_pg(job, conn, res, "refresh_vms");
         PQclear(res);
         goto rollback;
     }
+    if (strcmp(PQgetvalue(res, 0, 6), "0") == 0) { /* vmrqd checks at start; removed since */
+        job_fail(job, false, "node '%s' is not in table nodes", w->node);
+        PQclear(res);
+        goto rollback;
+    }
+    /* each name once, when it is first seen taken (vmrq domain list --conflicts lists them all) */
+    if (!PQgetisnull(res, 0, 4))
+        log_warnx("refresh_vms: not adopted, the name is another node's: %s", PQgetvalue(res, 0, 4));
     out = json_object_new_object();
     json_object_object_add(out, "added", json_object_new_int(atoi(PQgetvalue(res, 0, 0))));
     json_object_object_add(out, "refreshed", json_object_new_int(atoi(PQgetvalue(res, 0, 1))));
     json_object_object_add(out, "missing", json_object_new_int(atoi(PQgetvalue(res, 0, 2))));
+    json_object_object_add(out, "conflicts", json_object_new_int(atoi(PQgetvalue(res, 0, 3))));
     PQclear(res);
     res = PQexecParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {

@@ -45,7 +45,11 @@ struct lanes {
 static void
 tell_loop(struct lane *l)
 {
-    PGresult *res = PQexecParams(l->conn, "SELECT pg_notify('vmrq_request', '')", 0, NULL, NULL, NULL, NULL, 0);
+    const char *params[1] = { l->lanes->node };
+    /* its own node's channel: waking every daemon for it would make each run a claim */
+    PGresult *res = PQexecParams(l->conn,
+                                 "SELECT pg_notify('vmrq_request_' || (SELECT id FROM nodes WHERE name = $1), '')",
+                                 1, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         log_warnx("lane %d: cannot wake the loop for waiting requests: %s", l->index, PQerrorMessage(l->conn));
@@ -97,7 +101,7 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
 
     do {
         struct vmrqd_job *list = NULL;
-        bool waiting = false;
+        struct claim_more more = { false, false };
         int limit[CLAIM_LANES] = { [CLAIM_INLINE] = batch };
 
         if (!lane_ready(l, daemon))
@@ -112,7 +116,7 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
             j->retention_ms = 0;
             dispatch_inline(j, ls->loop_worker, l->where, backoff_ms);
         }
-        while (list && claim_complete(l->conn, daemon, list, backoff_ms, &waiting) < 0) {
+        while (list && claim_complete(l->conn, daemon, list, backoff_ms, &more) < 0) {
             if (stopping(ls)) {
                 log_warnx("lane %d: %d outcomes not written; recovery will take them back", l->index, n);
                 break;
@@ -121,7 +125,7 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
             if (PQstatus(l->conn) != CONNECTION_OK)
                 PQreset(l->conn);
         }
-        if (waiting)
+        if (more.waiting)
             tell_loop(l);
         while (list) {
             struct vmrqd_job *next = list->next;

@@ -64,31 +64,22 @@ check_schema_version(PGconn *conn, int *version, char *msg, size_t len)
     return 0;
 }
 
-/* The node this daemon serves is in table nodes; *enabled tells whether it takes requests. */
+/* The node this daemon serves is in table nodes (ctl_node()); *enabled tells whether it takes
+ * requests, *uri (malloc'd) is its nodes.uri. */
 static int
-check_node(PGconn *conn, const char *node, bool *enabled, char *msg, size_t len)
+check_node(PGconn *conn, const char *node, bool *enabled, char **uri, char *msg, size_t len)
 {
     const char *params[1] = { node };
-    PGresult *res = PQexecParams(conn, "SELECT enabled FROM nodes WHERE name = $1", 1, NULL, params,
-                                 NULL, NULL, 0);
-    char why[256];
-    int ret = -1;
+    PGresult *res;
+    int id;
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        first_line(PQerrorMessage(conn), why, sizeof(why));
-        snprintf(msg, len, "database: cannot read table nodes: %s", why);
-        goto cleanup;
-    }
-    if (PQntuples(res) == 0) {
-        snprintf(msg, len, "node '%s' is not in table nodes: add it with 'vmrq node add %s --uri URI'"
-                 " or set node (VMRQ_NODE)", node, node);
-        goto cleanup;
-    }
-    *enabled = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    ret = 0;
-cleanup:
+    if (ctl_node(conn, node, &id, uri, msg, len) < 0)
+        return -1;
+    res = PQexecParams(conn, "SELECT enabled FROM nodes WHERE name = $1", 1, NULL, params, NULL, NULL, 0);
+    *enabled = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+               strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
-    return ret;
+    return 0;
 }
 
 /* libvirt_uri opens, and is closed again. */
@@ -113,7 +104,8 @@ preflight(const struct vmrqd_config *cfg, const char *pidfile, char *msg, size_t
     const char *values[] = { "10", cfg->database, "vmrqd -n", NULL };
     PGconn *conn = NULL;
     bool enabled = false;
-    char why[512];
+    char why[512], *node_uri = NULL;
+    const char *uri;
     int version, ret = -1;
 
     if (check_pidfile(pidfile, msg, len) < 0)
@@ -127,14 +119,17 @@ preflight(const struct vmrqd_config *cfg, const char *pidfile, char *msg, size_t
         goto cleanup;
     }
     if (check_schema_version(conn, &version, msg, len) < 0 ||
-        check_node(conn, cfg->node, &enabled, msg, len) < 0 ||
-        check_hypervisor(cfg->libvirt_uri, msg, len) < 0)
+        check_node(conn, cfg->node, &enabled, &node_uri, msg, len) < 0)
         goto cleanup;
-    snprintf(msg, len, "database reachable, schema at version %d; node '%s'%s; %s opens",
+    uri = *cfg->libvirt_uri ? cfg->libvirt_uri : node_uri; /* the node's when the file names none */
+    if (check_hypervisor(uri, msg, len) < 0)
+        goto cleanup;
+    snprintf(msg, len, "database reachable, schema at version %d; node '%s'%s; %s opens%s",
              version, cfg->node, enabled ? "" : " (disabled: it takes no domain requests)",
-             cfg->libvirt_uri);
+             uri, *cfg->libvirt_uri ? "" : " (the node's uri)");
     ret = 0;
 cleanup:
+    free(node_uri);
     PQfinish(conn);
     return ret;
 }

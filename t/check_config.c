@@ -67,7 +67,7 @@ START_TEST(test_defaults_and_environment)
     ck_assert_int_eq(cfg.workers, 8);
     ck_assert_int_eq(cfg.retention_ms, 7LL * 86400 * 1000);
     ck_assert_int_eq(cfg.limit[VMRQ_CLASS_LONG], 1);
-    ck_assert_str_eq(cfg.libvirt_uri, "qemu:///system");
+    ck_assert_str_eq(cfg.libvirt_uri, ""); /* the node's nodes.uri */
     ck_assert_str_ne(cfg.node, ""); /* the host name */
 
     ck_assert_int_eq(config_load(&cfg, file, true, err, sizeof(err)), 0);

@@ -350,8 +350,12 @@ START_TEST(test_lane_tells_loop_of_waiting)
     struct lanes *ls;
     PGconn *listener;
     PGnotify *n = NULL;
+    char channel[64];
     int daemon;
 
+    /* the word goes to the lane's own node, not to every daemon */
+    snprintf(channel, sizeof(channel), "LISTEN vmrq_request_%lld",
+             count("INSERT INTO nodes (name, uri) VALUES ('n', 'test:///default') RETURNING id"));
     daemon = (int)count("INSERT INTO daemons (node, hostname, pid, version) VALUES ('n', 'h', 1, 'test')"
                         " RETURNING id");
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));                        /* 1 */
@@ -359,7 +363,7 @@ START_TEST(test_lane_tells_loop_of_waiting)
     ck_assert_ptr_nonnull(conninfo);
     listener = PQconnectdb(conninfo); /* listening from now: the enqueues' own words are past */
     ck_assert_int_eq(PQstatus(listener), CONNECTION_OK);
-    PQclear(PQexec(listener, "LISTEN vmrq_request"));
+    PQclear(PQexec(listener, channel));
     memset(&cfg, 0, sizeof(cfg));
     cfg.claim_batch = 10;
     cfg.retry_backoff_ms = 1000;

@@ -346,7 +346,7 @@ START_TEST(test_refresh_vms_after_changes_behind_our_back)
     ck_assert_str_eq(db_status("lab-server"), "running");
     ck_assert_str_eq(db_status("ghost"), "missing");
     res = t_sql(t_db, "SELECT output::text FROM requests WHERE command = 'refresh_vms' ORDER BY id DESC LIMIT 1", 0, NULL);
-    ck_assert_str_eq(PQgetvalue(res, 0, 0), "{\"added\": 0, \"missing\": 1, \"refreshed\": 6}");
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "{\"added\": 0, \"missing\": 1, \"conflicts\": 0, \"refreshed\": 6}");
     PQclear(res);
     /* owners survive a refresh */
     ck_assert_int_eq(t_sql_int(t_db, "SELECT id_owner FROM domains WHERE name = 'desk-alice'", 0, NULL), ALICE);

@@ -82,6 +82,7 @@ START_TEST(test_failover_to_the_standby)
     PQclear(t_sql(c, "CREATE ROLE vmrq_t_daemon LOGIN IN ROLE vmrq_daemon", 0, NULL));
     snprintf(info, sizeof(info), "host=%s/primary,%s/standby dbname=vmrq user=vmrq_t_daemon"
                                  " target_session_attrs=read-write", pair, pair);
+    t_node_ensure(c, conf);
     t_daemon_spawn(&dm, conf, false, info);
     ck_assert_msg(t_wait_value(c, "SELECT count(*) FROM daemons WHERE stopped_at IS NULL", 1, 30000) == 1,
                   "vmrqd did not register; see %s", dm.log);

@@ -87,6 +87,7 @@ main(void)
     srunner_add_suite(sr, domain_suite());
     srunner_add_suite(sr, bases_suite());
     srunner_add_suite(sr, display_suite());
+    srunner_add_suite(sr, fleet_suite());
     srunner_add_suite(sr, chaos_suite());
     srunner_add_suite(sr, failover_suite());
     srunner_add_suite(sr, guest_suite());

@@ -155,6 +155,7 @@ START_TEST(test_pidfile_race)
 
     snprintf(text, sizeof(text), FAST "pidfile = %s\n", pidpath);
     write_conf(conf, text);
+    t_node_ensure(t_db, text);
     for (int i = 0; i < 4; i++) {
         ck_assert((pids[i] = fork()) >= 0);
         if (pids[i] == 0) {
@@ -202,6 +203,7 @@ START_TEST(test_daemonized_writes_pidfile)
 
     snprintf(text, sizeof(text), FAST "pidfile = %s\n", pidpath);
     write_conf(conf, text);
+    t_node_ensure(t_db, text);
     ck_assert_int_eq(run(out, sizeof(out), "%s -f %s", getenv("VMRQD"), conf), 0);
     for (int i = 0; i < 2000 && !(daemon_pid = pid_in(pidpath)); i++) {
         struct timespec ts = { 0, 10 * 1000000 };
@@ -262,7 +264,28 @@ START_TEST(test_check_only)
         ck_assert_msg(t_lines(out) == 1, "%s: more than one line: %s", bad[i].env, out);
         unlink(conf);
     }
+    /* no libvirt_uri: the node's nodes.uri is what opens */
+    write_conf(conf, "node = here\n");
+    ck_assert_int_eq(run(out, sizeof(out), "env -u VMRQ_LIBVIRT_URI %s -n -f %s", vmrqd, conf), 0);
+    ck_assert_msg(strstr(out, "test:///default opens (the node's uri)"), "got: %s", out);
+    unlink(conf);
     PQclear(t_sql(t_db, "DROP DATABASE vmrq_noschema", 0, NULL));
+}
+END_TEST
+
+/* A vmrqd whose node is not in table nodes does not start (nor adopt anything): one line
+ * naming `vmrq node add`, exit 1, no row in daemons. */
+START_TEST(test_unknown_node_refused)
+{
+    char conf[64], out[2048];
+
+    write_conf(conf, FAST "node = nowhere\n");
+    ck_assert_int_eq(run(out, sizeof(out), "timeout 20 %s -d -f %s", getenv("VMRQD"), conf), 1);
+    ck_assert_msg(strstr(out, "node 'nowhere' is not in table nodes: add it with 'vmrq node add nowhere --uri URI'"),
+                  "got: %s", out);
+    ck_assert_msg(t_lines(out) == 1, "more than one line: %s", out);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM daemons", 0, NULL), 0);
+    unlink(conf);
 }
 END_TEST
 
@@ -741,6 +764,7 @@ service_suite(void)
     tcase_add_test(tc, test_pidfile_race);
     tcase_add_test(tc, test_daemonized_writes_pidfile);
     tcase_add_test(tc, test_check_only);
+    tcase_add_test(tc, test_unknown_node_refused);
     tcase_add_test(tc, test_version_and_help);
     tcase_add_test(tc, test_systemd_notify);
     tcase_add_test(tc, test_install_and_run_the_unit);

@@ -177,11 +177,33 @@ t_lines(const char *s)
 }
 
 void
+t_node_ensure(PGconn *conn, const char *config)
+{
+    const char *p = strstr(config, "node = ");
+    const char *params[1];
+    char name[256];
+
+    if (p && (p == config || p[-1] == '\n')) {
+        snprintf(name, sizeof(name), "%.*s", (int)strcspn(p + 7, "\n"), p + 7);
+    } else {
+        ck_assert(gethostname(name, sizeof(name)) == 0);
+        name[sizeof(name) - 1] = '\0';
+    }
+    params[0] = name;
+    PQclear(t_sql(conn, "INSERT INTO nodes (name, uri) VALUES ($1, 'test:///default') ON CONFLICT (name) DO NOTHING",
+                  1, params));
+}
+
+void
 t_daemon_spawn(struct t_daemon *d, const char *config, bool valgrind, const char *database)
 {
     const char *vmrqd = getenv("VMRQD");
+    PGconn *owner = t_connect();
     FILE *f;
     int fd;
+
+    t_node_ensure(owner, config);
+    PQfinish(owner);
 
     ck_assert_msg(vmrqd != NULL, "VMRQD is not set: run the tests with make check");
     snprintf(d->conf, sizeof(d->conf), "/tmp/vmrqd-test-conf.XXXXXX");

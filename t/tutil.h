@@ -30,6 +30,7 @@ Suite *failover_suite(void);
 Suite *privileges_suite(void);
 Suite *bases_suite(void);
 Suite *display_suite(void);
+Suite *fleet_suite(void);
 
 /* A new connection to $VMRQ_DB with notices silenced; fails the test if it cannot connect. */
 PGconn *t_connect(void);
@@ -68,8 +69,12 @@ struct t_daemon {
     char conf[64];
     char log[64];
 };
+/* Adds to table nodes, through conn, the node a daemon with `config` serves (its `node = NAME`
+ * line, else the host name), unless it is there: vmrqd refuses to start for a node not in it. */
+void t_node_ensure(PGconn *conn, const char *config);
 /* Starts a daemon with `config` (as t_daemon_start()) on `database` (NULL: $VMRQ_DAEMON_DB, a
- * login role of vmrq_daemon only, set by the runner), and returns at once. */
+ * login role of vmrq_daemon only, set by the runner), and returns at once. Its node is added
+ * first (t_node_ensure(), on the test database: another database's caller adds it there). */
 void t_daemon_spawn(struct t_daemon *d, const char *config, bool valgrind, const char *database);
 /* Starts a daemon with `config` (key = value lines; nothing about the pidfile: under -d the
  * default writes none) and waits until it has registered in table daemons. With `valgrind`,

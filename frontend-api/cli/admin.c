@@ -2,6 +2,7 @@
  * admin.c - `vmrq user`, `vmrq domain`, `vmrq node` (the rows requests refer to: add, list,
  * remove, and a domain's owner, a node's maintenance) and `vmrq daemons` (who serves the queue).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 #include "cli.h"
 
 enum { OPT_OPERATOR = 256, OPT_ADMIN, OPT_OWNER, OPT_OWNER_ID, OPT_NODE, OPT_UUID, OPT_TIMEOUT, OPT_URI,
-       OPT_DISABLED, OPT_JSON, OPT_FORCE, OPT_ALL };
+       OPT_DISABLED, OPT_JSON, OPT_FORCE, OPT_ALL, OPT_CONFLICTS };
 
 /* SQLSTATEs that mean the operator's input was wrong: unique, check, foreign key, bad text. */
 static const char *const input_states[] = { "23505", "23514", "23503", "22P02", NULL };
@@ -49,6 +50,7 @@ static const struct option domain_options[] = {
     { "node", required_argument, NULL, OPT_NODE },
     { "uuid", required_argument, NULL, OPT_UUID },
     { "shutdown-timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "conflicts", no_argument, NULL, OPT_CONFLICTS },
     { "force", no_argument, NULL, OPT_FORCE },
     { "json", no_argument, NULL, OPT_JSON },
     { NULL, 0, NULL, 0 },
@@ -58,7 +60,7 @@ static const struct cli_sub domain_sub = {
     "domain",
     "usage: vmrq domain add NAME --owner USER|--owner-id UID [--node NODE] [--uuid UUID]\n"
     "                          [--shutdown-timeout SECONDS]\n"
-    "       vmrq domain list [--json]\n"
+    "       vmrq domain list [--conflicts] [--json]\n"
     "       vmrq domain set NAME key=value...\n"
     "       vmrq domain set-owner NAME --owner USER|--owner-id UID\n"
     "       vmrq domain remove NAME [--force]\n"
@@ -69,7 +71,9 @@ static const struct cli_sub domain_sub = {
     "(--force cancels those that have not started); its hypervisor's machine is not touched.\n"
     "'set' keys (seconds, or none): shutdown_disconnected (a shutdown follows that long after\n"
     "the viewer leaves, or after a start nobody connects to), run_timeout (a shutdown follows\n"
-    "that long after a start), shutdown_timeout.\n",
+    "that long after a start), shutdown_timeout.\n"
+    "'list --conflicts': the hypervisors' domains no vmrqd adopted, their name being another\n"
+    "node's domain's (found by refresh_vms): node, name, uuid, the node that holds the name.\n",
     domain_options,
 };
 
@@ -88,8 +92,9 @@ static const struct cli_sub node_sub = {
     "       vmrq node disable NAME | vmrq node enable NAME\n"
     "       vmrq node remove NAME [--force]\n"
     "\n"
-    "Nodes are hypervisor hosts (URI as libvirt takes it, e.g. qemu:///system or\n"
-    "qemu+ssh://host/system); each is served by the vmrqd whose `node` setting names it.\n"
+    "Nodes are hypervisor hosts (URI as libvirt takes it, DRIVER[+TRANSPORT]://[HOST]/PATH:\n"
+    "qemu:///system, qemu+ssh://host/system); each is served by the vmrqd whose `node` setting\n"
+    "names it, which opens URI unless its libvirt_uri says otherwise.\n"
     "A disabled node (maintenance) refuses domain requests. 'remove' refuses a node that still\n"
     "has domains, or requests pending (--force cancels those that have not started).\n",
     node_options,
@@ -418,7 +423,7 @@ cli_cmd_domain(int argc, char **argv)
     static const char *const verbs[] = { "add", "list", "set-owner", "remove", NULL };
     const char *params[6] = { NULL, NULL, NULL, NULL, NULL, NULL }, *which;
     long long number;
-    bool json = false, force = false;
+    bool json = false, force = false, conflicts = false;
     uuid_t uu;
     int c, code;
 
@@ -445,6 +450,7 @@ cli_cmd_domain(int argc, char **argv)
                                  optarg);
             params[5] = optarg;
             break;
+        case OPT_CONFLICTS: conflicts = true; break;
         case OPT_FORCE: force = true; break;
         case OPT_JSON: json = true; break;
         }
@@ -453,6 +459,15 @@ cli_cmd_domain(int argc, char **argv)
         return cli_set(&domain_sub, "domains", argv[optind + 1], argc - optind - 2, argv + optind + 2);
     if ((code = verb(&domain_sub, argc, argv, verbs, &which, &params[0])) != CLI_OK)
         return code;
+    if (conflicts && strcmp(which, "list") != 0)
+        return cli_usage(&domain_sub, "--conflicts goes with 'list', not '%s'", which);
+    if (conflicts)
+        return run(&domain_sub,
+                   "SELECT n.name AS node, c.name, c.uuid, o.name AS held_by, c.first_seen, c.last_seen"
+                   "  FROM domain_conflicts c JOIN nodes n ON n.id = c.id_node"
+                   "       LEFT JOIN domains d ON d.name = c.name LEFT JOIN nodes o ON o.id = d.id_node"
+                   " ORDER BY n.name, c.name",
+                   0, NULL, json);
     if (strcmp(which, "list") == 0)
         return run(&domain_sub,
                    "SELECT d.id, d.name, d.status, u.name AS owner, n.name AS node, d.uuid,"
@@ -473,11 +488,60 @@ cli_cmd_domain(int argc, char **argv)
     return domain_add(params);
 }
 
+/* What is wrong with uri as a libvirt connection URI, or NULL: DRIVER[+TRANSPORT]://, an
+ * optional [USER@]HOST[:PORT], then a PATH that begins with '/' (qemu:///system,
+ * qemu+ssh://root@kvm2:22/system?keyfile=..., test:///default), no space or control character.
+ * The syntax only: whether the driver exists is for vmrqd -n to find out. */
+static const char *
+uri_problem(const char *uri)
+{
+    static const char *const transports[] = { "tls", "tcp", "unix", "ssh", "libssh", "libssh2", "ext", NULL };
+    const char *p = uri, *t, *host, *path;
+    size_t len;
+    bool known = false;
+
+    for (const char *q = uri; *q; q++)
+        if (iscntrl((unsigned char)*q) || *q == ' ')
+            return "it holds a space or a control character";
+    if (!isalpha((unsigned char)*p))
+        return "it must begin with the driver's name";
+    while (isalnum((unsigned char)*p))
+        p++;
+    if (*p == '+') {
+        t = ++p;
+        while (isalnum((unsigned char)*p))
+            p++;
+        len = (size_t)(p - t);
+        for (int i = 0; transports[i]; i++)
+            known = known || (strlen(transports[i]) == len && strncmp(transports[i], t, len) == 0);
+        if (!known)
+            return "the transport after '+' is none of tls, tcp, unix, ssh, libssh, libssh2, ext";
+    }
+    if (strncmp(p, "://", 3) != 0)
+        return "the driver must be followed by '://'";
+    host = p + 3;
+    if (!(path = strchr(host, '/')))
+        return "it has no path (qemu:///system: the path is /system)";
+    for (const char *q = host; q < path; q++) {
+        if (*q == ':') {
+            if (q + 1 == path)
+                return "the port after ':' is empty";
+            for (const char *r = q + 1; r < path; r++)
+                if (!isdigit((unsigned char)*r))
+                    return "the port after ':' must be a number";
+            break;
+        }
+        if (!isalnum((unsigned char)*q) && !strchr("-._@[]%~", *q))
+            return "the host holds a character a host name cannot";
+    }
+    return NULL;
+}
+
 int
 cli_cmd_node(int argc, char **argv)
 {
     static const char *const verbs[] = { "add", "list", "disable", "enable", "remove", NULL };
-    const char *params[3] = { NULL, NULL, "true" }, *which;
+    const char *params[3] = { NULL, NULL, "true" }, *which, *why;
     bool json = false, force = false;
     int c, code;
 
@@ -520,6 +584,9 @@ cli_cmd_node(int argc, char **argv)
         return code;
     if (!params[1] || !*params[1])
         return cli_usage(&node_sub, "add needs --uri URI");
+    if ((why = uri_problem(params[1])))
+        return cli_usage(&node_sub, "--uri '%s' is not a libvirt URI (DRIVER[+TRANSPORT]://[HOST]/PATH,"
+                         " e.g. qemu:///system): %s", params[1], why);
     return run(&node_sub, "INSERT INTO nodes (name, uri, enabled) VALUES ($1, $2, $3) RETURNING id",
                3, params, false);
 }

@@ -20,7 +20,7 @@ BEGIN
 END $$;
 
 REVOKE ALL ON users, nodes, domains, commands, command_args, requests, daemons, domain_events,
-              schema_migrations, schema_sources
+              domain_conflicts, schema_migrations, schema_sources
     FROM PUBLIC, vmrq_portal, vmrq_operator, vmrq_daemon;
 REVOKE ALL ON SEQUENCE users_id_seq, nodes_id_seq, domains_id_seq, requests_id_seq, daemons_id_seq,
                        domain_events_id_seq
@@ -43,7 +43,7 @@ GRANT SELECT (id, name, uuid, id_owner, id_node, status, status_seen, shutdown_t
 -- the operator manages people and machines, and reads what vmrqd records
 GRANT SELECT, INSERT, UPDATE, DELETE ON users, nodes, domains TO vmrq_operator;
 GRANT USAGE ON SEQUENCE users_id_seq, nodes_id_seq, domains_id_seq TO vmrq_operator;
-GRANT SELECT ON daemons, domain_events, schema_migrations, schema_sources TO vmrq_operator;
+GRANT SELECT ON daemons, domain_events, domain_conflicts, schema_migrations, schema_sources TO vmrq_operator;
 
 -- vmrqd reads rights and nodes, keeps domains and their events, registers itself, and checks
 -- the schema at start
@@ -51,4 +51,6 @@ GRANT SELECT ON users, nodes, schema_migrations, schema_sources TO vmrq_daemon;
 GRANT SELECT, INSERT, UPDATE ON domains, daemons TO vmrq_daemon;
 GRANT DELETE ON domains TO vmrq_daemon; -- remove_domain
 GRANT SELECT, INSERT ON domain_events TO vmrq_daemon;
+-- refresh_vms records the names another node holds (each daemon its own node's rows)
+GRANT SELECT, INSERT, UPDATE, DELETE ON domain_conflicts TO vmrq_daemon;
 GRANT USAGE ON SEQUENCE domains_id_seq, daemons_id_seq, domain_events_id_seq TO vmrq_daemon;

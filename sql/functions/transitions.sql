@@ -109,7 +109,7 @@ RETURNS TABLE (id bigint, command text, args text, id_domain int, uid int, retry
                dom_is_base boolean)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT
-SET enable_seqscan = off SET enable_bitmapscan = off
+SET enable_seqscan = off SET enable_bitmapscan = off SET jit = off
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -174,18 +174,24 @@ GRANT EXECUTE ON FUNCTION vmrq_claim(int, text, text[], int, text[], int, text[]
 
 -- working -> done, for the requests p_ids of daemon p_daemon that finished without output (the
 -- common case: ids only, no JSON to unpack per row). Returns the ids written, each with whether
--- any request waits on a dependency (then the caller looks for those to move on).
+-- any request waits on a dependency (then the caller looks for those to move on) and whether its
+-- domain has another request pending, which may run now (then the caller claims again; else a
+-- new request's notification is what wakes it: one claim per request, not two). The probe is
+-- requests_domain_active's, bounded to the domain.
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_complete_done(p_daemon int, p_ids bigint[])
-RETURNS TABLE (id bigint, waiting boolean)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+RETURNS TABLE (id bigint, waiting boolean, queued boolean)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
     UPDATE requests r
        SET status = 'done', date_changed = clock_timestamp(), error = NULL, finished_at = clock_timestamp()
-     WHERE r.id = ANY (p_ids) AND r.status = 'working' AND r.id_daemon = p_daemon
-    RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting'));
+     WHERE r.id = ANY (p_ids) AND r.status::text = 'working' AND r.id_daemon = p_daemon
+    RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting')),
+              r.id_domain IS NOT NULL
+              AND EXISTS (SELECT 1 FROM requests o
+                           WHERE o.id_domain = r.id_domain AND o.status = 'requested' AND o.id <> r.id);
 END $$;
 REVOKE ALL ON FUNCTION vmrq_complete_done(int, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vmrq_complete_done(int, bigint[]) TO vmrq_daemon;
@@ -204,8 +210,8 @@ GRANT EXECUTE ON FUNCTION vmrq_complete_done(int, bigint[]) TO vmrq_daemon;
 -- Returns as vmrq_complete_done().
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_complete(p_daemon int, p_rows jsonb)
-RETURNS TABLE (id bigint, waiting boolean)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+RETURNS TABLE (id bigint, waiting boolean, queued boolean)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -222,7 +228,12 @@ BEGIN
                                            THEN now() ELSE d.date_changed END
                   FROM x
                  WHERE d.id = ANY (ARRAY(SELECT id FROM lk)) AND d.id = x.dom_id
-                   AND vmrq_status_not_older(d.status_seen, to_timestamp(x.dom_seen))),
+                   AND vmrq_status_not_older(d.status_seen, to_timestamp(x.dom_seen))
+                   -- only a domain of this daemon's node (or of none): a domain moved to
+                   -- another node meanwhile is that node's to observe
+                   AND (d.id_node IS NULL
+                        OR d.id_node = (SELECT n.id FROM daemons m JOIN nodes n ON n.name = m.node
+                                         WHERE m.id = p_daemon))),
          y AS (SELECT x.id, CASE WHEN t.twin IS NULL THEN x.status
                                  WHEN x.unreached THEN 'cancelled' ELSE 'failed' END AS status,
                       CASE WHEN t.twin IS NULL THEN x.error
@@ -246,8 +257,11 @@ BEGIN
            id_daemon = CASE WHEN x.status = 'requested' THEN NULL ELSE r.id_daemon END,
            handler_started_at = CASE WHEN x.status = 'requested' THEN NULL ELSE r.handler_started_at END
       FROM y x
-     WHERE r.id = x.id AND r.status = 'working' AND r.id_daemon = p_daemon
-    RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting'));
+     WHERE r.id = x.id AND r.status::text = 'working' AND r.id_daemon = p_daemon
+    RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting')),
+              r.id_domain IS NOT NULL
+              AND EXISTS (SELECT 1 FROM requests o
+                           WHERE o.id_domain = r.id_domain AND o.status = 'requested' AND o.id <> r.id);
 END $$;
 REVOKE ALL ON FUNCTION vmrq_complete(int, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vmrq_complete(int, jsonb) TO vmrq_daemon;
@@ -257,7 +271,7 @@ GRANT EXECUTE ON FUNCTION vmrq_complete(int, jsonb) TO vmrq_daemon;
 -- message of one cancelled. The attempt is not counted. Returns how many.
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_release(p_daemon int, p_ids bigint[], p_why text) RETURNS int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 DECLARE
     n int;
 BEGIN
@@ -325,7 +339,7 @@ GRANT EXECUTE ON FUNCTION vmrq_handler_started(int, bigint) TO vmrq_daemon;
 -- Returns how many were taken back.
 -- SECURITY DEFINER: likewise; and one vmrqd takes back the claims of others.
 CREATE OR REPLACE FUNCTION vmrq_recover(p_lease interval) RETURNS int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 DECLARE
     n int;
 BEGIN
@@ -395,10 +409,15 @@ GRANT EXECUTE ON FUNCTION vmrq_recover(interval) TO vmrq_daemon;
 -- Returns how many moved; a failure can unblock further children, so callers repeat until 0.
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_resolve_waiting() RETURNS int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 DECLARE
     n int;
 BEGIN
+    -- the common case, nothing waits: one probe of requests_waiting (every idle vmrqd's poll
+    -- asks; the statement below costs several times more to find nothing)
+    IF NOT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting') THEN
+        RETURN 0;
+    END IF;
     WITH ready AS (
         SELECT c.id,
                CASE WHEN c.after_request_ok IS NULL THEN NULL
@@ -411,7 +430,8 @@ BEGIN
            AND (c.after_request IS NULL OR a.id IS NULL OR a.status IN ('done', 'failed', 'cancelled'))
            AND (c.after_request_ok IS NULL OR ok.id IS NULL OR ok.status IN ('done', 'failed', 'cancelled'))
            FOR UPDATE OF c SKIP LOCKED
-    )
+    ),
+    moved AS (
     UPDATE requests r
        SET status = CASE WHEN ready.ok_problem IS NULL THEN 'requested' ELSE 'failed' END::request_status,
            error = CASE WHEN ready.ok_problem IS NOT NULL
@@ -419,8 +439,13 @@ BEGIN
                                     r.after_request_ok, ready.ok_problem) END,
            finished_at = CASE WHEN ready.ok_problem IS NOT NULL THEN now() END
       FROM ready
-     WHERE r.id = ready.id;
-    GET DIAGNOSTICS n = ROW_COUNT;
+     WHERE r.id = ready.id
+    RETURNING r.id_node, r.status),
+    -- what may run now wakes its node's vmrqd, as an insert does (vmrq_requests_notify_new())
+    woke AS (
+    SELECT pg_notify(CASE WHEN g.id_node IS NULL THEN 'vmrq_request' ELSE 'vmrq_request_' || g.id_node END, '')
+      FROM (SELECT DISTINCT m.id_node FROM moved m WHERE m.status = 'requested') g)
+    SELECT (SELECT count(*) FROM moved) + 0 * (SELECT count(*) FROM woke) INTO n;
     RETURN n;
 END $$;
 REVOKE ALL ON FUNCTION vmrq_resolve_waiting() FROM PUBLIC;
@@ -473,7 +498,7 @@ GRANT EXECUTE ON FUNCTION vmrq_moot_shutdowns(int, bigint) TO vmrq_daemon;
 -- hypervisor says stopped (backend/events.c). Returns the domains that had one.
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_moot_force_shutdowns(p_domains int[]) RETURNS SETOF int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 BEGIN
     RETURN QUERY
     UPDATE requests r SET status = 'done', finished_at = now(), date_changed = now(),
