@@ -257,9 +257,11 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
     params[1] = w->node;
     params[2] = seen;
     res = PQexecParams(conn,
-        "WITH h AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(name text, uuid uuid, status text,"
-        "                      dtype text, dhost text, dport int, dtls int, dpass text)"
-        "            WHERE vmrq_name_ok(name)),"  /* a name vmrq cannot hold is left out (names.sql) */
+        "WITH hv AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(name text, uuid uuid, status text,"
+        "                       dtype text, dhost text, dport int, dtls int, dpass text)),"
+        /* a name vmrq cannot hold (names.sql) is left out, and recorded as a conflict */
+        "     h AS (SELECT * FROM hv WHERE vmrq_name_ok(name)),"
+        "     bad AS (SELECT name, uuid FROM hv WHERE NOT vmrq_name_ok(name)),"
         "     node AS (SELECT id FROM nodes WHERE name = $2),"  /* none: nothing below is written */
         /* locked first, in id order, as every writer of several domains does (claim.c) */
         "     lk AS (SELECT o.id FROM domains o"
@@ -304,17 +306,20 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "                 AND " DOMAIN_STATUS_NOT_OLDER("d", "to_timestamp($3::float8)")
         "              RETURNING 1),"
         "     seen AS (INSERT INTO domain_conflicts AS c (id_node, name, uuid)"
-        "              SELECT node.id, other.name, other.uuid FROM other, node"
+        "              SELECT node.id, x.name, x.uuid FROM (SELECT * FROM other UNION ALL SELECT * FROM bad) x, node"
         "              ON CONFLICT (id_node, name) DO UPDATE SET last_seen = now(), uuid = EXCLUDED.uuid"
         "              RETURNING c.name, (xmax = 0) AS first),"
         "     over AS (DELETE FROM domain_conflicts c"
         "               WHERE c.id_node = (SELECT id FROM node) AND c.name NOT IN (SELECT name FROM other)"
+        "                 AND c.name NOT IN (SELECT name FROM bad)"
         "              RETURNING 1)"
         " SELECT (SELECT count(*) FROM up WHERE added), (SELECT count(*) FROM up WHERE NOT added),"
         "        (SELECT count(*) FROM gone), (SELECT count(*) FROM seen),"
         "        (SELECT string_agg(format('''%s'' (node %s)', s.name, n.name), ', ' ORDER BY s.name)"
         "           FROM seen s JOIN domains o ON o.name = s.name JOIN nodes n ON n.id = o.id_node WHERE s.first),"
-        "        (SELECT count(*) FROM over), (SELECT count(*) FROM node)",
+        "        (SELECT count(*) FROM over), (SELECT count(*) FROM node),"
+        "        (SELECT string_agg(format('%L', s.name), ', ' ORDER BY s.name) FROM seen s"
+        "          WHERE s.first AND NOT vmrq_name_ok(s.name))",
         3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         job_fail_pg(job, conn, res, "refresh_vms");
@@ -329,6 +334,9 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
     /* each name once, when it is first seen taken (vmrq domain list --conflicts lists them all) */
     if (!PQgetisnull(res, 0, 4))
         log_warnx("refresh_vms: not adopted, the name is another node's: %s", PQgetvalue(res, 0, 4));
+    if (!PQgetisnull(res, 0, 7))
+        log_warnx("refresh_vms: not adopted, a name vmrq cannot hold (1 to 100 characters, no control"
+                  " character, no space at either end): %s", PQgetvalue(res, 0, 7));
     out = json_object_new_object();
     json_object_object_add(out, "added", json_object_new_int(atoi(PQgetvalue(res, 0, 0))));
     json_object_object_add(out, "refreshed", json_object_new_int(atoi(PQgetvalue(res, 0, 1))));

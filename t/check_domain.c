@@ -326,6 +326,37 @@ START_TEST(test_shutdown_start)
 }
 END_TEST
 
+/* A hypervisor domain whose name vmrq cannot hold (101 characters) is not adopted: refresh_vms
+ * records it as a conflict (vmrq domain list --conflicts, with why) and counts it, every time. */
+START_TEST(test_refresh_vms_leaves_out_a_name_it_cannot_hold)
+{
+    char name[102];
+    struct driver_dom *dom;
+    struct t_cli r;
+    PGresult *res;
+
+    memset(name, 'x', 101);
+    name[101] = '\0';
+    refresh_and_own();
+    dom = driver_clone(drv, "<domain type='test'><name>t</name><memory>65536</memory><os><type>hvm</type></os>"
+                            "<devices/></domain>", name, "default");
+    ck_assert_msg(dom != NULL, "%s", driver_error_message());
+    driver_dom_free(drv, dom);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_str_eq(outcome(run("refresh_vms", "{}")), "done");
+        res = t_sql(t_db, "SELECT output->>'conflicts' FROM requests WHERE command = 'refresh_vms' ORDER BY id DESC"
+                          " LIMIT 1", 0, NULL);
+        ck_assert_str_eq(PQgetvalue(res, 0, 0), "1");
+        PQclear(res);
+    }
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domains WHERE name LIKE 'xxxx%'", 0, NULL), 0);
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domain_conflicts WHERE char_length(name) = 101", 0, NULL), 1);
+    r = t_cli_run("domain", "list", "--conflicts", NULL);
+    ck_assert_msg(r.status == 0 && strstr(r.out, "name vmrq cannot hold"), "%d %s %s", r.status, r.out, r.err);
+    t_cli_free(&r);
+}
+END_TEST
+
 /* refresh_vms brings the table in line after changes behind vmrq's back. */
 START_TEST(test_refresh_vms_after_changes_behind_our_back)
 {
@@ -674,6 +705,7 @@ domain_suite(void)
     tcase_add_test(tc, test_start_cancels_moot_shutdowns);
     tcase_add_test(tc, test_shutdown_start);
     tcase_add_test(tc, test_refresh_vms_after_changes_behind_our_back);
+    tcase_add_test(tc, test_refresh_vms_leaves_out_a_name_it_cannot_hold);
     tcase_add_test(tc, test_events_follow_the_hypervisor);
     tcase_add_test(tc, test_event_bursts_keep_order_and_last_status);
     tcase_add_test(tc, test_newer_event_wins_over_the_completion);

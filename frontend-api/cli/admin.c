@@ -72,8 +72,9 @@ static const struct cli_sub domain_sub = {
     "'set' keys (seconds, or none): shutdown_disconnected (a shutdown follows that long after\n"
     "the viewer leaves, or after a start nobody connects to), run_timeout (a shutdown follows\n"
     "that long after a start), shutdown_timeout.\n"
-    "'list --conflicts': the hypervisors' domains no vmrqd adopted, their name being another\n"
-    "node's domain's (found by refresh_vms): node, name, uuid, the node that holds the name.\n",
+    "'list --conflicts': the hypervisors' domains no vmrqd adopted (found by refresh_vms), their\n"
+    "name being another node's domain's or one vmrq cannot hold: node, name, uuid, the node that\n"
+    "holds the name, why.\n",
     domain_options,
 };
 
@@ -463,7 +464,9 @@ cli_cmd_domain(int argc, char **argv)
         return cli_usage(&domain_sub, "--conflicts goes with 'list', not '%s'", which);
     if (conflicts)
         return run(&domain_sub,
-                   "SELECT n.name AS node, c.name, c.uuid, o.name AS held_by, c.first_seen, c.last_seen"
+                   "SELECT n.name AS node, c.name, c.uuid, o.name AS held_by,"
+                   "       CASE WHEN vmrq_name_ok(c.name) THEN 'name taken' ELSE 'name vmrq cannot hold' END AS why,"
+                   "       c.first_seen, c.last_seen"
                    "  FROM domain_conflicts c JOIN nodes n ON n.id = c.id_node"
                    "       LEFT JOIN domains d ON d.name = c.name LEFT JOIN nodes o ON o.id = d.id_node"
                    " ORDER BY n.name, c.name",
