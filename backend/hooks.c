@@ -18,16 +18,20 @@ static const struct stmt cancel_moot_stmt = {
     2,
 };
 
-/* $1 the requesting user, $2 the domain: the user's start_limit (NULL: none), name and rights,
- * how many other desktops of hers run, and the domain's policies. */
+/* $1 the requesting user, $2 the domain, $3 the start request: the user's start_limit (NULL:
+ * none), name and rights, how many other desktops of hers run or are being started by an earlier
+ * request (two starts at once: the later one counts the earlier, so both cannot pass), and the
+ * domain's policies. */
 static const struct stmt start_policy_stmt = {
     STMT_START_POLICY, "vmrq_start_policy",
     "SELECT u.start_limit, coalesce(u.name, ''), coalesce(u.is_operator OR u.is_admin, false),"
     "       (SELECT count(*) FROM domains o WHERE o.id_owner = $1::int AND o.id <> $2::int"
-    "           AND o.status IN ('running', 'paused', 'shutting_down', 'pmsuspended')),"
+    "           AND (o.status IN ('running', 'paused', 'shutting_down', 'pmsuspended')"
+    "                OR EXISTS (SELECT 1 FROM requests r WHERE r.id_domain = o.id AND r.status = 'working'"
+    "                              AND r.command = 'start' AND r.id < $3::bigint))),"
     "       coalesce(d.run_timeout, 0), coalesce(d.shutdown_disconnected, -1)"
     "  FROM domains d LEFT JOIN users u ON u.id = $1::int WHERE d.id = $2::int",
-    2,
+    3,
 };
 
 /* The display read after a start; cleared again when the domain stops (sql/functions/display.sql). */
@@ -156,8 +160,8 @@ cancel_moot_shutdowns(struct op_ctx *ctx)
 static int
 read_start_policy(struct op_ctx *ctx)
 {
-    char uid[16], dom[16];
-    const char *params[2] = { uid, dom };
+    char uid[16], dom[16], id[24];
+    const char *params[3] = { uid, dom, id };
     PGconn *conn = job_db(ctx->job, ctx->w);
     PGresult *res;
     int ret = 0;
@@ -166,6 +170,7 @@ read_start_policy(struct op_ctx *ctx)
         return -1; /* job_db failed the job (retryable) */
     snprintf(uid, sizeof(uid), "%d", ctx->job->uid);
     snprintf(dom, sizeof(dom), "%d", ctx->d->id);
+    snprintf(id, sizeof(id), "%lld", ctx->job->id);
     res = stmt_exec(conn, &start_policy_stmt, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         job_fail_pg(ctx->job, conn, res, "start policy");

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "claim.h"
@@ -156,7 +157,8 @@ START_TEST(test_display_after_start)
     ck_assert_str_eq(value("SELECT length(display_password) FROM domains WHERE name = 'desk-local'"), "8");
     ck_assert_str_eq(t_outcome(t_db, run("start", "{\"uid\": 2, \"name\": \"desk-spice\"}")), "done");
     ck_assert_str_eq(value("SELECT type || ' ' || host || ' ' || port || ' ' || tls_port || ' ' || length(password)"
-                           "  FROM vmrq_display(3, 2)"), "spice 10.0.0.7 5903 5904 16");
+                           "  FROM domains d, vmrq_display(d.id, 2) WHERE d.name = 'desk-spice'"),
+                     "spice 10.0.0.7 5903 5904 16");
 }
 END_TEST
 
@@ -293,6 +295,17 @@ START_TEST(test_start_limit)
     PQclear(t_sql(t_db, "UPDATE users SET start_limit = 2 WHERE name = 'alice'", 0, NULL));
     ck_assert_str_eq(t_outcome(t_db, run("start", "{\"uid\": 1, \"name\": \"desk-local\"}")), "done");
     ck_assert_str_eq(t_outcome(t_db, run("force_shutdown", "{\"uid\": 1, \"name\": \"desk-local\"}")), "done");
+    /* two starts at once: an earlier start of desk-net (none runs now) still in a worker's
+     * hands counts, so the later one is refused; once it is done, desk-net runs and counts */
+    ck_assert_str_eq(t_outcome(t_db, run("force_shutdown", "{\"uid\": 1, \"name\": \"desk-net\"}")), "done");
+    PQclear(t_sql(t_db, "UPDATE users SET start_limit = 1 WHERE name = 'alice'", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('start', jsonb_build_object('uid', 1, 'name', 'desk-net'))", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'working', started_at = now()"
+                        " WHERE command = 'start' AND status = 'requested'", 0, NULL));
+    ck_assert_str_eq(t_outcome(t_db, run("start", "{\"uid\": 1, \"name\": \"desk-local\"}")),
+                     "failed: start: alice already runs 1 desktop, her limit");
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'cancelled' WHERE status = 'working'", 0, NULL));
+    ck_assert_str_eq(t_outcome(t_db, run("start", "{\"uid\": 1, \"name\": \"desk-local\"}")), "done");
     PQclear(t_sql(t_db, "UPDATE users SET start_limit = 0 WHERE name = 'olga'", 0, NULL));
     ck_assert_str_eq(t_outcome(t_db, run("start", "{\"uid\": 3, \"name\": \"desk-local\"}")), "done");
 }
@@ -319,21 +332,32 @@ START_TEST(test_refresh_sets_the_display)
 }
 END_TEST
 
-/* The notifications of `conn` so far, one payload a line prefixed with its channel (static). */
+/* The notifications of `conn` since the last call with `fresh`, one payload a line prefixed with
+ * its channel (static), once they include `want` or timeout_ms have passed: a notification
+ * reaches the listener a moment after the commit that a test's query already sees. */
 static const char *
-notifications(PGconn *conn)
+notifications(PGconn *conn, bool fresh, const char *want, int timeout_ms)
 {
     static char buf[8192];
-    size_t len = 0;
+    static size_t len;
     PGnotify *n;
 
-    buf[0] = '\0';
-    ck_assert_int_eq(PQconsumeInput(conn), 1);
-    while ((n = PQnotifies(conn))) {
-        len += (size_t)snprintf(buf + len, len < sizeof(buf) ? sizeof(buf) - len : 0, "%s %s\n", n->relname, n->extra);
-        PQfreemem(n);
+    if (fresh)
+        len = 0, buf[0] = '\0';
+    for (int waited = 0;; waited += 10) {
+        ck_assert_int_eq(PQconsumeInput(conn), 1);
+        while ((n = PQnotifies(conn))) {
+            len += (size_t)snprintf(buf + len, len < sizeof(buf) ? sizeof(buf) - len : 0, "%s %s\n", n->relname,
+                                    n->extra);
+            if (len >= sizeof(buf))
+                len = sizeof(buf) - 1;
+            PQfreemem(n);
+        }
+        if (strstr(buf, want) || waited >= timeout_ms)
+            return buf;
+        struct timespec ts = { 0, 10 * 1000000L };
+        nanosleep(&ts, NULL);
     }
-    return buf;
 }
 
 /* Live updates: each transition of a request on vmrq_requests, each change of a domain's
@@ -353,20 +377,23 @@ START_TEST(test_live_channels)
     /* the sink writes the started event on its own connection: wait for it */
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-local'"
                                         " AND event = 'started'", 1, 2000), 1);
-    got = notifications(l);
     for (int i = 0; i < 3; i++) {
         static const char *const st[] = { "requested", "working", "done" };
         snprintf(want, sizeof(want), "vmrq_requests {\"id\" : %lld, \"status\" : \"%s\", \"command\" : \"start\","
                                      " \"id_domain\" : 2, \"uid\" : 1}\n", id, st[i]);
+        got = notifications(l, i == 0, want, 5000);
         ck_assert_msg(strstr(got, want), "no '%s' in:\n%s", want, got);
     }
-    ck_assert_msg(strstr(got, "vmrq_domains {\"id\" : 2, \"name\" : \"desk-local\", \"status\" : \"running\","
-                              " \"viewer\" : null, \"id_owner\" : 1}\n"), "%s", got);
+    snprintf(want, sizeof(want), "vmrq_domains {\"id\" : 2, \"name\" : \"desk-local\", \"status\" : \"running\","
+                                 " \"viewer\" : null, \"id_owner\" : 1}\n");
+    got = notifications(l, false, want, 5000);
+    ck_assert_msg(strstr(got, want), "%s", got);
     kvm_events_feed_graphics(drv, "desk-local", VIR_DOMAIN_EVENT_GRAPHICS_CONNECT, "10.1.2.3", "40000");
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE viewer = 'connected'", 1, 2000), 1);
-    got = notifications(l);
-    ck_assert_msg(strstr(got, "vmrq_domains {\"id\" : 2, \"name\" : \"desk-local\", \"status\" : \"running\","
-                              " \"viewer\" : \"connected\", \"id_owner\" : 1}\n"), "%s", got);
+    snprintf(want, sizeof(want), "vmrq_domains {\"id\" : 2, \"name\" : \"desk-local\", \"status\" : \"running\","
+                                 " \"viewer\" : \"connected\", \"id_owner\" : 1}\n");
+    got = notifications(l, true, want, 5000);
+    ck_assert_msg(strstr(got, want), "%s", got);
     PQfinish(l);
 }
 END_TEST

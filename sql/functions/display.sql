@@ -35,7 +35,9 @@ GRANT EXECUTE ON FUNCTION vmrq_display(int, int) TO vmrq_portal, vmrq_operator;
 
 -- A domain that stops (or goes missing) offers no display, and nobody watches it: whichever
 -- writer records the stop (an event, a completion, a refresh), the display goes with it and a
--- connected viewer becomes disconnected.
+-- connected viewer becomes disconnected. Only a change of status counts: a start writes the
+-- display before its completion writes `running`, and a late event of the stop before it, which
+-- writes the same stopped status again, must not take it away.
 CREATE OR REPLACE FUNCTION vmrq_domains_stopped() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -54,6 +56,6 @@ REVOKE ALL ON FUNCTION vmrq_domains_stopped() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER domains_stopped BEFORE UPDATE OF status ON domains
     FOR EACH ROW
-    WHEN (NEW.status IN ('shutdown', 'crashed', 'hibernated', 'missing')
+    WHEN (NEW.status IN ('shutdown', 'crashed', 'hibernated', 'missing') AND NEW.status IS DISTINCT FROM OLD.status
           AND (OLD.display_type IS NOT NULL OR OLD.viewer = 'connected'))
     EXECUTE FUNCTION vmrq_domains_stopped();
