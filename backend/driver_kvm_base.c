@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "driver_kvm.h"
+#include "driver_kvm_xml.h"
 
 #define BASE_SUFFIX ".base.qcow2"
 
@@ -77,17 +78,6 @@ child(xmlNodePtr n, const char *name)
     return NULL;
 }
 
-/* An attribute's value, copied into buf ("" if it has none); returns buf. */
-static const char *
-attr(xmlNodePtr n, const char *name, char *buf, size_t size)
-{
-    xmlChar *v = n ? xmlGetProp(n, (const xmlChar *)name) : NULL;
-
-    snprintf(buf, size, "%s", v ? (const char *)v : "");
-    xmlFree(v);
-    return buf;
-}
-
 /* Removes every node `path` selects. */
 static void
 drop(struct def *d, const char *path)
@@ -109,10 +99,10 @@ writable_disk(xmlNodePtr disk, char *file, size_t fsize, char *target, size_t ts
 {
     char type[32], device[32];
 
-    attr(disk, "type", type, sizeof(type));
-    attr(disk, "device", device, sizeof(device));
-    attr(child(disk, "source"), "file", file, fsize);
-    attr(child(disk, "target"), "dev", target, tsize);
+    kvm_xml_attr(disk, "type", type, sizeof(type));
+    kvm_xml_attr(disk, "device", device, sizeof(device));
+    kvm_xml_attr(child(disk, "source"), "file", file, fsize);
+    kvm_xml_attr(child(disk, "target"), "dev", target, tsize);
     return strcmp(type, "file") == 0 && (!*device || strcmp(device, "disk") == 0) && *file && *target &&
            !child(disk, "readonly") && !child(disk, "shareable");
 }
@@ -337,7 +327,7 @@ kvm_base_remove(struct driver *drv, const char *base_xml)
     ret = 0;
     for (int i = 0; ret == 0 && disks && disks->nodesetval && i < disks->nodesetval->nodeNr; i++) {
         char file[1024];
-        if (*attr(disks->nodesetval->nodeTab[i], "file", file, sizeof(file)))
+        if (*kvm_xml_attr(disks->nodesetval->nodeTab[i], "file", file, sizeof(file)))
             ret = delete_volume(conn, file, true, "remove_base");
     }
 
@@ -360,7 +350,7 @@ own_logs(struct def *d, const char *base, const char *name)
         const char *file;
         size_t dirlen, blen = strlen(base);
 
-        attr(o->nodesetval->nodeTab[i], "path", path, sizeof(path));
+        kvm_xml_attr(o->nodesetval->nodeTab[i], "path", path, sizeof(path));
         file = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
         dirlen = (size_t)(file - path);
         if (blen && strncmp(file, base, blen) == 0)
@@ -420,11 +410,11 @@ kvm_clone(struct driver *drv, const char *base_xml, const char *name, const char
         virStorageVolPtr base, overlay;
 
         if (!(ro = child(disk, "readonly")) || !(base = virStorageVolLookupByPath(conn,
-                                                        attr(child(disk, "source"), "file", file, sizeof(file))))) {
+                                                        kvm_xml_attr(child(disk, "source"), "file", file, sizeof(file))))) {
             virResetLastError();
             continue; /* not one of the base's volumes: a CD-ROM, a shared disk, as the base has it */
         }
-        attr(child(disk, "target"), "dev", target, sizeof(target));
+        kvm_xml_attr(child(disk, "target"), "dev", target, sizeof(target));
         free(vol_path(base, &capacity));
         virStorageVolFree(base);
         snprintf(volname, sizeof(volname), "%s-%s.qcow2", name, target);

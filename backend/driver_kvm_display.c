@@ -14,17 +14,7 @@
 #include <libvirt/virterror.h>
 
 #include "driver_kvm.h"
-
-/* An attribute's value copied into buf ("" if it has none); returns buf. */
-static const char *
-prop(xmlNodePtr n, const char *name, char *buf, size_t size)
-{
-    xmlChar *v = n ? xmlGetProp(n, (const xmlChar *)name) : NULL;
-
-    snprintf(buf, size, "%s", v ? (const char *)v : "");
-    xmlFree(v);
-    return buf;
-}
+#include "driver_kvm_xml.h"
 
 /* The first <graphics> of type spice or vnc in `doc`, or NULL. */
 static xmlNodePtr
@@ -38,7 +28,7 @@ first_graphics(xmlDocPtr doc)
             continue;
         for (xmlNodePtr g = dev->children; g; g = g->next)
             if (g->type == XML_ELEMENT_NODE && strcmp((const char *)g->name, "graphics") == 0 &&
-                (strcmp(prop(g, "type", type, sizeof(type)), "spice") == 0 || strcmp(type, "vnc") == 0))
+                (strcmp(kvm_xml_attr(g, "type", type, sizeof(type)), "spice") == 0 || strcmp(type, "vnc") == 0))
                 return g;
     }
     return NULL;
@@ -52,13 +42,13 @@ listen_address(xmlNodePtr g, char *buf, size_t size)
 {
     char type[16];
 
-    prop(g, "listen", buf, size);
+    kvm_xml_attr(g, "listen", buf, size);
     for (xmlNodePtr l = g->children; !buf[0] && l; l = l->next) {
         if (l->type != XML_ELEMENT_NODE || strcmp((const char *)l->name, "listen") != 0)
             continue;
-        prop(l, "type", type, sizeof(type));
+        kvm_xml_attr(l, "type", type, sizeof(type));
         if (strcmp(type, "address") == 0)
-            prop(l, "address", buf, size);
+            kvm_xml_attr(l, "address", buf, size);
         else if (strcmp(type, "network") == 0)
             snprintf(buf, size, "*");
     }
@@ -102,14 +92,14 @@ kvm_display_get(struct driver_dom *dom, struct dom_display *out)
         return -1;
     if (!(g = first_graphics(doc)))
         goto cleanup;
-    prop(g, "type", out->type, sizeof(out->type));
-    out->port = atoi(prop(g, "port", buf, sizeof(buf)));
-    out->tls_port = atoi(prop(g, "tlsPort", buf, sizeof(buf)));
+    kvm_xml_attr(g, "type", out->type, sizeof(out->type));
+    out->port = atoi(kvm_xml_attr(g, "port", buf, sizeof(buf)));
+    out->tls_port = atoi(kvm_xml_attr(g, "tlsPort", buf, sizeof(buf)));
     if (out->port <= 0 || out->port > 65535)
         out->port = 0;
     if (out->tls_port <= 0 || out->tls_port > 65535)
         out->tls_port = 0;
-    prop(g, "passwd", out->password, sizeof(out->password));
+    kvm_xml_attr(g, "passwd", out->password, sizeof(out->password));
     listen_address(g, out->host, sizeof(out->host));
     if (!out->host[0]) {
         snprintf(out->host, sizeof(out->host), "127.0.0.1");
@@ -144,7 +134,7 @@ kvm_display_password(struct driver_dom *dom, const char *password, bool always)
         goto cleanup;
     }
     /* VNC takes 8 characters of a password, and QEMU refuses a longer one */
-    prop(g, "type", addr, sizeof(addr));
+    kvm_xml_attr(g, "type", addr, sizeof(addr));
     snprintf(pw, sizeof(pw), "%.*s", strcmp(addr, "vnc") == 0 ? 8 : (int)sizeof(pw) - 1, password);
     xmlSetProp(g, (const xmlChar *)"passwd", (const xmlChar *)pw);
     if (!(buf = xmlBufferCreate()) || xmlNodeDump(buf, doc, g, 0, 0) < 0) {

@@ -177,6 +177,7 @@ START_TEST(test_chaos)
                         "'desk-alice', 'desk-bob', 'desk-carol', 'class-01', 'class-02', 'lab-server']) n",
                   0, NULL));
     if (lv_uri) {
+        ck_assert_int_eq(run("virsh -q -c '%s' uri >/dev/null 2>&1 || '%s' start", lv_uri, lv_ctl), 0);
         lv_domains(true); /* a run stopped half-way may have left them */
         lv_domains(false);
         PQclear(t_sql(t_db, "INSERT INTO domains (name, id_node, id_owner) VALUES ('lv-1', 3, 1), ('lv-2', 3, 1)",
@@ -234,6 +235,10 @@ START_TEST(test_chaos)
         if (now_ms() >= next_chaos) {
             int what = rand() % 3, who = rand() % ndaemons;
 
+            /* vmrqd does not start while its hypervisor is away (systemd starts it again): the
+             * lv node's is not killed during libvirtd's outage */
+            if (who == 3 && lv_stopped && !lv_back)
+                who = rand() % (NDAEMONS - 1);
             if (what < 2) { /* a daemon dies, and a new one takes its place */
                 printf("chaos: %lld ms: SIGKILL of vmrqd %d (pid %d)\n", now_ms() - t0, d[who].id, d[who].pid);
                 ck_assert_int_eq(t_daemon_wait(&d[who], SIGKILL, 5000), 128 + SIGKILL);

@@ -18,6 +18,7 @@
 #include "driver.h"
 #include "driver_kvm.h"
 #include "events.h"
+#include "tjob.h"
 #include "tutil.h"
 
 #define DISPLAY_XML "t/display-hypervisor.xml"
@@ -64,36 +65,11 @@ teardown(void)
     t_db_teardown();
 }
 
-/* Enqueues `command` with `json`, claims it, runs its handler here and records the outcome as
- * the daemon does (follow-ups included). Returns the request id. */
+/* The request's id; its outcome is in the table (tjob.h). */
 static long long
 run(const char *command, const char *json)
 {
-    const char *params[2] = { command, json };
-    long long id = t_sql_int(t_db, "SELECT vmrq_request($1, $2::jsonb)", 2, params);
-    char idbuf[24], dbuf[16];
-    const char *claim[2] = { idbuf, dbuf };
-    struct vmrqd_job *job = calloc(1, sizeof(*job));
-    PGresult *res;
-
-    snprintf(idbuf, sizeof(idbuf), "%lld", id);
-    snprintf(dbuf, sizeof(dbuf), "%d", daemon_id);
-    res = t_sql(t_db, "UPDATE requests SET status = 'working', id_daemon = $2::int, started_at = now(),"
-                      "       attempts = attempts + 1"
-                      " WHERE id = $1::bigint RETURNING args::text, coalesce(uid, 0), coalesce(id_domain, 0)",
-                2, claim);
-    ck_assert_int_eq(PQntuples(res), 1);
-    job->id = id;
-    job->command = strdup(command);
-    job->args = json_tokener_parse(PQgetvalue(res, 0, 0));
-    job->uid = atoi(PQgetvalue(res, 0, 1));
-    job->id_domain = atoi(PQgetvalue(res, 0, 2));
-    PQclear(res);
-    if (dispatch_prepare(job) == 0)
-        dispatch_run(job, &worker);
-    ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
-    job_free(job);
-    return id;
+    return t_job_run(&worker, daemon_id, command, json);
 }
 
 /* One text value of a query that must return one row (static buffer; "(null)" for NULL). */
