@@ -80,7 +80,7 @@ static const char batch_sql[] =
     "                    bool_or(event = 'stopped') AS stopped,"
     "                    (array_agg(event ORDER BY n DESC))[1] IN ('stopped', 'undefined') AS going"
     "               FROM ev GROUP BY name),"
-    "     lk AS (SELECT o.id FROM domains o WHERE o.name = ANY (ARRAY(SELECT name FROM dom))"
+    "     lk AS (SELECT o.id, o.name FROM domains o WHERE o.name = ANY (ARRAY(SELECT name FROM dom))"
     "             ORDER BY o.id FOR UPDATE),"
     "     d AS (INSERT INTO domains AS x (name, uuid, status, status_seen, id_node, viewer, viewer_since, viewer_address)"
     "           SELECT name, CASE WHEN NOT EXISTS (SELECT 1 FROM domains o WHERE o.uuid = dom.uuid AND o.name <> dom.name)"
@@ -88,9 +88,11 @@ static const char batch_sql[] =
     "                  coalesce(status, 'unknown'), seen, (SELECT id FROM nodes WHERE name = $2),"
     "                  viewer, viewer_since, viewer_address"
     /* a domain the table does not know is added, but not from the last words of one going away:
-     * those of a desktop remove_domain has just removed would bring its row back */
+     * those of a desktop remove_domain has just removed would bring its row back. Whether its
+     * row is still there is asked of the rows locked (lk), not of the statement's snapshot: a
+     * removal that committed while this waited for the lock has left nothing to lock */
     "             FROM dom WHERE (SELECT count(*) FROM lk) >= 0"
-    "              AND (NOT going OR EXISTS (SELECT 1 FROM domains o WHERE o.name = dom.name)) ORDER BY name"
+    "              AND (NOT going OR dom.name IN (SELECT name FROM lk)) ORDER BY name"
     "           ON CONFLICT (name) DO UPDATE"
     "              SET status = CASE WHEN " NEWER_SQL " THEN EXCLUDED.status ELSE x.status END,"
     "                  status_seen = greatest(x.status_seen, EXCLUDED.status_seen),"

@@ -457,6 +457,7 @@ START_TEST(test_install_and_run_the_unit)
     }
 
     snprintf(logpath, sizeof(logpath), "%s/vmrqd.log", dest);
+    t_node_ensure(t_db, ""); /* the example names no node: this host's name */
     d.pid = start_unit(dest, logpath);
     snprintf(pid, sizeof(pid), "%d", d.pid);
     for (int i = 0; i < 3000; i++) {

@@ -770,17 +770,22 @@ settled_claims(void)
 }
 
 /* `n` vmrqd, one node each (fleet1 .. fleetN, each its own test:///default); `opt.fleet_requests`
- * pause/resume of node fleet1's domain at `opt.fleet_rate` per second: claims per request
+ * pause/resume of node fleet1's domains at `opt.fleet_rate` per second: claims per request
  * (counted by PostgreSQL: track_functions; the idle rate of the fallback polls taken out),
  * pickup (commit -> claimed) p50 and p99, the database's CPU while all are idle, and the claims
  * the idle daemons make (their polls). */
+#define FLEET_DOMAINS 50 /* node fleet1's, taken in turn: no request waits behind its domain's last */
+
+/* The i-th request: pause, then on the next round resume, domain fleet-(i % FLEET_DOMAINS + 1). */
 static void
 fleet_request(int i, long long *id, double *acked)
 {
-    vmrq_request *req = vmrq_request_new(i % 2 ? "resume" : "pause");
+    vmrq_request *req = vmrq_request_new((i / FLEET_DOMAINS) % 2 ? "resume" : "pause");
+    char name[32];
 
+    snprintf(name, sizeof(name), "fleet-%d", i % FLEET_DOMAINS + 1);
     vmrq_request_set_int(req, "uid", 1);
-    vmrq_request_set_string(req, "name", "test");
+    vmrq_request_set_string(req, "name", name);
     if (vmrq_request_enqueue(db, req) < 0)
         die("fleet: enqueue: %s", vmrq_error_message());
     *acked = now_s();
@@ -797,7 +802,9 @@ fleet_once(int n, struct figure *claims, struct figure *p50, struct figure *p99,
     double *acked = calloc((size_t)opt.fleet_requests, sizeof(*acked));
     long long *ids = calloc((size_t)opt.fleet_requests, sizeof(*ids));
     double idle0, before, after, t_idle0, t_before, rate;
-    char q[256];
+    char q[256], xml[] = "/tmp/vmrq-bench-fleet.XXXXXX";
+    FILE *x;
+    int fd;
 
     if (!d || !lat || !acked || !ids)
         die("fleet: out of memory");
@@ -806,20 +813,32 @@ fleet_once(int n, struct figure *claims, struct figure *p50, struct figure *p99,
     snprintf(q, sizeof(q), "INSERT INTO nodes (name, uri) SELECT 'fleet' || i, 'test:///default'"
                            " FROM generate_series(1, %d) i", n);
     sql(q);
-    sql("INSERT INTO domains (name, id_node, id_owner) VALUES ('test', 1, 1)");
+    /* node fleet1's hypervisor: FLEET_DOMAINS running desktops; the others: test:///default */
+    if ((fd = mkstemp(xml)) < 0 || !(x = fdopen(fd, "w")))
+        die("%s: %s", xml, strerror(errno));
+    fprintf(x, "<node>\n");
+    for (int i = 1; i <= FLEET_DOMAINS; i++)
+        fprintf(x, "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'><name>fleet-%d</name>"
+                   "<memory>65536</memory><os><type>hvm</type></os><test:runstate>1</test:runstate></domain>\n", i);
+    fprintf(x, "</node>\n");
+    fclose(x);
+    snprintf(q, sizeof(q), "INSERT INTO domains (name, id_node, id_owner) SELECT 'fleet-' || i, 1, 1"
+                           " FROM generate_series(1, %d) i", FLEET_DOMAINS);
+    sql(q);
     for (int i = 0; i < n; i++) {
-        char extra[256];
-        snprintf(extra, sizeof(extra), "libvirt_uri = test:///default\nnode = fleet%d\nrefresh_interval = 0\n"
-                                       "lanes = 0\n", i + 1);
+        char extra[PATH_MAX + 128];
+        snprintf(extra, sizeof(extra), "libvirt_uri = test://%s\nnode = fleet%d\nrefresh_interval = 0\nlanes = 0\n",
+                 i == 0 ? xml : "/default", i + 1);
         daemon_spawn(&d[i], extra, 2);
     }
     for (int i = 0; i < 3000 && sql("SELECT count(*) FROM daemons WHERE stopped_at IS NULL") < n; i++)
         sleep_ms(10);
     if (sql("SELECT count(*) FROM daemons WHERE stopped_at IS NULL") < n)
         die("fleet: %d vmrqd did not all register within 30 s", n);
-    /* warm-up: the worker's and the event sink's connections open at their first use */
-    for (int i = 0; i < 4; i++) {
-        fleet_request(i, &ids[0], &acked[0]);
+    /* warm-up: the workers' and the event sink's connections open at their first use (the
+     * pause and resume of one domain) */
+    for (int i = 0; i < 2; i++) {
+        fleet_request(i * FLEET_DOMAINS, &ids[0], &acked[0]);
         wait_idle();
     }
     /* idle: the database's CPU over 30 s (one poll_interval: three heartbeats of each, lease/3,
@@ -839,7 +858,7 @@ fleet_once(int n, struct figure *claims, struct figure *p50, struct figure *p99,
     }
     wait_idle();
     if (sql("SELECT count(*) FROM requests r JOIN daemons m ON m.id = r.id_daemon"
-            " WHERE r.command IN ('pause', 'resume') AND r.status = 'done' AND m.node = 'fleet1'") != opt.fleet_requests + 4)
+            " WHERE r.command IN ('pause', 'resume') AND r.status = 'done' AND m.node = 'fleet1'") != opt.fleet_requests + 2)
         die("fleet: not every request ran, and ran on node fleet1");
     /* on the database's clock, insert -> claim: the client's own answer comes late with many
      * listeners (its commit signals each of them), so its clock would flatter the figure */
@@ -850,6 +869,7 @@ fleet_once(int n, struct figure *claims, struct figure *p50, struct figure *p99,
     after = settled_claims();
     for (int i = 0; i < n; i++)
         daemon_stop(&d[i]);
+    unlink(xml);
     qsort(lat, (size_t)opt.fleet_requests, sizeof(*lat), cmp_double);
     add(claims, (after - before - rate * (now_s() - t_before)) / opt.fleet_requests);
     add(p50, lat[opt.fleet_requests / 2]);
@@ -874,8 +894,8 @@ scenario_fleet(void)
     };
     struct figure *f[3][5];
 
-    printf("fleet: 1, 10, 50 vmrqd (one node each); %d pause/resume of one node's domain at %d/s\n",
-           opt.fleet_requests, opt.fleet_rate);
+    printf("fleet: 1, 10, 50 vmrqd (one node each); %d pause/resume of one node's %d domains at %d/s\n",
+           opt.fleet_requests, FLEET_DOMAINS, opt.fleet_rate);
     for (int s = 0; s < 3; s++) {
         f[s][0] = figure(names[s][0], "claims", 1.5, 0, "< 1.5");
         f[s][1] = figure(names[s][1], "ms", 0, 0, s ? "within 20% of 1's" : "(reference)");
