@@ -42,9 +42,10 @@ B   := .build/default
 SAN :=
 endif
 
-# Debian packages needed to build and test; `deps` installs the missing ones (as root).
+# Debian packages needed to build and test; `deps` installs the missing ones (as root). procps:
+# the tests' ps and pkill (t/pg-pair, the real-guest tier).
 DEB_PKGS := gcc make pkg-config libpq-dev libjson-c-dev uuid-dev libvirt-dev libxml2-dev check postgresql valgrind \
-            libbsd-dev libsystemd-dev mandoc man-db
+            libbsd-dev libsystemd-dev mandoc man-db procps
 # The real-guest tests' private libvirtd and QEMU (make check installs them if it can; if not,
 # those tests say SKIPPED with the reason). The guest itself is built from downloaded .debs.
 GUEST_PKGS := libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 libvirt-clients qemu-utils

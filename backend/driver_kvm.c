@@ -232,27 +232,45 @@ report_dom(struct driver_dom *dom, virErrorPtr err)
     report_error(name ? name : "domain", err);
 }
 
-/* 0, or -1 with libvirt's error reported under the domain's name; but 0 for a start (active: 1)
- * or a destroy (active: 0) that libvirt refused because the domain is already so: done meanwhile
- * by someone else (the same request of a vmrqd that died, still in libvirtd's hands when its
- * rerun came; an operator's virsh), what was asked holds, as a start of a running domain is a
- * no-op. active -1: no such case. */
+/* 0, or -1 with libvirt's error reported under the domain's name; active -1 for that alone. For
+ * a start (active: 1) or a destroy (active: 0) that libvirt refused because the domain is
+ * already so, 0 if it still is: done meanwhile by someone else (the same request of a vmrqd that
+ * died, still in libvirtd's hands when its rerun came; an operator's virsh), and what was asked
+ * holds, as a start of a running domain is a no-op; but 1 if it is no longer so (that other
+ * operation was undone meanwhile too: a dead vmrqd's destroy after its start): the caller tries
+ * again. */
 static int
 check_as(int rc, struct driver_dom *dom, int active)
 {
     virError err;
-    bool settled;
+    int now = -1;
 
     if (rc >= 0)
         return 0;
     memset(&err, 0, sizeof(err));
     virCopyLastError(&err);
-    settled = active >= 0 && err.code == VIR_ERR_OPERATION_INVALID && virDomainIsActive(dom->dom) == active;
+    if (active >= 0 && err.code == VIR_ERR_OPERATION_INVALID)
+        now = virDomainIsActive(dom->dom);
     virResetLastError();
-    if (!settled)
+    if (now < 0)
         report_dom(dom, &err);
     virResetError(&err);
-    return settled ? 0 : -1;
+    return now < 0 ? -1 : now == active ? 0 : 1;
+}
+
+/* A start (active: 1) or a destroy (active: 0) by `op`, tried again (a few times) while the
+ * domain changes under it (check_as()). */
+static int
+settle(struct driver_dom *dom, int (*op)(virDomainPtr), int active)
+{
+    int rc = 1;
+
+    for (int i = 0; i < 3 && rc == 1; i++)
+        rc = check_as(op(dom->dom), dom, active);
+    if (rc == 1)
+        driver_error_set(true, false, "%s: it keeps changing under vmrq (another start or stop runs at once)",
+                         virDomainGetName(dom->dom));
+    return rc == 0 ? 0 : -1;
 }
 
 static int
@@ -280,7 +298,7 @@ ignores_acpi(struct driver_dom *dom)
 static int
 kvm_start(struct driver_dom *dom)
 {
-    return check_as(virDomainCreate(dom->dom), dom, 1);
+    return settle(dom, virDomainCreate, 1);
 }
 
 /* Whether the domain is shutting down or off, looking for up to `within_ms`. */
@@ -348,7 +366,7 @@ kvm_reboot(struct driver_dom *dom, power_mode mode)
 static int
 kvm_destroy(struct driver_dom *dom)
 {
-    return check_as(virDomainDestroy(dom->dom), dom, 0);
+    return settle(dom, virDomainDestroy, 0);
 }
 
 static int
