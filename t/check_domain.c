@@ -98,12 +98,7 @@ db_status(const char *name)
 static const char *
 hv_status(const char *name)
 {
-    struct driver_dom *dom = driver_lookup(drv, name, NULL);
-    struct dom_info info;
-
-    ck_assert_msg(dom && driver_info(drv, dom, &info) == 0, "%s", driver_error_message());
-    driver_dom_free(drv, dom);
-    return dom_state_status(info.state, info.managed_save);
+    return t_hv_status(drv, name);
 }
 
 static void

@@ -49,3 +49,14 @@ t_job_run(struct vmrqd_worker *worker, int daemon_id, const char *command, const
     job_free(job);
     return id;
 }
+
+const char *
+t_hv_status(struct driver *drv, const char *name)
+{
+    struct driver_dom *dom = driver_lookup(drv, name, NULL);
+    struct dom_info info;
+
+    ck_assert_msg(dom && driver_info(drv, dom, &info) == 0, "%s", driver_error_message());
+    driver_dom_free(drv, dom);
+    return dom_state_status(info.state, info.managed_save);
+}
