@@ -2,7 +2,8 @@
  * claim.c - the queue's statements as vmrqd runs them (see claim.h). Each is a call of one SQL
  * function of sql/functions/transitions.sql, the request state machine: the claim is
  * vmrq_claim() (which says what it guarantees and why its plan holds), then the completions,
- * give-backs, recovery and dependencies, each the transition of its name. What stays here
+ * give-backs and dependencies, each the transition of its name (recovery rides on the daemon's
+ * beat: ctl.c). What stays here
  * is what vmrqd knows and the database does not: which commands each claim lane takes, the
  * free slots of each class, the tags of its claims, the outcome of each job.
  */
@@ -351,11 +352,13 @@ claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backo
     return ret;
 }
 
-/* The integer of a one-value query, or -1 (logged). */
+/* The integer of a one-value query, or -1 (logged); prepared if `st` is given (then `sql` and
+ * `n` are its own). */
 static long long
-query_int(PGconn *conn, const char *sql, int n, const char *const *params, long long if_null)
+query_int(PGconn *conn, const struct stmt *st, const char *sql, int n, const char *const *params,
+          long long if_null)
 {
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *res = st ? stmt_exec(conn, st, params) : PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
     long long v;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
@@ -421,10 +424,15 @@ claim_handler_started(struct vmrqd_job *job, struct vmrqd_worker *w)
     }
 }
 
+/* Prepared: after every completion that leaves a request waiting. */
+static const struct stmt resolve_stmt = {
+    STMT_RESOLVE_WAITING, "vmrq_resolve_waiting", "SELECT vmrq_resolve_waiting()", 0,
+};
+
 int
 claim_resolve_waiting(PGconn *conn)
 {
-    long long n = query_int(conn, "SELECT vmrq_resolve_waiting()", 0, NULL, 0);
+    long long n = query_int(conn, &resolve_stmt, resolve_stmt.sql, 0, NULL, 0);
 
     return n < 0 ? -1 : (int)n;
 }
@@ -440,7 +448,7 @@ claim_release_lost(PGconn *conn, int daemon, long long *lost)
         return 0;
     snprintf(d, sizeof(d), "%d", daemon);
     snprintf(t, sizeof(t), "%lld", *lost);
-    if ((n = query_int(conn, "SELECT vmrq_release_claim($1::int, $2::bigint)", 2, params, 0)) < 0)
+    if ((n = query_int(conn, NULL, "SELECT vmrq_release_claim($1::int, $2::bigint)", 2, params, 0)) < 0)
         return -1;
     if (n > 0)
         log_warnx("gave back %lld request%s claimed as the database connection broke (never run)", n,
@@ -466,24 +474,12 @@ claim_give_back(PGconn *conn, int daemon, const struct vmrqd_job *list)
         return 0;
     snprintf(d, sizeof(d), "%d", daemon);
     params[1] = id_array_close(&ids);
-    n = query_int(conn, "SELECT vmrq_release($1::int, $2::bigint[], 'claimed ahead when vmrqd was asked to stop')",
+    n = query_int(conn, NULL, "SELECT vmrq_release($1::int, $2::bigint[], 'claimed ahead when vmrqd was asked to stop')",
                   2, params, 0);
     if (n > 0)
         log_info("gave back %lld request%s claimed ahead and not started", n, n == 1 ? "" : "s");
 cleanup:
     free(ids.text);
-    return n < 0 ? -1 : (int)n;
-}
-
-int
-claim_recover(PGconn *conn, long long lease_ms)
-{
-    char ms[32];
-    const char *params[1] = { ms };
-    long long n;
-
-    snprintf(ms, sizeof(ms), "%lld", lease_ms);
-    n = query_int(conn, "SELECT vmrq_recover($1::bigint * interval '1 millisecond')", 1, params, 0);
     return n < 0 ? -1 : (int)n;
 }
 

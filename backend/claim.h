@@ -60,10 +60,6 @@ int claim_handler_started(struct vmrqd_job *job, struct vmrqd_worker *w);
  * many moved, -1 on error. */
 int claim_resolve_waiting(PGconn *conn);
 
-/* Takes back the claims of daemons silent for longer than lease_ms (SQL vmrq_recover()); returns
- * how many, -1 on error. */
-int claim_recover(PGconn *conn, long long lease_ms);
-
 /* Milliseconds until the earliest request scheduled in the future is due, -1 if none, -2 on
  * error. (Requests already due but blocked -- class full, domain busy -- become runnable when a
  * request finishes, which triggers a claim pass; they need no timer.) */

@@ -10,6 +10,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "notify.h"
+#include "stmt.h"
 
 #define BACKOFF_MAX_MS 30000
 
@@ -238,17 +239,47 @@ ctl_check(struct ctl *ctl)
     }
 }
 
-int
-ctl_heartbeat(struct ctl *ctl, long long lease_ms)
-{
-    char id[16];
-    const char *params[1] = { id };
+/* Prepared: the one statement an idle daemon runs. */
+static const struct stmt beat_stmt = {
+    STMT_BEAT, "vmrq_beat",
+    "SELECT b.alive, b.recovered, b.pending, b.waiting"
+    "  FROM vmrq_beat($1::int, $2::bigint * interval '1 millisecond', $3::boolean, $4::boolean, $5) b",
+    5,
+};
 
-    if (!ctl->conn || now_ms() - ctl->last_beat_ms < lease_ms / 3)
-        return 0;
+bool
+ctl_beat_due(const struct ctl *ctl, long long lease_ms)
+{
+    return now_ms() - ctl->last_beat_ms >= lease_ms / 3;
+}
+
+int
+ctl_beat(struct ctl *ctl, const struct vmrqd_config *cfg, struct ctl_beat *b)
+{
+    char id[16], lease[24], msg[512];
+    const char *params[5] = { id, lease, b->recover ? "t" : "f", b->poll ? "t" : "f", b->pools_node };
+    PGresult *res;
+    bool alive;
+
+    b->recovered = 0;
+    b->pending = b->waiting = false;
+    if (!ctl->conn)
+        return -1;
     snprintf(id, sizeof(id), "%d", ctl->daemon);
-    if (!exec_ok(ctl->conn, "UPDATE daemons SET heartbeat_at = now() WHERE id = $1", 1, params,
-                 PGRES_COMMAND_OK, NULL))
+    snprintf(lease, sizeof(lease), "%lld", cfg->lease_ms);
+    res = stmt_exec(ctl->conn, &beat_stmt, params);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        first_line(PQerrorMessage(ctl->conn), msg, sizeof(msg));
+        log_warnx("database: beat: %s", msg);
+        PQclear(res);
+        return -1;
+    }
+    alive = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    b->recovered = atoi(PQgetvalue(res, 0, 1));
+    b->pending = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+    b->waiting = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+    PQclear(res);
+    if (!alive && !register_daemon(ctl, cfg)) /* deleted meanwhile: a row again, a new id */
         return -1;
     ctl->last_beat_ms = now_ms();
     return 0;

@@ -53,8 +53,20 @@ int ctl_connect(struct ctl *ctl, const struct vmrqd_config *cfg);
 bool ctl_up(const struct ctl *ctl);
 /* After a failed statement: if the connection is gone, closes it and schedules a reconnect. */
 void ctl_check(struct ctl *ctl);
-/* Refreshes the heartbeat if a third of the lease has passed. -1 on error. */
-int ctl_heartbeat(struct ctl *ctl, long long lease_ms);
+/* What a beat asks for besides the heartbeat, and what it answers (see ctl_beat()). */
+struct ctl_beat {
+    bool recover;           /* take back the claims of daemons whose lease passed */
+    bool poll;              /* the fallback poll: is anything pending, or waiting? */
+    const char *pools_node; /* not NULL: manage_pools for that node's bases with a pool */
+    int recovered;          /* answers: claims taken back */
+    bool pending, waiting;  /* the poll's (false unless asked) */
+};
+/* Whether the heartbeat is due: a third of the lease since the last beat. */
+bool ctl_beat_due(const struct ctl *ctl, long long lease_ms);
+/* The daemon's beat, one statement (vmrq_beat(), sql/functions/daemons.sql): the heartbeat and
+ * what `b` asks for; the answers go into `b`. A daemon whose row was deleted registers again
+ * (a new id). 0, or -1 on error (logged). */
+int ctl_beat(struct ctl *ctl, const struct vmrqd_config *cfg, struct ctl_beat *b);
 /* Records a clean stop (daemons.stopped_at) and closes the connection. */
 void ctl_stop(struct ctl *ctl);
 

@@ -383,52 +383,50 @@ enqueue_periodic(struct vmrqd *d, const char *command)
     vmrq_request_free(req);
 }
 
-/* manage_pools for each base of this node with a pool (NODUP: one pending per base). */
-static void
-enqueue_pools(struct vmrqd *d)
-{
-    const char *params[1] = { d->cfg->node };
-    PGresult *res = PQexecParams(d->ctl.conn,
-        "INSERT INTO requests (command, args)"
-        " SELECT 'manage_pools', jsonb_build_object('id_base', b.id)"
-        "   FROM domains b JOIN nodes n ON n.id = b.id_node"
-        "  WHERE n.name = $1 AND b.is_base AND b.pool_clones > 0 ORDER BY b.id"
-        " ON CONFLICT DO NOTHING",
-        1, NULL, params, NULL, NULL, 0);
-
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        log_warnx("cannot enqueue manage_pools: %s", PQerrorMessage(d->ctl.conn));
-        ctl_check(&d->ctl);
-    } else if (atoi(PQcmdTuples(res)) > 0) {
-        log_debug("enqueued manage_pools for %s base(s)", PQcmdTuples(res));
-    }
-    PQclear(res);
-}
-
-/* Heartbeat, recovery of dead daemons' claims, periodic cleanup, refresh and pools. */
+/* Heartbeat, recovery of dead daemons' claims, the fallback poll, pools, periodic cleanup and
+ * refresh. The first four are one statement, the beat (ctl_beat()), when the heartbeat, the
+ * poll or the pools are due; recovery comes with the first beat after its time. While draining,
+ * the heartbeat only. */
 static void
 housekeeping(struct vmrqd *d)
 {
-    long long now = now_ms();
-    int n;
+    long long now = now_ms(), early = d->cfg->lease_ms / 3;
+    bool poll_due = !d->draining && now >= d->next_poll_ms;
+    bool pools_due = !d->draining && d->cfg->pool_interval_ms > 0 && now >= d->next_pools_ms;
+    struct ctl_beat b = { 0 };
 
-    if (ctl_heartbeat(&d->ctl, d->cfg->lease_ms) < 0) {
-        ctl_check(&d->ctl);
-        return;
-    }
-    /* After a (re)connection every live daemon gets one lease to beat again before its claims
-     * may be taken back: a database restart must not look like a crash. */
-    if (now >= d->next_recover_ms && now - d->ctl.up_since_ms >= d->cfg->lease_ms) {
-        if ((n = claim_recover(d->ctl.conn, d->cfg->lease_ms)) < 0) {
+    if (ctl_beat_due(&d->ctl, d->cfg->lease_ms) || poll_due || pools_due) {
+        /* what falls due before the next beat comes with this one: one round trip, not two */
+        poll_due = !d->draining && (poll_due || now + early >= d->next_poll_ms);
+        pools_due = !d->draining && (pools_due || (d->cfg->pool_interval_ms > 0 && now + early >= d->next_pools_ms));
+        /* After a (re)connection every live daemon gets one lease to beat again before its
+         * claims may be taken back: a database restart must not look like a crash. A draining
+         * daemon only beats: its running requests are its own until it stops. */
+        b.recover = !d->draining && now >= d->next_recover_ms && now - d->ctl.up_since_ms >= d->cfg->lease_ms;
+        b.poll = poll_due;
+        b.pools_node = pools_due ? d->cfg->node : NULL;
+        if (ctl_beat(&d->ctl, d->cfg, &b) < 0) {
             ctl_check(&d->ctl);
             return;
         }
-        if (n > 0) {
-            log_warnx("took back %d request%s from daemons that stopped answering", n, n == 1 ? "" : "s");
+        if (b.recover)
+            d->next_recover_ms = now + d->cfg->lease_ms / 2;
+        if (b.recovered > 0) {
+            log_warnx("took back %d request%s from daemons that stopped answering", b.recovered,
+                      b.recovered == 1 ? "" : "s");
             d->want_claim = d->want_resolve = d->want_due = true;
         }
-        d->next_recover_ms = now + d->cfg->lease_ms / 2;
+        if (b.poll) { /* a lost notification would leave these waiting: claim, resolve */
+            d->next_poll_ms = now + d->cfg->poll_interval_ms;
+            d->want_claim = d->want_claim || b.pending;
+            d->want_due = d->want_due || b.pending;
+            d->want_resolve = d->want_resolve || b.waiting;
+        }
+        if (pools_due)
+            d->next_pools_ms = now + d->cfg->pool_interval_ms;
     }
+    if (d->draining)
+        return;
     if (d->cfg->cleanup_interval_ms > 0 && now >= d->next_cleanup_ms) {
         enqueue_periodic(d, "cleanup");
         d->next_cleanup_ms = now + d->cfg->cleanup_interval_ms;
@@ -436,10 +434,6 @@ housekeeping(struct vmrqd *d)
     if (d->cfg->refresh_interval_ms > 0 && now >= d->next_refresh_ms) {
         enqueue_periodic(d, "refresh_vms");
         d->next_refresh_ms = now + d->cfg->refresh_interval_ms;
-    }
-    if (d->cfg->pool_interval_ms > 0 && now >= d->next_pools_ms) {
-        enqueue_pools(d);
-        d->next_pools_ms = now + d->cfg->pool_interval_ms;
     }
 }
 
@@ -508,9 +502,7 @@ poll_timeout(const struct vmrqd *d)
         t = d->ctl.next_try_ms;
     } else if (!d->draining) {
         t = min_positive(d->next_due_ms, d->next_poll_ms);
-        t = min_positive(t, d->ctl.last_beat_ms + d->cfg->lease_ms / 3);
-        t = min_positive(t, d->next_recover_ms > d->ctl.up_since_ms + d->cfg->lease_ms
-                                ? d->next_recover_ms : d->ctl.up_since_ms + d->cfg->lease_ms);
+        t = min_positive(t, d->ctl.last_beat_ms + d->cfg->lease_ms / 3); /* recovery rides on it */
         if (d->cfg->cleanup_interval_ms > 0)
             t = min_positive(t, d->next_cleanup_ms);
         if (d->cfg->refresh_interval_ms > 0)
@@ -521,8 +513,11 @@ poll_timeout(const struct vmrqd *d)
     for (int i = 0; i < d->ninflight; i++)
         if (!d->inflight[i].abandoned)
             t = min_positive(t, d->inflight[i].deadline_ms);
-    if (d->draining)
+    if (d->draining) {
         t = min_positive(t, d->drain_until_ms);
+        if (ctl_up(&d->ctl))
+            t = min_positive(t, d->ctl.last_beat_ms + d->cfg->lease_ms / 3);
+    }
     if (write_wait)
         t = min_positive(t, d->write_again_ms);
     if (t < 0)
@@ -616,6 +611,8 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
             write_completions(&d);
         if (ctl_up(&d.ctl) && d.give_back)
             give_back_queued(&d);
+        if (ctl_up(&d.ctl) && d.draining)
+            housekeeping(&d);
         if (d.draining) {
             if (d.ninflight == 0 && !d.unwritten && !d.give_back)
                 break;
@@ -629,8 +626,6 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
             housekeeping(&d);
             if (d.next_due_ms >= 0 && now_ms() >= d.next_due_ms)
                 d.want_claim = d.want_due = true;
-            if (now_ms() >= d.next_poll_ms)
-                d.want_claim = d.want_resolve = d.want_due = true;
             if (d.want_claim && ctl_up(&d.ctl) && !d.lost_claim)
                 claim_pass(&d);
         }

@@ -21,6 +21,8 @@ enum stmt_id {
     STMT_START_POLICY,
     STMT_DISPLAY_WRITE,
     STMT_VIEWER,
+    STMT_BEAT,
+    STMT_RESOLVE_WAITING,
     STMT_LAST /* at most 64 */
 };
 

@@ -280,7 +280,7 @@ START_TEST(test_retry_gives_way_to_a_pending_twin)
     ck_assert_int_eq(count("SELECT vmrq_request('refresh_vms', '{\"retry\": 2}')"), 4);
     snprintf(sql, sizeof(sql), "UPDATE daemons SET stopped_at = now() WHERE id = %d RETURNING id", daemon);
     ck_assert_int_eq(count(sql), daemon);
-    ck_assert_int_eq(claim_recover(t_db, 1000), 1);
+    ck_assert_int_eq(count("SELECT vmrq_recover('1 second')"), 1);
     res = t_sql(t_db, "SELECT status || ': ' || error FROM requests WHERE id = 3", 0, NULL);
     ck_assert_msg(strstr(PQgetvalue(res, 0, 0), "stopped while running it; not run again: request 4, the same, is pending")
                   && strncmp(PQgetvalue(res, 0, 0), "cancelled: ", 11) == 0, "%s", PQgetvalue(res, 0, 0));
@@ -516,7 +516,7 @@ START_TEST(test_recovery_rules)
         }
         snprintf(sql, sizeof(sql), "UPDATE daemons SET stopped_at = now() WHERE id = %d RETURNING id", daemon);
         ck_assert_int_eq(count(sql), daemon);
-        ck_assert_int_eq(claim_recover(t_db, 1000), want);
+        ck_assert_int_eq(count("SELECT vmrq_recover('1 second')"), want);
         snprintf(sql, sizeof(sql), "SELECT string_agg(id || ' ' || status || ' ' || recoveries || ' ' || attempts"
                                    " || ' ' || retry || ': ' || coalesce(error, '-'), E'\\n' ORDER BY id) FROM requests");
         res = t_sql(t_db, sql, 0, NULL);
@@ -748,6 +748,40 @@ START_TEST(test_drain_waits_without_spinning)
 }
 END_TEST
 
+/* A draining vmrqd still beats: a handler that outlasts the lease is not taken back by another
+ * daemon's recovery and run twice. */
+START_TEST(test_drain_keeps_beating)
+{
+    PGconn *locker = t_connect();
+    char sql[256];
+
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'done', finished_at = now() - interval '30 days'", 0, NULL));
+    PQclear(t_sql(locker, "BEGIN", 0, NULL));
+    PQclear(t_sql(locker, "SELECT * FROM requests WHERE id = 1 FOR UPDATE", 0, NULL)); /* holds the cleanup */
+    t_daemon_start(&da, FAST, false);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('cleanup')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                        "   AND application_name LIKE 'vmrqd worker %'", 1, 10000), 1);
+    t_daemon_start(&db, FAST, false); /* recovers every half lease */
+    kill(da.pid, SIGTERM);
+    ck_assert(t_daemon_wait_logged(&da, "stopping: no new requests", 10000));
+    PQclear(t_sql(t_db, "CREATE TEMP TABLE drain_began AS SELECT now() AS at", 0, NULL));
+    /* two leases of drain, beaten through */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM daemons, drain_began"
+                               " WHERE pid = %d AND heartbeat_at > at + interval '2 s'", (int)da.pid);
+    ck_assert_int_eq(t_wait_value(t_db, sql, 1, 10000), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM requests r JOIN daemons d ON d.id = r.id_daemon"
+                               " WHERE r.id = 2 AND r.status = 'working' AND d.pid = %d", (int)da.pid);
+    ck_assert_int_eq(count(sql), 1);
+    PQclear(t_sql(locker, "ROLLBACK", 0, NULL));
+    ck_assert_int_eq(t_daemon_wait(&da, 0, 10000), 0);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2 AND status = 'done' AND attempts = 1"), 1);
+    ck_assert(!t_daemon_logged(&db, "took back"));
+    PQfinish(locker);
+}
+END_TEST
+
 START_TEST(test_sighup_keeps_running_on_a_broken_file)
 {
     FILE *f;
@@ -923,6 +957,7 @@ daemon_suite(void)
     tcase_add_test(tc, test_connections_are_named);
     tcase_add_test(tc, test_sigterm_drains);
     tcase_add_test(tc, test_drain_waits_without_spinning);
+    tcase_add_test(tc, test_drain_keeps_beating);
     tcase_add_test(tc, test_sighup_keeps_running_on_a_broken_file);
     tcase_add_test(tc, test_valgrind_clean);
     tcase_add_test(tc, test_cleanup_in_batches);

@@ -346,10 +346,22 @@ GRANT EXECUTE ON FUNCTION vmrq_handler_started(int, bigint) TO vmrq_daemon;
 -- Returns how many were taken back.
 -- SECURITY DEFINER: likewise; and one vmrqd takes back the claims of others.
 CREATE OR REPLACE FUNCTION vmrq_recover(p_lease interval) RETURNS int
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     n int;
 BEGIN
+    -- the common case, every claimer alive: one probe of the few working requests. Every vmrqd
+    -- asks twice a lease; planned once per session (a generic plan: p_lease is the only
+    -- parameter), where a custom plan of the statement below cost 0.7 ms at each call, most of
+    -- an idle fleet's database CPU (make bench, fleet).
+    IF NOT EXISTS (SELECT 1 FROM requests r
+                    WHERE r.status = 'working'
+                      AND NOT EXISTS (SELECT 1 FROM daemons d
+                                       WHERE d.id = r.id_daemon AND d.stopped_at IS NULL
+                                         AND d.heartbeat_at >= now() - p_lease)) THEN
+        RETURN 0;
+    END IF;
     -- Everything is read from the rows as locked: a row claimed again meanwhile (taken back by
     -- another vmrqd and claimed by a live one) is re-checked by PostgreSQL against this WHERE
     -- in its new version, and the live daemon keeps it. (A LEFT JOIN of daemons here was

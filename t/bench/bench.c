@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -203,7 +204,7 @@ struct figure {
     int n;
 };
 
-static struct figure figures[40];
+static struct figure figures[64];
 static int nfigures;
 
 static struct figure *
@@ -769,6 +770,48 @@ settled_claims(void)
     die("fleet: the count of vmrq_claim() calls did not settle within 2 minutes");
 }
 
+/* PostgreSQL's own share of a pickup: `n` NOTIFYs at 50/s to a session of the bench's that
+ * listens, each timed from the statement's start to its arrival (the client's clock), while the
+ * fleet's daemons listen on their channels. PostgreSQL 15 signals every backend that listens in
+ * the database at each notification, whatever its channel. Returns the median in ms. */
+static double
+notify_floor_ms(int n)
+{
+    PGconn *l = PQconnectdb(getenv("VMRQ_DB") ? getenv("VMRQ_DB") : "");
+    double *lat = calloc((size_t)n, sizeof(*lat)), t0, m;
+    PGresult *res;
+
+    if (!lat || PQstatus(l) != CONNECTION_OK)
+        die("notify floor: %s", lat ? PQerrorMessage(l) : "out of memory");
+    res = PQexec(l, "LISTEN vmrq_bench_floor");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        die("notify floor: LISTEN: %s", PQerrorMessage(l));
+    PQclear(res);
+    for (int i = 0; i < n; i++) {
+        PGnotify *got = NULL;
+
+        t0 = now_s();
+        sql("SELECT pg_notify('vmrq_bench_floor', '')");
+        while (!got) {
+            struct pollfd pfd = { PQsocket(l), POLLIN, 0 };
+
+            if (!PQconsumeInput(l))
+                die("notify floor: %s", PQerrorMessage(l));
+            if ((got = PQnotifies(l)))
+                break;
+            if (poll(&pfd, 1, 10000) == 0)
+                die("notify floor: no notification within 10 s");
+        }
+        PQfreemem(got);
+        lat[i] = (now_s() - t0) * 1000;
+        sleep_until(t0 + 0.02);
+    }
+    m = median(lat, n);
+    free(lat);
+    PQfinish(l);
+    return m;
+}
+
 /* `n` vmrqd, one node each (fleet1 .. fleetN, each its own test:///default); `opt.fleet_requests`
  * pause/resume of node fleet1's domains at `opt.fleet_rate` per second: claims per request
  * (counted by PostgreSQL: track_functions; the idle rate of the fallback polls taken out),
@@ -795,13 +838,13 @@ fleet_request(int i, long long *id, double *acked)
 
 static void
 fleet_once(int n, struct figure *claims, struct figure *p50, struct figure *p99, struct figure *cpu,
-           struct figure *idle)
+           struct figure *idle, struct figure *floor)
 {
     struct daemon *d = calloc((size_t)n, sizeof(*d));
     double *lat = calloc((size_t)opt.fleet_requests, sizeof(*lat));
     double *acked = calloc((size_t)opt.fleet_requests, sizeof(*acked));
     long long *ids = calloc((size_t)opt.fleet_requests, sizeof(*ids));
-    double idle0, before, after, t_idle0, t_before, rate;
+    double idle0, before, after, t_idle0, t_before, rate, t_registered;
     char q[256], xml[] = "/tmp/vmrq-bench-fleet.XXXXXX";
     FILE *x;
     int fd;
@@ -835,22 +878,29 @@ fleet_once(int n, struct figure *claims, struct figure *p50, struct figure *p99,
         sleep_ms(10);
     if (sql("SELECT count(*) FROM daemons WHERE stopped_at IS NULL") < n)
         die("fleet: %d vmrqd did not all register within 30 s", n);
+    t_registered = now_s();
     /* warm-up: the workers' and the event sink's connections open at their first use (the
      * pause and resume of one domain) */
     for (int i = 0; i < 2; i++) {
         fleet_request(i * FLEET_DOMAINS, &ids[0], &acked[0]);
         wait_idle();
     }
-    /* idle: the database's CPU over 30 s (one poll_interval: three heartbeats of each, lease/3,
-     * two recoveries, lease/2, one fallback poll), and the claims of those polls, which the
-     * claims per request leave out */
+    /* idle: the database's CPU over 60 s (two poll_intervals: six beats of each daemon, lease/3,
+     * with three recovery passes and two fallback polls), and the claims of those polls, which
+     * the claims per request leave out. Measured once every daemon is past its first lease: an
+     * idle fleet runs for hours, and its first minute (the first plans of each session, the first
+     * recovery, a lease after the start) is not what it costs then. */
+    sleep_until(t_registered + 45);
     idle0 = settled_claims();
     t_idle0 = now_s();
-    add(cpu, pg_cpu_percent(30000)); /* a poll_interval: each daemon's heartbeats, poll, recoveries */
+    add(cpu, pg_cpu_percent(60000));
     before = settled_claims();
     t_before = now_s();
     rate = (before - idle0) / (t_before - t_idle0);
     add(idle, rate);
+    add(floor, notify_floor_ms(200));
+    before = settled_claims(); /* the floor's notifications woke no daemon; still, count from here */
+    t_before = now_s();
     for (int i = 0; i < opt.fleet_requests; i++) {
         double due = now_s() + 1.0 / opt.fleet_rate;
         fleet_request(i, &ids[i], &acked[i]);
@@ -884,15 +934,15 @@ static void
 scenario_fleet(void)
 {
     static const int sizes[] = { 1, 10, 50 };
-    static const char *const names[][5] = {
+    static const char *const names[][6] = {
         { "fleet 1: claims per request", "  1: pickup p50", "  1: pickup p99", "  1: idle database CPU",
-          "  1: idle claims (polls)" },
+          "  1: idle claims (polls)", "  1: NOTIFY alone, p50" },
         { "fleet 10: claims per request", "  10: pickup p50", "  10: pickup p99", "  10: idle database CPU",
-          "  10: idle claims (polls)" },
+          "  10: idle claims (polls)", "  10: NOTIFY alone, p50" },
         { "fleet 50: claims per request", "  50: pickup p50", "  50: pickup p99", "  50: idle database CPU",
-          "  50: idle claims (polls)" },
+          "  50: idle claims (polls)", "  50: NOTIFY alone, p50" },
     };
-    struct figure *f[3][5];
+    struct figure *f[3][6];
 
     printf("fleet: 1, 10, 50 vmrqd (one node each); %d pause/resume of one node's %d domains at %d/s\n",
            opt.fleet_requests, FLEET_DOMAINS, opt.fleet_rate);
@@ -902,11 +952,12 @@ scenario_fleet(void)
         f[s][2] = figure(names[s][2], "ms", 0, 0, "(reference)");
         f[s][3] = figure(names[s][3], "% core", s == 2 ? 1.0 : 0, 0, s == 2 ? "< 1" : "(reference)");
         f[s][4] = figure(names[s][4], "claims/s", 0, 0, "(reference)");
+        f[s][5] = figure(names[s][5], "ms", 0, 0, "(reference: PostgreSQL's)");
     }
     sql("ALTER ROLE CURRENT_USER SET track_functions = 'all'"); /* the daemons' sessions count calls */
     for (int r = 0; r < opt.runs; r++)
         for (int s = 0; s < 3; s++)
-            fleet_once(sizes[s], f[s][0], f[s][1], f[s][2], f[s][3], f[s][4]);
+            fleet_once(sizes[s], f[s][0], f[s][1], f[s][2], f[s][3], f[s][4], f[s][5]);
     sql("ALTER ROLE CURRENT_USER RESET track_functions");
     sql("TRUNCATE requests, domains, domain_events, users, nodes, daemons RESTART IDENTITY CASCADE");
 }
