@@ -714,6 +714,22 @@ cpu_ticks(pid_t pid)
     return (long long)(utime + stime);
 }
 
+/* A cleanup that da runs and cannot finish: `locker` holds the lock of the row it would delete
+ * (request 1, finished long ago). Returns once da's worker waits for that lock: running, not
+ * merely claimed (a claimed one would be given back at the stop). */
+static void
+start_held_cleanup(PGconn *locker)
+{
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    PQclear(t_sql(t_db, "UPDATE requests SET status = 'done', finished_at = now() - interval '30 days'", 0, NULL));
+    PQclear(t_sql(locker, "BEGIN", 0, NULL));
+    PQclear(t_sql(locker, "SELECT * FROM requests WHERE id = 1 FOR UPDATE", 0, NULL));
+    t_daemon_start(&da, FAST, false);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('cleanup')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                        "   AND application_name LIKE 'vmrqd worker %'", 1, 10000), 1);
+}
+
 /* While it drains, vmrqd claims nothing; what would have asked for a claim (a new request, an
  * outcome written) must not turn the wait for a slow handler into a busy loop. */
 START_TEST(test_drain_waits_without_spinning)
@@ -721,16 +737,7 @@ START_TEST(test_drain_waits_without_spinning)
     PGconn *locker = t_connect();
     long long before;
 
-    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
-    PQclear(t_sql(t_db, "UPDATE requests SET status = 'done', finished_at = now() - interval '30 days'", 0, NULL));
-    PQclear(t_sql(locker, "BEGIN", 0, NULL));
-    PQclear(t_sql(locker, "SELECT * FROM requests WHERE id = 1 FOR UPDATE", 0, NULL)); /* holds the cleanup */
-    t_daemon_start(&da, FAST, false);
-    PQclear(t_sql(t_db, "SELECT vmrq_request('cleanup')", 0, NULL));
-    /* running, not merely claimed (a claimed one would be given back at the stop): its DELETE
-     * waits for the row lock */
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                                        "   AND application_name LIKE 'vmrqd worker %'", 1, 10000), 1);
+    start_held_cleanup(locker);
     kill(da.pid, SIGTERM);
     ck_assert(t_daemon_wait_logged(&da, "stopping: no new requests", 10000));
     /* one second of drain measured, the notification of a new request and the claims it would
@@ -755,14 +762,7 @@ START_TEST(test_drain_keeps_beating)
     PGconn *locker = t_connect();
     char sql[256];
 
-    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
-    PQclear(t_sql(t_db, "UPDATE requests SET status = 'done', finished_at = now() - interval '30 days'", 0, NULL));
-    PQclear(t_sql(locker, "BEGIN", 0, NULL));
-    PQclear(t_sql(locker, "SELECT * FROM requests WHERE id = 1 FOR UPDATE", 0, NULL)); /* holds the cleanup */
-    t_daemon_start(&da, FAST, false);
-    PQclear(t_sql(t_db, "SELECT vmrq_request('cleanup')", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                                        "   AND application_name LIKE 'vmrqd worker %'", 1, 10000), 1);
+    start_held_cleanup(locker);
     t_daemon_start(&db, FAST, false); /* recovers every half lease */
     kill(da.pid, SIGTERM);
     ck_assert(t_daemon_wait_logged(&da, "stopping: no new requests", 10000));
