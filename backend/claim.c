@@ -352,14 +352,17 @@ claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backo
     return ret;
 }
 
-/* The integer of a one-value query, or -1 (logged); prepared if `st` is given (then `sql` and
- * `n` are its own). */
+/* The integer of a one-value query, or -1 (logged); prepared if `st` is given (then `sql` is
+ * NULL: st's is used). */
 static long long
 query_int(PGconn *conn, const struct stmt *st, const char *sql, int n, const char *const *params,
           long long if_null)
 {
     PGresult *res = st ? stmt_exec(conn, st, params) : PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
     long long v;
+
+    if (st)
+        sql = st->sql;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         log_pg_failure(conn, res, sql);
@@ -432,7 +435,7 @@ static const struct stmt resolve_stmt = {
 int
 claim_resolve_waiting(PGconn *conn)
 {
-    long long n = query_int(conn, &resolve_stmt, resolve_stmt.sql, 0, NULL, 0);
+    long long n = query_int(conn, &resolve_stmt, NULL, 0, NULL, 0);
 
     return n < 0 ? -1 : (int)n;
 }

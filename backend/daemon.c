@@ -390,21 +390,19 @@ enqueue_periodic(struct vmrqd *d, const char *command)
 static void
 housekeeping(struct vmrqd *d)
 {
-    long long now = now_ms(), early = d->cfg->lease_ms / 3;
-    bool poll_due = !d->draining && now >= d->next_poll_ms;
-    bool pools_due = !d->draining && d->cfg->pool_interval_ms > 0 && now >= d->next_pools_ms;
+    long long now = now_ms(), soon = now + d->cfg->lease_ms / 3; /* the next beat's time */
+    bool live = !d->draining, pools = live && d->cfg->pool_interval_ms > 0;
     struct ctl_beat b = { 0 };
 
-    if (ctl_beat_due(&d->ctl, d->cfg->lease_ms) || poll_due || pools_due) {
-        /* what falls due before the next beat comes with this one: one round trip, not two */
-        poll_due = !d->draining && (poll_due || now + early >= d->next_poll_ms);
-        pools_due = !d->draining && (pools_due || (d->cfg->pool_interval_ms > 0 && now + early >= d->next_pools_ms));
-        /* After a (re)connection every live daemon gets one lease to beat again before its
+    if (ctl_beat_due(&d->ctl, d->cfg->lease_ms) || (live && now >= d->next_poll_ms) ||
+        (pools && now >= d->next_pools_ms)) {
+        /* what falls due before the next beat comes with this one: one round trip, not two.
+         * After a (re)connection every live daemon gets one lease to beat again before its
          * claims may be taken back: a database restart must not look like a crash. A draining
          * daemon only beats: its running requests are its own until it stops. */
-        b.recover = !d->draining && now >= d->next_recover_ms && now - d->ctl.up_since_ms >= d->cfg->lease_ms;
-        b.poll = poll_due;
-        b.pools_node = pools_due ? d->cfg->node : NULL;
+        b.poll = live && soon >= d->next_poll_ms;
+        b.pools_node = pools && soon >= d->next_pools_ms ? d->cfg->node : NULL;
+        b.recover = live && now >= d->next_recover_ms && now - d->ctl.up_since_ms >= d->cfg->lease_ms;
         if (ctl_beat(&d->ctl, d->cfg, &b) < 0) {
             ctl_check(&d->ctl);
             return;
@@ -422,10 +420,10 @@ housekeeping(struct vmrqd *d)
             d->want_due = d->want_due || b.pending;
             d->want_resolve = d->want_resolve || b.waiting;
         }
-        if (pools_due)
+        if (b.pools_node)
             d->next_pools_ms = now + d->cfg->pool_interval_ms;
     }
-    if (d->draining)
+    if (!live)
         return;
     if (d->cfg->cleanup_interval_ms > 0 && now >= d->next_cleanup_ms) {
         enqueue_periodic(d, "cleanup");
