@@ -102,12 +102,13 @@ dispatch_run(struct vmrqd_job *job, struct vmrqd_worker *worker)
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     job->outcome = JOB_DONE;
+    job->db_lost = false;
     job->handler->run(job, worker);
-    /* The hypervisor went away during the call: whether it acted is unknown, and a command safe
-     * to run twice goes back to the queue, in its place, rather than failing for it (inline
-     * commands need no hypervisor). */
-    if ((job->outcome == JOB_FAILED || job->outcome == JOB_RETRY) && !job->inline_run && job->cmd
-        && (job->cmd->flags & VMRQ_CMD_RERUN) && worker->drv && !driver_reachable(worker->drv))
+    /* The hypervisor (inline commands need none) or the database went away during the call:
+     * whether it acted is unknown, and a command safe to run twice goes back to the queue, in its
+     * place, rather than failing for an outage. */
+    if ((job->outcome == JOB_FAILED || job->outcome == JOB_RETRY) && job->cmd && (job->cmd->flags & VMRQ_CMD_RERUN)
+        && (job->db_lost || (!job->inline_run && worker->drv && !driver_reachable(worker->drv))))
         job->outcome = JOB_UNREACHED;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     job->took_us = (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000;

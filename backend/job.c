@@ -40,6 +40,8 @@ job_fail_pg(struct vmrqd_job *job, PGconn *conn, const PGresult *res, const char
     const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
     job_fail(job, true, "%s: %s", what, m ? m : PQerrorMessage(conn));
+    if (PQstatus(conn) == CONNECTION_BAD)
+        job->db_lost = true;
 }
 
 void

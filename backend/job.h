@@ -13,8 +13,9 @@
 
 #include "vmrq.h"
 
-/* JOB_UNREACHED: the hypervisor could not be reached (nothing was done), or went away during a
- * rerunnable command; the request goes back to the queue, neither retry nor attempt charged. */
+/* JOB_UNREACHED: the hypervisor could not be reached (nothing was done), or it or the worker's
+ * database connection went away during a rerunnable command; the request goes back to the queue,
+ * neither retry nor attempt charged. */
 enum job_outcome { JOB_DONE, JOB_FAILED, JOB_RETRY, JOB_UNREACHED };
 
 struct vmrqd_handler;
@@ -49,6 +50,8 @@ struct vmrqd_job {
     bool *chained;                 /* followups[i] runs after followups[i-1] (after_request) */
     size_t nfollowups;
     long long took_us;
+    bool db_lost;                  /* a statement of the handler lost the worker's connection
+                                    * (job_fail_pg): an outage, not the request's fault */
     struct {                       /* domains.status to write with the completion (domain_sync) */
         int id;                    /* 0: nothing to write */
         const char *status;        /* static (dom_state_status) */
@@ -76,10 +79,10 @@ struct vmrqd_worker {
 /* Marks the job failed with a one-line reason; retryable failures go back to the queue while
  * the request has retries left. */
 void job_fail(struct vmrqd_job *job, bool retryable, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* job_fail() with the message of a failed libpq result (or of `conn`), prefixed by `what`;
- * database failures are retryable. */
 /* The job did nothing, the hypervisor being out of reach (`why`, copied): see JOB_UNREACHED. */
 void job_put_back(struct vmrqd_job *job, const char *why);
+/* job_fail() with the message of a failed libpq result (or of `conn`), prefixed by `what`;
+ * database failures are retryable, and one that lost the connection sets job->db_lost. */
 void job_fail_pg(struct vmrqd_job *job, PGconn *conn, const PGresult *res, const char *what);
 /* Sets the job's output (JSON object, ownership taken). */
 void job_set_output(struct vmrqd_job *job, struct json_object *output);

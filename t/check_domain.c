@@ -203,6 +203,47 @@ START_TEST(test_no_domain)
 }
 END_TEST
 
+/* The worker's database session lost under a request (PostgreSQL restarted, the session
+ * terminated): nothing was done, so the request goes back to the queue in its place, charged
+ * neither a retry nor an attempt, and runs once the worker has connected again. */
+START_TEST(test_database_lost_goes_back)
+{
+    static const int all[CLAIM_LANES] = { 10, 10, 10, 10 };
+    struct vmrqd_job *job;
+    char pid[16], sql[128];
+    const char *params[1] = { pid };
+    PGresult *res;
+    long long id;
+
+    refresh_and_own(); /* the worker is connected */
+    snprintf(pid, sizeof(pid), "%d", PQbackendPID(worker.conn));
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT pg_terminate_backend($1::int)::int", 1, params), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", pid);
+    ck_assert_int_eq(t_wait_value(t_db, sql, 0, 10000), 0);
+    job = run_unwritten("start", "{\"uid\": 4, \"name\": \"class-01\"}"); /* no retry */
+    ck_assert_msg(job->outcome == JOB_UNREACHED, "outcome %d: %s", job->outcome, job->error);
+    id = job->id;
+    ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
+    job_free(job);
+    res = t_sql(t_db, "SELECT status || ' ' || retry || ' ' || attempts || ' ' || (started_at IS NULL),"
+                      "       error LIKE 'database: %' FROM requests WHERE command = 'start'", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "requested 0 0 true");
+    ck_assert_str_eq(PQgetvalue(res, 0, 1), "t");
+    PQclear(res);
+    ck_assert_str_eq(hv_status("class-01"), "shutdown");
+
+    ck_assert_int_eq(claim_jobs(t_db, daemon_id, "demo", all, &job, NULL), 1);
+    ck_assert_int_eq(job->id, id);
+    ck_assert_int_eq(dispatch_prepare(job), 0);
+    dispatch_run(job, &worker);
+    ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
+    job_free(job);
+    ck_assert_str_eq(outcome(id), "done");
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT attempts FROM requests WHERE command = 'start'", 0, NULL), 1);
+    ck_assert_str_eq(hv_status("class-01"), "running");
+}
+END_TEST
+
 /* Hooks run in table order around the operation; a before hook vetoes. */
 START_TEST(test_hooks_order_and_veto)
 {
@@ -667,6 +708,7 @@ domain_suite(void)
     tcase_add_loop_test(tc, test_every_command_in_every_state, 0, cells);
     tcase_add_loop_test(tc, test_rights_matrix, 0, 6);
     tcase_add_test(tc, test_no_domain);
+    tcase_add_test(tc, test_database_lost_goes_back);
     tcase_add_test(tc, test_hooks_order_and_veto);
     tcase_add_test(tc, test_force_shutdown_follows);
     tcase_add_test(tc, test_start_cancels_moot_shutdowns);
