@@ -247,12 +247,6 @@ static const struct stmt beat_stmt = {
     5,
 };
 
-bool
-ctl_beat_due(const struct ctl *ctl, long long lease_ms)
-{
-    return now_ms() - ctl->last_beat_ms >= lease_ms / 3;
-}
-
 int
 ctl_beat(struct ctl *ctl, const struct vmrqd_config *cfg, struct ctl_beat *b)
 {

@@ -61,8 +61,6 @@ struct ctl_beat {
     int recovered;          /* answers: claims taken back */
     bool pending, waiting;  /* the poll's (false unless asked) */
 };
-/* Whether the heartbeat is due: a third of the lease since the last beat. */
-bool ctl_beat_due(const struct ctl *ctl, long long lease_ms);
 /* The daemon's beat, one statement (vmrq_beat(), sql/functions/daemons.sql): the heartbeat and
  * what `b` asks for; the answers go into `b`. A daemon whose row was deleted registers again
  * (a new id). 0, or -1 on error (logged). */

@@ -1,6 +1,6 @@
 -- daemons.sql - what a vmrqd asks of the database on its own clock, between requests.
 --
--- An idle vmrqd runs one statement every lease/3 (10 s), its beat: it is alive, and, when their
+-- An idle vmrqd runs one statement every half lease (15 s), its beat: it is alive, and, when their
 -- time has come, the recovery of dead daemons' claims, the fallback poll and the enqueueing of
 -- its node's pools (backend/daemon.c, housekeeping()). They were four statements on their own
 -- timers, 17 round trips a minute per daemon; with 50 daemons idle those round trips were most
