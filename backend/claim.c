@@ -352,20 +352,16 @@ claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backo
     return ret;
 }
 
-/* The integer of a one-value query, or -1 (logged); prepared if `st` is given (then `sql` is
- * NULL: st's is used). */
+/* The integer of a one-value prepared statement (`if_null` for NULL), or a negative value
+ * (logged). */
 static long long
-query_int(PGconn *conn, const struct stmt *st, const char *sql, int n, const char *const *params,
-          long long if_null)
+query_int(PGconn *conn, const struct stmt *st, const char *const *params, long long if_null)
 {
-    PGresult *res = st ? stmt_exec(conn, st, params) : PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *res = stmt_exec(conn, st, params);
     long long v;
 
-    if (st)
-        sql = st->sql;
-
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        log_pg_failure(conn, res, sql);
+        log_pg_failure(conn, res, st->sql);
         PQclear(res);
         return -2;
     }
@@ -435,10 +431,19 @@ static const struct stmt resolve_stmt = {
 int
 claim_resolve_waiting(PGconn *conn)
 {
-    long long n = query_int(conn, &resolve_stmt, NULL, 0, NULL, 0);
+    long long n = query_int(conn, &resolve_stmt, NULL, 0);
 
     return n < 0 ? -1 : (int)n;
 }
+
+/* Prepared like every statement of the loop: run only after an outage or at a stop. */
+static const struct stmt release_lost_stmt = {
+    STMT_RELEASE_LOST, "vmrq_release_claim", "SELECT vmrq_release_claim($1::int, $2::bigint)", 2,
+};
+static const struct stmt give_back_stmt = {
+    STMT_GIVE_BACK, "vmrq_give_back",
+    "SELECT vmrq_release($1::int, $2::bigint[], 'claimed ahead when vmrqd was asked to stop')", 2,
+};
 
 int
 claim_release_lost(PGconn *conn, int daemon, long long *lost)
@@ -451,7 +456,7 @@ claim_release_lost(PGconn *conn, int daemon, long long *lost)
         return 0;
     snprintf(d, sizeof(d), "%d", daemon);
     snprintf(t, sizeof(t), "%lld", *lost);
-    if ((n = query_int(conn, NULL, "SELECT vmrq_release_claim($1::int, $2::bigint)", 2, params, 0)) < 0)
+    if ((n = query_int(conn, &release_lost_stmt, params, 0)) < 0)
         return -1;
     if (n > 0)
         log_warnx("gave back %lld request%s claimed as the database connection broke (never run)", n,
@@ -477,8 +482,7 @@ claim_give_back(PGconn *conn, int daemon, const struct vmrqd_job *list)
         return 0;
     snprintf(d, sizeof(d), "%d", daemon);
     params[1] = id_array_close(&ids);
-    n = query_int(conn, NULL, "SELECT vmrq_release($1::int, $2::bigint[], 'claimed ahead when vmrqd was asked to stop')",
-                  2, params, 0);
+    n = query_int(conn, &give_back_stmt, params, 0);
     if (n > 0)
         log_info("gave back %lld request%s claimed ahead and not started", n, n == 1 ? "" : "s");
 cleanup:

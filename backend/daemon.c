@@ -514,7 +514,6 @@ poll_timeout(const struct vmrqd *d)
         t = d->ctl.next_try_ms;
     } else if (!d->draining) {
         t = min_positive(d->next_due_ms, d->next_poll_ms);
-        t = min_positive(t, d->ctl.last_beat_ms + beat_period_ms(d)); /* recovery rides on it */
         if (d->cfg->cleanup_interval_ms > 0)
             t = min_positive(t, d->next_cleanup_ms);
         if (d->cfg->refresh_interval_ms > 0)
@@ -525,11 +524,10 @@ poll_timeout(const struct vmrqd *d)
     for (int i = 0; i < d->ninflight; i++)
         if (!d->inflight[i].abandoned)
             t = min_positive(t, d->inflight[i].deadline_ms);
-    if (d->draining) {
+    if (ctl_up(&d->ctl)) /* the beat, draining or not; recovery rides on it */
+        t = min_positive(t, d->ctl.last_beat_ms + beat_period_ms(d));
+    if (d->draining)
         t = min_positive(t, d->drain_until_ms);
-        if (ctl_up(&d->ctl))
-            t = min_positive(t, d->ctl.last_beat_ms + beat_period_ms(d));
-    }
     if (write_wait)
         t = min_positive(t, d->write_again_ms);
     if (t < 0)
@@ -623,8 +621,8 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
             write_completions(&d);
         if (ctl_up(&d.ctl) && d.give_back)
             give_back_queued(&d);
-        if (ctl_up(&d.ctl) && d.draining)
-            housekeeping(&d);
+        if (ctl_up(&d.ctl))
+            housekeeping(&d); /* while draining, the beat only */
         if (d.draining) {
             if (d.ninflight == 0 && !d.unwritten && !d.give_back)
                 break;
@@ -635,7 +633,6 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
                 goto out_abandon;
             }
         } else if (ctl_up(&d.ctl)) {
-            housekeeping(&d);
             if (d.next_due_ms >= 0 && now_ms() >= d.next_due_ms)
                 d.want_claim = d.want_due = true;
             if (d.want_claim && ctl_up(&d.ctl) && !d.lost_claim)

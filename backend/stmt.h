@@ -23,6 +23,8 @@ enum stmt_id {
     STMT_VIEWER,
     STMT_BEAT,
     STMT_RESOLVE_WAITING,
+    STMT_RELEASE_LOST,
+    STMT_GIVE_BACK,
     STMT_LAST /* at most 64 */
 };
 
