@@ -501,7 +501,9 @@ START_TEST(test_library_and_database_agree)
     printf("differential: %d valid, %d refused\n", verdicts[0], verdicts[1]);
     ck_assert_msg(failures == 0, "%d of %d cases disagree (seed %llu)", failures, cases,
                   (unsigned long long)seed);
-    ck_assert_int_gt(verdicts[0], cases / 50); /* the generator reaches valid requests too */
+    /* the generator reaches valid requests too: about 3% of cases (68 to 109 of 3,000 in twelve
+     * runs); 2% failed one seed in a few hundred */
+    ck_assert_int_gt(verdicts[0], cases / 100);
 }
 END_TEST
 
