@@ -182,10 +182,16 @@ check: deps
 
 # The suites need the CLI (they run it), a private PostgreSQL (t/with-pg starts and removes it)
 # and, for the real-guest tier, a private libvirtd (t/with-libvirtd; VMRQ_GUEST=0 skips it).
+# On a failure the servers' logs come out after the tests' output; the failed tests are then
+# printed again from Check's log ($(B)/check.log), so that they are the last lines of the run.
 run-check: build $(TESTS)
+	@rm -f $(B)/check.log
 	VMRQ_CLI=$(CURDIR)/$(CLI) VMRQD=$(CURDIR)/$(DAEMON) $(SAN_ENV) \
 	  VMRQ_MAKE="$(MAKE) --no-print-directory SANITIZE=$(SANITIZE)" \
-	  t/with-pg t/with-libvirtd $(TESTS)
+	  CK_LOG_FILE_NAME=$(CURDIR)/$(B)/check.log \
+	  t/with-pg t/with-libvirtd $(TESTS) \
+	  || { echo "make check: failed (all results in $(B)/check.log):" >&2; \
+	       grep -E '^[^:]+:[0-9]+:[EF]:' $(B)/check.log >&2; exit 1; }
 
 # The real daemon end to end on a private PostgreSQL under .build/demo and libvirt's test driver.
 demo: deps
