@@ -386,16 +386,18 @@ enqueue_periodic(struct vmrqd *d, const char *command)
 /* The time from one beat to the next. A daemon that holds requests (claimed, running, or their
  * outcomes not yet written) or is about to claim beats every third of its lease: two beats may
  * be late before recovery takes them. An idle one holds nothing recovery could take: it beats
- * every half lease, recovery's own period. A claim after an idle spell comes after a beat
- * (housekeeping() runs before the claim pass), so nothing is ever claimed on a heartbeat older
- * than a third of the lease. With 50 idle vmrqd that is 2 round trips a lease each instead of 3
- * (make bench, fleet: idle database CPU). */
+ * every two thirds of its lease, which leaves a third for a late beat before its row looks
+ * dead (to `vmrq daemons`; recovery takes back only working requests). A claim after an idle
+ * spell comes after a beat (housekeeping() runs before the claim pass), so nothing is ever
+ * claimed on a heartbeat older than a third of the lease. With 50 idle vmrqd that is 3 round
+ * trips a minute each, where a beat every half lease made 4 and every third 6 (make bench,
+ * fleet: idle database CPU). */
 static long long
 beat_period_ms(const struct vmrqd *d)
 {
     bool holds = d->ninflight > 0 || d->unwritten || d->give_back || d->lost_claim || d->want_claim;
 
-    return d->cfg->lease_ms / (holds ? 3 : 2);
+    return holds ? d->cfg->lease_ms / 3 : d->cfg->lease_ms * 2 / 3;
 }
 
 /* Heartbeat, recovery of dead daemons' claims, the fallback poll, pools, periodic cleanup and
@@ -612,6 +614,9 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
                 notify_ready(d.ctl.daemon, d.cfg->node);
                 d.want_claim = d.want_resolve = d.want_due = true;
                 d.next_recover_ms = d.ctl.up_since_ms + d.cfg->lease_ms;
+                /* this claim pass is what the poll would start: no beat for it right after the
+                 * registration's heartbeat */
+                d.next_poll_ms = d.ctl.up_since_ms + d.cfg->poll_interval_ms;
             }
         }
         if (ctl_up(&d.ctl) && d.lost_claim)

@@ -763,7 +763,7 @@ START_TEST(test_drain_keeps_beating)
     char sql[256];
 
     start_held_cleanup(locker);
-    t_daemon_start(&db, FAST, false); /* recovers every half lease */
+    t_daemon_start(&db, FAST, false); /* recovers at each idle beat */
     kill(da.pid, SIGTERM);
     ck_assert(t_daemon_wait_logged(&da, "stopping: no new requests", 10000));
     PQclear(t_sql(t_db, "CREATE TEMP TABLE drain_began AS SELECT now() AS at", 0, NULL));
@@ -779,6 +779,34 @@ START_TEST(test_drain_keeps_beating)
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE id = 2 AND status = 'done' AND attempts = 1"), 1);
     ck_assert(!t_daemon_logged(&db, "took back"));
     PQfinish(locker);
+}
+END_TEST
+
+/* An idle vmrqd beats every two thirds of its lease: fewer round trips than every half lease
+ * (make bench, fleet: idle database CPU), yet a third of the lease left before its row looks
+ * dead. Four heartbeats on the database's clock; none early (each timer counts from the last
+ * beat's answer), none a lease apart. */
+START_TEST(test_idle_beats_every_two_thirds_of_the_lease)
+{
+    const char *q = "SELECT (extract(epoch FROM heartbeat_at) * 1000)::bigint FROM daemons WHERE stopped_at IS NULL";
+    long long beat[4];
+    int n = 0;
+
+    t_daemon_start(&da, "lease = 4500ms\npoll_interval = 1h\nrefresh_interval = 0\ncleanup_interval = 0\n"
+                        "pool_interval = 0\nlibvirt_uri = test:///default\n", false);
+    for (int waited = 0; n < 4 && waited < 20000; waited += 20) {
+        long long at = count(q);
+
+        if (n == 0 || at != beat[n - 1])
+            beat[n++] = at;
+        else
+            usleep(20000);
+    }
+    ck_assert_msg(n == 4, "only %d heartbeats in 20 s", n);
+    for (int i = 1; i < 4; i++)
+        ck_assert_msg(beat[i] - beat[i - 1] >= 2700 && beat[i] - beat[i - 1] < 4500,
+                      "heartbeat %d came %lld ms after the one before, not about 3000 (lease 4500 ms)", i,
+                      beat[i] - beat[i - 1]);
 }
 END_TEST
 
@@ -958,6 +986,7 @@ daemon_suite(void)
     tcase_add_test(tc, test_sigterm_drains);
     tcase_add_test(tc, test_drain_waits_without_spinning);
     tcase_add_test(tc, test_drain_keeps_beating);
+    tcase_add_test(tc, test_idle_beats_every_two_thirds_of_the_lease);
     tcase_add_test(tc, test_sighup_keeps_running_on_a_broken_file);
     tcase_add_test(tc, test_valgrind_clean);
     tcase_add_test(tc, test_cleanup_in_batches);

@@ -1,10 +1,10 @@
 -- daemons.sql - what a vmrqd asks of the database on its own clock, between requests.
 --
--- An idle vmrqd runs one statement every half lease (15 s), its beat: it is alive, and, when their
--- time has come, the recovery of dead daemons' claims, the fallback poll and the enqueueing of
--- its node's pools (backend/daemon.c, housekeeping()). They were four statements on their own
--- timers, 17 round trips a minute per daemon; with 50 daemons idle those round trips were most
--- of the database's CPU (make bench, fleet: idle database CPU).
+-- An idle vmrqd runs one statement every two thirds of its lease (20 s), its beat: it is alive,
+-- and, when their time has come, the recovery of dead daemons' claims, the fallback poll and the
+-- enqueueing of its node's pools (backend/daemon.c, housekeeping()). They were four statements
+-- on their own timers, 17 round trips a minute per daemon; with 50 daemons idle those round
+-- trips were most of the database's CPU (make bench, fleet: idle database CPU).
 
 -- The beat of daemon p_daemon (its row in daemons: heartbeat_at = now()). With p_recover, the
 -- claims of daemons whose lease p_lease passed are taken back (vmrq_recover()). With p_poll, the

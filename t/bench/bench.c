@@ -885,8 +885,8 @@ fleet_once(int n, struct figure *claims, struct figure *p50, struct figure *p99,
         fleet_request(i * FLEET_DOMAINS, &ids[0], &acked[0]);
         wait_idle();
     }
-    /* idle: the database's CPU over 60 s (two poll_intervals: four beats of each daemon, every
-     * half lease, each with a recovery pass, two with a fallback poll), and the claims of those
+    /* idle: the database's CPU over 60 s (two poll_intervals: three beats of each daemon, every
+     * two thirds of a lease, each with a recovery pass and a fallback poll), and the claims of those
      * polls, which the claims per request leave out. Measured once every daemon is past its first
      * lease: an idle fleet runs for hours, and its first minute (the first plans of each session,
      * the first recovery, a lease after the start) is not what it costs then. */
