@@ -9,7 +9,9 @@
  *              [--workers W] [--lanes L] [--only NAME,...] [--out FILE]
  *
  * Scenarios (NAME), in the order they run: latency, enqueue, bulk, domains, clones, fleet, drain,
- * history, rss. --fleet-requests N (200) at --fleet-rate R (50/s) size the fleet's.
+ * history, rss. --fleet-requests N (200) at --fleet-rate R (50/s) size the fleet's, with
+ * --fleet-sizes N,... (1,10,50) vmrqd: the pickup's target is relative to the first size's, the
+ * idle CPU's (< 1%) holds for 50 or more.
  * Times come from the database's own clock (started_at, finished_at), so the client's
  * scheduling does not count.
  * VMRQ_BENCH_LOG=info (or debug) makes the daemons log at that level, to
@@ -36,8 +38,9 @@ static struct {
     int runs, drain, history, latency, rate, enqueue, bulk, domains, domain_requests, rss, workers, lanes;
     const char *only, *out, *domain_workers;
     int fleet_requests, fleet_rate;
+    const char *fleet_sizes;
 } opt = { 5, 20000, 1000000, 500, 200, 5000, 100000, 1000, 20000, 1000000, 8, 2, NULL, ".build/bench/results.json",
-          "8,32", 200, 50 };
+          "8,32", 200, 50, "1,10,50" };
 
 static PGconn *db;
 
@@ -200,11 +203,12 @@ struct figure {
     const char *name, *unit, *target_text;
     double target;
     int higher_better; /* 1: value >= target passes; 0: value <= target passes */
+    struct figure *relative_to; /* if set, the target is 1.2 times its median */
     double v[64];
     int n;
 };
 
-static struct figure figures[64];
+static struct figure figures[128];
 static int nfigures;
 
 static struct figure *
@@ -686,11 +690,37 @@ scenario_clones(void)
 
 /* ---------------------------------------------------------------- fleet */
 
-/* CPU ticks (user + system) of the database's processes: every backend and auxiliary process
- * pg_stat_activity lists, and their parent, the postmaster. Each pid's ticks go into ticks[]
- * beside pids[] (at most 512). Returns how many. */
+/* The CPU time of process `pid` in ns, or -1 if it is gone: the scheduler's own count
+ * (/proc/PID/schedstat), exact, where the ticks of /proc/PID/stat are sampled at the timer's
+ * rate (an idle fleet's backends each run a few ms a minute: about one tick, or none). */
+static long long
+proc_cpu_ns(int pid)
+{
+    char path[64], buf[1024], *p;
+    long long ns, utime, stime;
+    FILE *f;
+    int ok;
+
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", pid);
+    if ((f = fopen(path, "r"))) {
+        ok = fscanf(f, "%lld", &ns) == 1;
+        fclose(f);
+        return ok ? ns : -1;
+    }
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid); /* a kernel without CONFIG_SCHED_INFO */
+    if (!(f = fopen(path, "r")))
+        return -1;
+    ok = fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &utime, &stime) == 2;
+    fclose(f);
+    return ok ? (utime + stime) * (1000000000LL / sysconf(_SC_CLK_TCK)) : -1;
+}
+
+/* The CPU time (ns) of the database's processes: every backend and auxiliary process
+ * pg_stat_activity lists, and their parent, the postmaster. Each pid's goes into ns[] beside
+ * pids[] (at most 512). Returns how many. */
 static int
-pg_ticks(int *pids, long long *ticks)
+pg_cpu(int *pids, long long *ns)
 {
     PGresult *res = PQexec(db, "SELECT pid FROM pg_stat_activity");
     int n = 0;
@@ -699,8 +729,8 @@ pg_ticks(int *pids, long long *ticks)
         die("pg_stat_activity: %s", PQerrorMessage(db));
     for (int i = 0; i <= PQntuples(res) && n < 512; i++) {
         char path[64], buf[1024], *p;
-        long long utime, stime;
         int ppid, pid = i < PQntuples(res) ? atoi(PQgetvalue(res, i, 0)) : -1;
+        long long v;
         FILE *f;
 
         if (pid < 0) { /* the postmaster: the parent of the first */
@@ -713,39 +743,57 @@ pg_ticks(int *pids, long long *ticks)
             fclose(f);
             pid = ppid;
         }
-        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-        if (!(f = fopen(path, "r")))
-            continue; /* gone meanwhile */
-        if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
-            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &utime, &stime) == 2) {
+        if ((v = proc_cpu_ns(pid)) >= 0) { /* else gone meanwhile */
             pids[n] = pid;
-            ticks[n++] = utime + stime;
+            ns[n++] = v;
         }
-        fclose(f);
     }
     PQclear(res);
     return n;
 }
 
-/* The share of one core the database's processes used over `ms` milliseconds, in percent
- * (processes present at both ends only). */
+/* The database's processes' CPU time at a mark, for pg_cpu_since(). */
+static struct {
+    int pids[512], n;
+    long long ns[512];
+    double t;
+} cpu_mark;
+
+static void
+pg_cpu_mark(void)
+{
+    cpu_mark.n = pg_cpu(cpu_mark.pids, cpu_mark.ns);
+    cpu_mark.t = now_s();
+}
+
+/* The CPU seconds the database's processes used since pg_cpu_mark() (processes present at both
+ * ends only); the wall-clock seconds go to *elapsed. */
+static double
+pg_cpu_since(double *elapsed)
+{
+    static int pb[512];
+    static long long tb[512];
+    long long used = 0;
+    int nb = pg_cpu(pb, tb);
+
+    *elapsed = now_s() - cpu_mark.t;
+    for (int i = 0; i < nb; i++)
+        for (int k = 0; k < cpu_mark.n; k++)
+            if (cpu_mark.pids[k] == pb[i])
+                used += tb[i] - cpu_mark.ns[k];
+    return (double)used / 1e9;
+}
+
+/* The share of one core the database's processes used over `ms` milliseconds, in percent. */
 static double
 pg_cpu_percent(int ms)
 {
-    static int pa[512], pb[512];
-    static long long ta[512], tb[512];
-    long long used = 0;
-    double t0 = now_s(), t;
-    int na = pg_ticks(pa, ta), nb;
+    double t, used;
 
+    pg_cpu_mark();
     sleep_ms(ms);
-    nb = pg_ticks(pb, tb);
-    t = now_s() - t0;
-    for (int i = 0; i < nb; i++)
-        for (int k = 0; k < na; k++)
-            if (pa[k] == pb[i])
-                used += tb[i] - ta[k];
-    return 100.0 * (double)used / (double)sysconf(_SC_CLK_TCK) / t;
+    used = pg_cpu_since(&t);
+    return 100.0 * used / t;
 }
 
 /* The calls of vmrq_claim() PostgreSQL has counted, once settled: a backend reports its counts
@@ -773,9 +821,10 @@ settled_claims(void)
 /* PostgreSQL's own share of a pickup: `n` NOTIFYs at 50/s to a session of the bench's that
  * listens, each timed from the statement's start to its arrival (the client's clock), while the
  * fleet's daemons listen on their channels. PostgreSQL 15 signals every backend that listens in
- * the database at each notification, whatever its channel. Returns the median in ms. */
+ * the database at each notification, whatever its channel, and each wakes to read it: the
+ * database's CPU per NOTIFY (ms) goes to *cpu_ms. Returns the median latency in ms. */
 static double
-notify_floor_ms(int n)
+notify_floor_ms(int n, double *cpu_ms)
 {
     PGconn *l = PQconnectdb(getenv("VMRQ_DB") ? getenv("VMRQ_DB") : "");
     double *lat = calloc((size_t)n, sizeof(*lat)), t0, m;
@@ -787,6 +836,7 @@ notify_floor_ms(int n)
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         die("notify floor: LISTEN: %s", PQerrorMessage(l));
     PQclear(res);
+    pg_cpu_mark();
     for (int i = 0; i < n; i++) {
         PGnotify *got = NULL;
 
@@ -806,6 +856,7 @@ notify_floor_ms(int n)
         lat[i] = (now_s() - t0) * 1000;
         sleep_until(t0 + 0.02);
     }
+    *cpu_ms = pg_cpu_since(&t0) * 1000 / n;
     m = median(lat, n);
     free(lat);
     PQfinish(l);
@@ -818,6 +869,9 @@ notify_floor_ms(int n)
  * pickup (commit -> claimed) p50 and p99, the database's CPU while all are idle, and the claims
  * the idle daemons make (their polls). */
 #define FLEET_DOMAINS 50 /* node fleet1's, taken in turn: no request waits behind its domain's last */
+
+/* The figures of one fleet size, in the order they print. */
+enum { FLEET_CLAIMS, FLEET_P50, FLEET_P99, FLEET_IDLE_CPU, FLEET_IDLE_CLAIMS, FLEET_NOTIFY, FLEET_NOTIFY_CPU, FLEET_LAST };
 
 /* The i-th request: pause, then on the next round resume, domain fleet-(i % FLEET_DOMAINS + 1). */
 static void
@@ -837,14 +891,13 @@ fleet_request(int i, long long *id, double *acked)
 }
 
 static void
-fleet_once(int n, struct figure *claims, struct figure *p50, struct figure *p99, struct figure *cpu,
-           struct figure *idle, struct figure *floor)
+fleet_once(int n, struct figure *const f[FLEET_LAST])
 {
     struct daemon *d = calloc((size_t)n, sizeof(*d));
     double *lat = calloc((size_t)opt.fleet_requests, sizeof(*lat));
     double *acked = calloc((size_t)opt.fleet_requests, sizeof(*acked));
     long long *ids = calloc((size_t)opt.fleet_requests, sizeof(*ids));
-    double idle0, before, after, t_idle0, t_before, rate, t_registered;
+    double idle0, before, after, t_idle0, t_before, rate, t_registered, notify_cpu;
     char q[256], xml[] = "/tmp/vmrq-bench-fleet.XXXXXX";
     FILE *x;
     int fd;
@@ -893,12 +946,13 @@ fleet_once(int n, struct figure *claims, struct figure *p50, struct figure *p99,
     sleep_until(t_registered + 45);
     idle0 = settled_claims();
     t_idle0 = now_s();
-    add(cpu, pg_cpu_percent(60000));
+    add(f[FLEET_IDLE_CPU], pg_cpu_percent(60000));
     before = settled_claims();
     t_before = now_s();
     rate = (before - idle0) / (t_before - t_idle0);
-    add(idle, rate);
-    add(floor, notify_floor_ms(200));
+    add(f[FLEET_IDLE_CLAIMS], rate);
+    add(f[FLEET_NOTIFY], notify_floor_ms(500, &notify_cpu));
+    add(f[FLEET_NOTIFY_CPU], notify_cpu);
     before = settled_claims(); /* the floor's notifications woke no daemon; still, count from here */
     t_before = now_s();
     for (int i = 0; i < opt.fleet_requests; i++) {
@@ -921,9 +975,9 @@ fleet_once(int n, struct figure *claims, struct figure *p50, struct figure *p99,
         daemon_stop(&d[i]);
     unlink(xml);
     qsort(lat, (size_t)opt.fleet_requests, sizeof(*lat), cmp_double);
-    add(claims, (after - before - rate * (now_s() - t_before)) / opt.fleet_requests);
-    add(p50, lat[opt.fleet_requests / 2]);
-    add(p99, lat[(int)(opt.fleet_requests * 0.99)]);
+    add(f[FLEET_CLAIMS], (after - before - rate * (now_s() - t_before)) / opt.fleet_requests);
+    add(f[FLEET_P50], lat[opt.fleet_requests / 2]);
+    add(f[FLEET_P99], lat[(int)(opt.fleet_requests * 0.99)]);
     free(d);
     free(lat);
     free(acked);
@@ -933,31 +987,41 @@ fleet_once(int n, struct figure *claims, struct figure *p50, struct figure *p99,
 static void
 scenario_fleet(void)
 {
-    static const int sizes[] = { 1, 10, 50 };
-    static const char *const names[][6] = {
-        { "fleet 1: claims per request", "  1: pickup p50", "  1: pickup p99", "  1: idle database CPU",
-          "  1: idle claims (polls)", "  1: NOTIFY alone, p50" },
-        { "fleet 10: claims per request", "  10: pickup p50", "  10: pickup p99", "  10: idle database CPU",
-          "  10: idle claims (polls)", "  10: NOTIFY alone, p50" },
-        { "fleet 50: claims per request", "  50: pickup p50", "  50: pickup p99", "  50: idle database CPU",
-          "  50: idle claims (polls)", "  50: NOTIFY alone, p50" },
-    };
-    struct figure *f[3][6];
+    static const char *const what[FLEET_LAST] = { "claims per request", "pickup p50", "pickup p99", "idle database CPU",
+                                                  "idle claims (polls)", "NOTIFY alone, p50",
+                                                  "NOTIFY alone, database CPU" };
+    static char names[8][FLEET_LAST][48]; /* live as long as the figure table */
+    struct figure *f[8][FLEET_LAST];
+    char list[64], *tok, *save = NULL;
+    int sizes[8], n = 0;
 
-    printf("fleet: 1, 10, 50 vmrqd (one node each); %d pause/resume of one node's %d domains at %d/s\n",
+    snprintf(list, sizeof(list), "%s", opt.fleet_sizes);
+    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == 8 || (sizes[n] = atoi(tok)) < 1 || sizes[n] > 100)
+            die("--fleet-sizes: '%s' is not a daemon count from 1 to 100 (at most 8 of them)", tok);
+        n++;
+    }
+    printf("fleet: %s vmrqd (one node each); %d pause/resume of one node's %d domains at %d/s\n", opt.fleet_sizes,
            opt.fleet_requests, FLEET_DOMAINS, opt.fleet_rate);
-    for (int s = 0; s < 3; s++) {
-        f[s][0] = figure(names[s][0], "claims", 1.5, 0, "< 1.5");
-        f[s][1] = figure(names[s][1], "ms", 0, 0, s ? "within 20% of 1's" : "(reference)");
-        f[s][2] = figure(names[s][2], "ms", 0, 0, "(reference)");
-        f[s][3] = figure(names[s][3], "% core", s == 2 ? 1.0 : 0, 0, s == 2 ? "< 1" : "(reference)");
-        f[s][4] = figure(names[s][4], "claims/s", 0, 0, "(reference)");
-        f[s][5] = figure(names[s][5], "ms", 0, 0, "(reference: PostgreSQL's)");
+    for (int s = 0; s < n; s++) {
+        bool big = sizes[s] >= 50;
+
+        for (int k = 0; k < FLEET_LAST; k++)
+            snprintf(names[s][k], sizeof(names[s][k]), k ? "  %d: %s" : "fleet %d: %s", sizes[s], what[k]);
+        f[s][FLEET_CLAIMS] = figure(names[s][FLEET_CLAIMS], "claims", 1.5, 0, "< 1.5");
+        f[s][FLEET_P50] = figure(names[s][FLEET_P50], "ms", 0, 0, s ? "within 20% of the 1st" : "(reference)");
+        f[s][FLEET_P99] = figure(names[s][FLEET_P99], "ms", 0, 0, "(reference)");
+        f[s][FLEET_IDLE_CPU] = figure(names[s][FLEET_IDLE_CPU], "% core", big ? 1.0 : 0, 0, big ? "< 1" : "(reference)");
+        f[s][FLEET_IDLE_CLAIMS] = figure(names[s][FLEET_IDLE_CLAIMS], "claims/s", 0, 0, "(reference)");
+        f[s][FLEET_NOTIFY] = figure(names[s][FLEET_NOTIFY], "ms", 0, 0, "(reference: PostgreSQL's)");
+        f[s][FLEET_NOTIFY_CPU] = figure(names[s][FLEET_NOTIFY_CPU], "ms", 0, 0, "(reference: PostgreSQL's)");
+        if (s > 0)
+            f[s][FLEET_P50]->relative_to = f[0][FLEET_P50];
     }
     sql("ALTER ROLE CURRENT_USER SET track_functions = 'all'"); /* the daemons' sessions count calls */
     for (int r = 0; r < opt.runs; r++)
-        for (int s = 0; s < 3; s++)
-            fleet_once(sizes[s], f[s][0], f[s][1], f[s][2], f[s][3], f[s][4], f[s][5]);
+        for (int s = 0; s < n; s++)
+            fleet_once(sizes[s], f[s]);
     sql("ALTER ROLE CURRENT_USER RESET track_functions");
     sql("TRUNCATE requests, domains, domain_events, users, nodes, daemons RESTART IDENTITY CASCADE");
 }
@@ -1059,13 +1123,10 @@ report(void)
                                             "drain, analyzed while empty" }, true, 0.9);
     relative_targets((const char *const[]){ "pickup latency p50", "  p50, analyzed while full",
                                             "  p50, analyzed while empty" }, false, 1.2);
-    /* the fleet's pickup: within 20% of one daemon's */
-    if (find_figure("  1: pickup p50"))
-        for (int i = 0; i < 2; i++) {
-            struct figure *one = find_figure("  1: pickup p50"), *f = find_figure(i ? "  50: pickup p50" : "  10: pickup p50");
-            if (f)
-                f->target = 1.2 * median(one->v, one->n);
-        }
+    /* the fleet's pickup: within 20% of the first size's */
+    for (int i = 0; i < nfigures; i++)
+        if (figures[i].relative_to)
+            figures[i].target = 1.2 * median(figures[i].relative_to->v, figures[i].relative_to->n);
 
     printf("\n%-36s %10s %10s %10s %-22s %s\n", "figure", "median", "min", "max", "target", "result");
     for (int i = 0; i < nfigures; i++) {
@@ -1105,7 +1166,8 @@ main(int argc, char **argv)
         { "workers", required_argument, NULL, 'w' }, { "lanes", required_argument, NULL, 'L' },
         { "only", required_argument, NULL, 'o' },    { "domain-workers", required_argument, NULL, 'W' },
         { "out", required_argument, NULL, 'O' },     { "fleet-requests", required_argument, NULL, 'F' },
-        { "fleet-rate", required_argument, NULL, 'T' }, { NULL, 0, NULL, 0 },
+        { "fleet-rate", required_argument, NULL, 'T' }, { "fleet-sizes", required_argument, NULL, 'S' },
+        { NULL, 0, NULL, 0 },
     };
     int c;
 
@@ -1128,6 +1190,7 @@ main(int argc, char **argv)
         case 'O': opt.out = optarg; break;
         case 'F': opt.fleet_requests = atoi(optarg); break;
         case 'T': opt.fleet_rate = atoi(optarg); break;
+        case 'S': opt.fleet_sizes = optarg; break;
         default: die("unknown option; see the comment at the top of t/bench/bench.c");
         }
     }
