@@ -203,13 +203,31 @@ struct figure {
     const char *name, *unit, *target_text;
     double target;
     int higher_better; /* 1: value >= target passes; 0: value <= target passes */
-    struct figure *relative_to; /* if set, the target is 1.2 times its median */
+    struct figure *relative_to; /* if set, the target is relative_factor times its median */
+    double relative_factor;
     double v[64];
     int n;
 };
 
 static struct figure figures[128];
 static int nfigures;
+
+/* The comma-separated counts of option `name` (1 to `max` each, at most `max_n` of them) into
+ * out[]; dies naming the option and the item otherwise. Returns how many. */
+static int
+parse_counts(const char *name, const char *text, int max, int *out, int max_n)
+{
+    char list[256], *tok, *save = NULL;
+    int n = 0;
+
+    snprintf(list, sizeof(list), "%s", text);
+    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == max_n || (out[n] = atoi(tok)) < 1 || out[n] > max)
+            die("%s: '%s' is not a count from 1 to %d (at most %d of them)", name, tok, max, max_n);
+        n++;
+    }
+    return n;
+}
 
 static struct figure *
 figure(const char *name, const char *unit, double target, int higher_better, const char *target_text)
@@ -551,7 +569,8 @@ domains_once(const char *conf, int workers)
 static void
 scenario_domains(void)
 {
-    char xml[] = "/tmp/vmrq-bench-xml.XXXXXX", conf[PATH_MAX + 128], list[128], *save, *tok;
+    char xml[] = "/tmp/vmrq-bench-xml.XXXXXX", conf[PATH_MAX + 128];
+    int workers[16], nw = parse_counts("--domain-workers", opt.domain_workers, 1024, workers, 16);
     FILE *x;
     int fd;
 
@@ -566,18 +585,16 @@ scenario_domains(void)
     fprintf(x, "</node>\n");
     fclose(x);
     snprintf(conf, sizeof(conf), "libvirt_uri = test://%s\nnode = bench\n", xml);
-    snprintf(list, sizeof(list), "%s", opt.domain_workers);
-    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int workers = atoi(tok);
+    for (int w = 0; w < nw; w++) {
         char *name = malloc(64); /* lives as long as the figure table */
         struct figure *f;
 
-        if (!name || workers < 1)
-            die("--domain-workers: '%s' is not a worker count", tok);
-        snprintf(name, 64, "domain commands, %d workers", workers);
+        if (!name)
+            die("domains: out of memory");
+        snprintf(name, 64, "domain commands, %d workers", workers[w]);
         f = figure(name, "req/s", 5000, 1, ">= 5000");
         for (int r = 0; r < opt.runs; r++)
-            add(f, domains_once(conf, workers));
+            add(f, domains_once(conf, workers[w]));
     }
     unlink(xml);
 }
@@ -690,13 +707,31 @@ scenario_clones(void)
 
 /* ---------------------------------------------------------------- fleet */
 
+/* The fields of /proc/PID/stat after the command's name, from the state on, read into buf
+ * (`size` bytes); NULL if the process is gone. */
+static const char *
+proc_stat(int pid, char *buf, int size)
+{
+    char path[64], *p = NULL;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    if (!(f = fopen(path, "r")))
+        return NULL;
+    if (fgets(buf, size, f) && (p = strrchr(buf, ')')))
+        p += 2;
+    fclose(f);
+    return p;
+}
+
 /* The CPU time of process `pid` in ns, or -1 if it is gone: the scheduler's own count
  * (/proc/PID/schedstat), exact, where the ticks of /proc/PID/stat are sampled at the timer's
  * rate (an idle fleet's backends each run a few ms a minute: about one tick, or none). */
 static long long
 proc_cpu_ns(int pid)
 {
-    char path[64], buf[1024], *p;
+    char path[64], buf[1024];
+    const char *p;
     long long ns, utime, stime;
     FILE *f;
     int ok;
@@ -707,12 +742,9 @@ proc_cpu_ns(int pid)
         fclose(f);
         return ok ? ns : -1;
     }
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid); /* a kernel without CONFIG_SCHED_INFO */
-    if (!(f = fopen(path, "r")))
-        return -1;
-    ok = fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
-         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &utime, &stime) == 2;
-    fclose(f);
+    /* a kernel without CONFIG_SCHED_INFO */
+    ok = (p = proc_stat(pid, buf, sizeof(buf))) &&
+         sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &utime, &stime) == 2;
     return ok ? (utime + stime) * (1000000000LL / sysconf(_SC_CLK_TCK)) : -1;
 }
 
@@ -728,19 +760,16 @@ pg_cpu(int *pids, long long *ns)
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         die("pg_stat_activity: %s", PQerrorMessage(db));
     for (int i = 0; i <= PQntuples(res) && n < 512; i++) {
-        char path[64], buf[1024], *p;
+        char buf[1024];
+        const char *p;
         int ppid, pid = i < PQntuples(res) ? atoi(PQgetvalue(res, i, 0)) : -1;
         long long v;
-        FILE *f;
 
         if (pid < 0) { /* the postmaster: the parent of the first */
             if (n == 0)
                 break;
-            snprintf(path, sizeof(path), "/proc/%d/stat", pids[0]);
-            if (!(f = fopen(path, "r")) || !fgets(buf, sizeof(buf), f) || !(p = strrchr(buf, ')')) ||
-                sscanf(p + 2, "%*c %d", &ppid) != 1)
-                die("%s: cannot read the parent", path);
-            fclose(f);
+            if (!(p = proc_stat(pids[0], buf, sizeof(buf))) || sscanf(p, "%*c %d", &ppid) != 1)
+                die("/proc/%d/stat: cannot read the parent", pids[0]);
             pid = ppid;
         }
         if ((v = proc_cpu_ns(pid)) >= 0) { /* else gone meanwhile */
@@ -992,15 +1021,8 @@ scenario_fleet(void)
                                                   "NOTIFY alone, database CPU" };
     static char names[8][FLEET_LAST][48]; /* live as long as the figure table */
     struct figure *f[8][FLEET_LAST];
-    char list[64], *tok, *save = NULL;
-    int sizes[8], n = 0;
+    int sizes[8], n = parse_counts("--fleet-sizes", opt.fleet_sizes, 100, sizes, 8);
 
-    snprintf(list, sizeof(list), "%s", opt.fleet_sizes);
-    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (n == 8 || (sizes[n] = atoi(tok)) < 1 || sizes[n] > 100)
-            die("--fleet-sizes: '%s' is not a daemon count from 1 to 100 (at most 8 of them)", tok);
-        n++;
-    }
     printf("fleet: %s vmrqd (one node each); %d pause/resume of one node's %d domains at %d/s\n", opt.fleet_sizes,
            opt.fleet_requests, FLEET_DOMAINS, opt.fleet_rate);
     for (int s = 0; s < n; s++) {
@@ -1015,8 +1037,10 @@ scenario_fleet(void)
         f[s][FLEET_IDLE_CLAIMS] = figure(names[s][FLEET_IDLE_CLAIMS], "claims/s", 0, 0, "(reference)");
         f[s][FLEET_NOTIFY] = figure(names[s][FLEET_NOTIFY], "ms", 0, 0, "(reference: PostgreSQL's)");
         f[s][FLEET_NOTIFY_CPU] = figure(names[s][FLEET_NOTIFY_CPU], "ms", 0, 0, "(reference: PostgreSQL's)");
-        if (s > 0)
+        if (s > 0) {
             f[s][FLEET_P50]->relative_to = f[0][FLEET_P50];
+            f[s][FLEET_P50]->relative_factor = 1.2;
+        }
     }
     sql("ALTER ROLE CURRENT_USER SET track_functions = 'all'"); /* the daemons' sessions count calls */
     for (int r = 0; r < opt.runs; r++)
@@ -1117,16 +1141,17 @@ report(void)
     FILE *out;
 
     /* the history figure's target is relative: within 10% of the empty-table drain */
-    if (drain && hist)
-        hist->target = 0.9 * median(drain->v, drain->n);
+    if (drain && hist) {
+        hist->relative_to = drain;
+        hist->relative_factor = 0.9;
+    }
     relative_targets((const char *const[]){ "drain ping_backend", "drain, analyzed while full",
                                             "drain, analyzed while empty" }, true, 0.9);
     relative_targets((const char *const[]){ "pickup latency p50", "  p50, analyzed while full",
                                             "  p50, analyzed while empty" }, false, 1.2);
-    /* the fleet's pickup: within 20% of the first size's */
     for (int i = 0; i < nfigures; i++)
         if (figures[i].relative_to)
-            figures[i].target = 1.2 * median(figures[i].relative_to->v, figures[i].relative_to->n);
+            figures[i].target = figures[i].relative_factor * median(figures[i].relative_to->v, figures[i].relative_to->n);
 
     printf("\n%-36s %10s %10s %10s %-22s %s\n", "figure", "median", "min", "max", "target", "result");
     for (int i = 0; i < nfigures; i++) {
