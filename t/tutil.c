@@ -261,6 +261,22 @@ t_daemon_start(struct t_daemon *d, const char *config, bool valgrind)
     ck_assert_msg(d->id > 0, "vmrqd did not register within 30 s; see %s", d->log);
 }
 
+/* A daemon that did not stop on SIGTERM: where its threads are (gdb, if the machine has it) and
+ * the end of its log but for the requests done, on stderr: a hang seen once in CI explains itself. */
+static void
+report_stuck(const struct t_daemon *d, int timeout_ms)
+{
+    char cmd[256];
+
+    fprintf(stderr, "vmrqd (pid %d) still runs %d ms after SIGTERM; its threads and the end of %s:\n", d->pid,
+            timeout_ms, d->log);
+    fflush(stderr);
+    snprintf(cmd, sizeof(cmd), "command -v gdb >/dev/null && gdb -q -batch -p %d -ex 'thread apply all bt' 2>&1"
+                               " | grep -E '^(Thread|#)' >&2; grep -v '): done in' %s | tail -n 30 >&2", d->pid, d->log);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(could not read its threads or its log)\n");
+}
+
 int
 t_daemon_wait(struct t_daemon *d, int sig, int timeout_ms)
 {
@@ -278,6 +294,8 @@ t_daemon_wait(struct t_daemon *d, int sig, int timeout_ms)
         }
         nanosleep(&ts, NULL);
     }
+    if (sig == SIGTERM)
+        report_stuck(d, timeout_ms);
     return -1;
 }
 

@@ -81,7 +81,8 @@ void t_daemon_spawn(struct t_daemon *d, const char *config, bool valgrind, const
  * runs it under valgrind (errors and leaks make it exit 99). */
 void t_daemon_start(struct t_daemon *d, const char *config, bool valgrind);
 /* Sends `sig` (0: none) and waits up to timeout_ms for the exit; returns the exit status
- * (128 + signal if killed, -1 if still running). */
+ * (128 + signal if killed, -1 if still running). A daemon still running after SIGTERM has its
+ * threads' backtraces and the end of its log printed on stderr. */
 int t_daemon_wait(struct t_daemon *d, int sig, int timeout_ms);
 /* Kills the daemon if it still runs and removes its files. */
 void t_daemon_cleanup(struct t_daemon *d);
