@@ -315,14 +315,30 @@ out:
     free(b.xml);
 }
 
+/* The hand-out of a pool's clone to user $2 (pool_hand_out()), with LOCK as its row lock. */
+#define POOL_HAND_OUT_SQL(LOCK)                                                                              \
+    "WITH mine AS (SELECT name FROM domains WHERE id_base = $1::int AND is_pool AND id_owner = $2::int"      \
+    "               AND status <> 'missing' ORDER BY id LIMIT 1),"                                           \
+    "     free AS (UPDATE domains SET id_owner = $2::int, date_changed = now()"                              \
+    "               WHERE id = (SELECT id FROM domains WHERE id_base = $1::int AND is_pool"                  \
+    "                              AND id_owner IS NULL AND viewer IS DISTINCT FROM 'connected'"             \
+    "                              AND status <> 'missing' AND NOT EXISTS (SELECT 1 FROM mine)"              \
+    "                            ORDER BY status = 'running' DESC, id LIMIT 1 " LOCK ")"                     \
+    "              RETURNING name)"                                                                          \
+    " SELECT name FROM mine UNION ALL SELECT name FROM free"
+
 /* A base with a pool (pool_clones > 0) hands the user a clone of it instead: the one of its
  * pool she was handed before and still has, else a free one (no owner, no viewer), taken
- * atomically (FOR UPDATE SKIP LOCKED: five users at once get five different ones, or the
- * refusal). Its name into `name`; 0 (name unchanged) for a base without a pool; -1 with the job
- * failed. */
+ * atomically: five users at once get five different ones, or the refusal. First without
+ * waiting (SKIP LOCKED); if that finds none, once more waiting for the rows' locks: a free
+ * clone whose row another statement holds (its start's status being written, manage_pools) is
+ * still free, and refusing the user for it was wrong. Its name into `name`; 0 (name unchanged)
+ * for a base without a pool; -1 with the job failed. */
 static int
 pool_hand_out(struct vmrqd_job *job, struct vmrqd_worker *w, const struct base *b, char *name, size_t size)
 {
+    static const char *const hand_out[2] = { POOL_HAND_OUT_SQL("FOR UPDATE SKIP LOCKED"),
+                                             POOL_HAND_OUT_SQL("FOR UPDATE") };
     char bid[16], uid[16];
     const char *params[2] = { bid, uid };
     PGresult *res;
@@ -336,18 +352,12 @@ pool_hand_out(struct vmrqd_job *job, struct vmrqd_worker *w, const struct base *
         return 0;
     }
     PQclear(res);
-    if (!(res = sql(job, w,
-                    "WITH mine AS (SELECT name FROM domains WHERE id_base = $1::int AND is_pool AND id_owner = $2::int"
-                    "               AND status <> 'missing' ORDER BY id LIMIT 1),"
-                    "     free AS (UPDATE domains SET id_owner = $2::int, date_changed = now()"
-                    "               WHERE id = (SELECT id FROM domains WHERE id_base = $1::int AND is_pool"
-                    "                              AND id_owner IS NULL AND viewer IS DISTINCT FROM 'connected'"
-                    "                              AND status <> 'missing' AND NOT EXISTS (SELECT 1 FROM mine)"
-                    "                            ORDER BY status = 'running' DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-                    "              RETURNING name)"
-                    " SELECT name FROM mine UNION ALL SELECT name FROM free",
-                    2, params)))
-        return -1;
+    res = NULL;
+    for (int i = 0; i < 2 && (!res || PQntuples(res) == 0); i++) {
+        PQclear(res);
+        if (!(res = sql(job, w, hand_out[i], 2, params)))
+            return -1;
+    }
     if (PQntuples(res) == 0) {
         job_fail(job, false, "%s: no free desktop in pool '%s'", job->command, b->name);
         PQclear(res);

@@ -342,6 +342,47 @@ START_TEST(test_pool_provisions_at_once_through_the_daemon)
 }
 END_TEST
 
+/* With a real vmrqd: a free clone whose row another session holds locked (its start's status
+ * being written, say) is still free: the provision waits for it rather than refusing the user. */
+START_TEST(test_pool_hands_out_a_clone_another_session_holds)
+{
+    struct t_daemon d = { 0 };
+    char conf[PATH_MAX + 256];
+    struct t_cli r;
+    PGconn *holder = t_connect();
+    long long id;
+
+    driver_close(drv); /* the daemon has the hypervisor (a copy of the file's) to itself */
+    drv = NULL;
+    snprintf(conf, sizeof(conf), "lease = 1s\npoll_interval = 1h\npool_interval = 200ms\nlog_level = info\n"
+                                 "node = lab\nlibvirt_uri = %s\n", uri);
+    t_daemon_start(&d, conf, false);
+    r = t_cli_run("request", "prepare_base", "uid=3", "name=teacher", "--wait", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+    PQclear(t_sql(t_db, "UPDATE domains SET is_public = true, pool_clones = 2 WHERE name = 'teacher'", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE is_pool AND id_owner IS NULL", 2, 10000), 2);
+    PQclear(t_sql(holder, "BEGIN", 0, NULL));
+    ck_assert_int_eq(t_sql_int(holder, "SELECT count(*) FROM (SELECT 1 FROM domains WHERE is_pool AND id_owner IS NULL"
+                                       " FOR UPDATE) x", 0, NULL), 2);
+    id = t_sql_int(t_db, "SELECT vmrq_request('provision', jsonb_build_object('uid', 1, 'base', 'teacher'))", 0, NULL);
+    ck_assert_msg(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                     " AND query LIKE '%FOR UPDATE)%'", 1, 10000) == 1,
+                  "the provision did not wait for the held clone: %s", t_outcome(t_db, id));
+    PQclear(t_sql(holder, "COMMIT", 0, NULL));
+    {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM requests WHERE id = %lld AND status IN ('done', 'failed')", id);
+        ck_assert_int_eq(t_wait_value(t_db, sql, 1, 15000), 1);
+    }
+    ck_assert_str_eq(t_outcome(t_db, id), "done");
+    ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE is_pool AND id_owner = 1"), 1);
+    ck_assert_int_eq(t_daemon_wait(&d, SIGTERM, 5000), 0);
+    t_daemon_cleanup(&d);
+    PQfinish(holder);
+}
+END_TEST
+
 /* With a real vmrqd: clones of one base are not serialized on it (each request is keyed on its
  * new desktop), and a volatile clone is gone, disks and row, as soon as it stops. */
 START_TEST(test_clones_in_parallel_and_volatile_through_the_daemon)
@@ -407,6 +448,7 @@ bases_suite(void)
     tcase_add_test(tc, test_clones_in_parallel_and_volatile_through_the_daemon);
     tcase_add_test(tc, test_pools);
     tcase_add_test(tc, test_pool_provisions_at_once_through_the_daemon);
+    tcase_add_test(tc, test_pool_hands_out_a_clone_another_session_holds);
     suite_add_tcase(s, tc);
     return s;
 }
