@@ -895,12 +895,14 @@ notify_floor_ms(int n, double *cpu_ms)
 /* `n` vmrqd, one node each (fleet1 .. fleetN, each its own test:///default); `opt.fleet_requests`
  * pause/resume of node fleet1's domains at `opt.fleet_rate` per second: claims per request
  * (counted by PostgreSQL: track_functions; the idle rate of the fallback polls taken out),
- * pickup (commit -> claimed) p50 and p99, the database's CPU while all are idle, and the claims
- * the idle daemons make (their polls). */
+ * pickup (commit -> claimed) p50 and p99, the database's CPU while all are idle, the same with
+ * only as many bare sessions as the daemons held (idle_sessions_floor()), and the claims the idle
+ * daemons make (their polls). */
 #define FLEET_DOMAINS 50 /* node fleet1's, taken in turn: no request waits behind its domain's last */
 
 /* The figures of one fleet size, in the order they print. */
-enum { FLEET_CLAIMS, FLEET_P50, FLEET_P99, FLEET_IDLE_CPU, FLEET_IDLE_CLAIMS, FLEET_NOTIFY, FLEET_NOTIFY_CPU, FLEET_LAST };
+enum { FLEET_CLAIMS, FLEET_P50, FLEET_P99, FLEET_IDLE_CPU, FLEET_IDLE_FLOOR, FLEET_IDLE_CLAIMS, FLEET_NOTIFY,
+       FLEET_NOTIFY_CPU, FLEET_LAST };
 
 /* The i-th request: pause, then on the next round resume, domain fleet-(i % FLEET_DOMAINS + 1). */
 static void
@@ -919,6 +921,29 @@ fleet_request(int i, long long *id, double *acked)
     vmrq_request_free(req);
 }
 
+/* PostgreSQL's own share of the idle figure: `n` sessions that only sit connected (as many as
+ * the fleet's daemons held), the database's CPU over 60 s once they have settled (15 s). What the
+ * server spends on its connected backends whatever they run is under vmrq's figure. */
+static double
+idle_sessions_floor(int n)
+{
+    PGconn **c = calloc((size_t)n, sizeof(*c));
+    double pct;
+
+    if (!c)
+        die("idle floor: out of memory");
+    for (int i = 0; i < n; i++)
+        if (PQstatus(c[i] = PQconnectdb(getenv("VMRQ_DB") ? getenv("VMRQ_DB") : "")) != CONNECTION_OK)
+            die("idle floor: %s", PQerrorMessage(c[i]));
+    sleep_ms(15000);
+    pct = pg_cpu_percent(60000);
+    printf("  (%d bare sessions, as many as the daemons held)\n", n);
+    for (int i = 0; i < n; i++)
+        PQfinish(c[i]);
+    free(c);
+    return pct;
+}
+
 static void
 fleet_once(int n, struct figure *const f[FLEET_LAST])
 {
@@ -926,7 +951,7 @@ fleet_once(int n, struct figure *const f[FLEET_LAST])
     double *lat = calloc((size_t)opt.fleet_requests, sizeof(*lat));
     double *acked = calloc((size_t)opt.fleet_requests, sizeof(*acked));
     long long *ids = calloc((size_t)opt.fleet_requests, sizeof(*ids));
-    double idle0, before, after, t_idle0, t_before, rate, t_registered, notify_cpu;
+    double idle0, before, after, t_idle0, t_before, rate, t_registered, notify_cpu, sessions;
     char q[256], xml[] = "/tmp/vmrq-bench-fleet.XXXXXX";
     FILE *x;
     int fd;
@@ -976,6 +1001,7 @@ fleet_once(int n, struct figure *const f[FLEET_LAST])
     idle0 = settled_claims();
     t_idle0 = now_s();
     add(f[FLEET_IDLE_CPU], pg_cpu_percent(60000));
+    sessions = sql("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'vmrqd%'");
     before = settled_claims();
     t_before = now_s();
     rate = (before - idle0) / (t_before - t_idle0);
@@ -1003,6 +1029,7 @@ fleet_once(int n, struct figure *const f[FLEET_LAST])
     for (int i = 0; i < n; i++)
         daemon_stop(&d[i]);
     unlink(xml);
+    add(f[FLEET_IDLE_FLOOR], idle_sessions_floor((int)sessions));
     qsort(lat, (size_t)opt.fleet_requests, sizeof(*lat), cmp_double);
     add(f[FLEET_CLAIMS], (after - before - rate * (now_s() - t_before)) / opt.fleet_requests);
     add(f[FLEET_P50], lat[opt.fleet_requests / 2]);
@@ -1017,7 +1044,7 @@ static void
 scenario_fleet(void)
 {
     static const char *const what[FLEET_LAST] = { "claims per request", "pickup p50", "pickup p99", "idle database CPU",
-                                                  "idle claims (polls)", "NOTIFY alone, p50",
+                                                  "idle DB CPU, bare sessions", "idle claims (polls)", "NOTIFY alone, p50",
                                                   "NOTIFY alone, database CPU" };
     static char names[8][FLEET_LAST][48]; /* live as long as the figure table */
     struct figure *f[8][FLEET_LAST];
@@ -1034,6 +1061,7 @@ scenario_fleet(void)
         f[s][FLEET_P50] = figure(names[s][FLEET_P50], "ms", 0, 0, s ? "within 20% of the 1st" : "(reference)");
         f[s][FLEET_P99] = figure(names[s][FLEET_P99], "ms", 0, 0, "(reference)");
         f[s][FLEET_IDLE_CPU] = figure(names[s][FLEET_IDLE_CPU], "% core", big ? 1.0 : 0, 0, big ? "< 1" : "(reference)");
+        f[s][FLEET_IDLE_FLOOR] = figure(names[s][FLEET_IDLE_FLOOR], "% core", 0, 0, "(reference: PostgreSQL's)");
         f[s][FLEET_IDLE_CLAIMS] = figure(names[s][FLEET_IDLE_CLAIMS], "claims/s", 0, 0, "(reference)");
         f[s][FLEET_NOTIFY] = figure(names[s][FLEET_NOTIFY], "ms", 0, 0, "(reference: PostgreSQL's)");
         f[s][FLEET_NOTIFY_CPU] = figure(names[s][FLEET_NOTIFY_CPU], "ms", 0, 0, "(reference: PostgreSQL's)");
