@@ -304,22 +304,31 @@ START_TEST(test_pools)
 }
 END_TEST
 
+/* A vmrqd of node lab with the hypervisor to itself (a copy of the file's), its manage_pools
+ * every 200 ms, and base `teacher` prepared through it. */
+static void
+pool_daemon_start(struct t_daemon *d)
+{
+    char conf[PATH_MAX + 256];
+    struct t_cli r;
+
+    driver_close(drv);
+    drv = NULL;
+    snprintf(conf, sizeof(conf), "lease = 1s\npoll_interval = 1h\npool_interval = 200ms\nlog_level = info\n"
+                                 "node = lab\nlibvirt_uri = %s\n", uri);
+    t_daemon_start(d, conf, false);
+    r = t_cli_run("request", "prepare_base", "uid=3", "name=teacher", "--wait", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    t_cli_free(&r);
+}
+
 /* With a real vmrqd: vmrqd's periodic manage_pools makes the pool; five users provisioning at
  * once get the three clones, each a different one, and the other two the refusal. */
 START_TEST(test_pool_provisions_at_once_through_the_daemon)
 {
     struct t_daemon d = { 0 };
-    char conf[PATH_MAX + 256];
-    struct t_cli r;
 
-    driver_close(drv); /* the daemon has the hypervisor (a copy of the file's) to itself */
-    drv = NULL;
-    snprintf(conf, sizeof(conf), "lease = 1s\npoll_interval = 1h\npool_interval = 200ms\nlog_level = info\n"
-                                 "node = lab\nlibvirt_uri = %s\n", uri);
-    t_daemon_start(&d, conf, false);
-    r = t_cli_run("request", "prepare_base", "uid=3", "name=teacher", "--wait", NULL);
-    ck_assert_msg(r.status == 0, "%s", r.err);
-    t_cli_free(&r);
+    pool_daemon_start(&d);
     PQclear(t_sql(t_db, "INSERT INTO users (name) VALUES ('dan'), ('eve')", 0, NULL));
     PQclear(t_sql(t_db, "UPDATE domains SET is_public = true, pool_clones = 3, pool_start = 1 WHERE name = 'teacher'",
                   0, NULL));
@@ -347,19 +356,10 @@ END_TEST
 START_TEST(test_pool_hands_out_a_clone_another_session_holds)
 {
     struct t_daemon d = { 0 };
-    char conf[PATH_MAX + 256];
-    struct t_cli r;
     PGconn *holder = t_connect();
     long long id;
 
-    driver_close(drv); /* the daemon has the hypervisor (a copy of the file's) to itself */
-    drv = NULL;
-    snprintf(conf, sizeof(conf), "lease = 1s\npoll_interval = 1h\npool_interval = 200ms\nlog_level = info\n"
-                                 "node = lab\nlibvirt_uri = %s\n", uri);
-    t_daemon_start(&d, conf, false);
-    r = t_cli_run("request", "prepare_base", "uid=3", "name=teacher", "--wait", NULL);
-    ck_assert_msg(r.status == 0, "%s", r.err);
-    t_cli_free(&r);
+    pool_daemon_start(&d);
     PQclear(t_sql(t_db, "UPDATE domains SET is_public = true, pool_clones = 2 WHERE name = 'teacher'", 0, NULL));
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE is_pool AND id_owner IS NULL", 2, 10000), 2);
     PQclear(t_sql(holder, "BEGIN", 0, NULL));
