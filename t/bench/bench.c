@@ -44,6 +44,14 @@ static struct {
 
 static PGconn *db;
 
+/* A new connection to the bench's database ($VMRQ_DB, else libpq's defaults); the caller
+ * checks its status and PQfinish()es it. */
+static PGconn *
+bench_connect(void)
+{
+    return PQconnectdb(getenv("VMRQ_DB") ? getenv("VMRQ_DB") : "");
+}
+
 static void __attribute__((format(printf, 1, 2), noreturn))
 die(const char *fmt, ...)
 {
@@ -855,7 +863,7 @@ settled_claims(void)
 static double
 notify_floor_ms(int n, double *cpu_ms)
 {
-    PGconn *l = PQconnectdb(getenv("VMRQ_DB") ? getenv("VMRQ_DB") : "");
+    PGconn *l = bench_connect();
     double *lat = calloc((size_t)n, sizeof(*lat)), t0, m;
     PGresult *res;
 
@@ -933,7 +941,7 @@ idle_sessions_floor(int n)
     if (!c)
         die("idle floor: out of memory");
     for (int i = 0; i < n; i++)
-        if (PQstatus(c[i] = PQconnectdb(getenv("VMRQ_DB") ? getenv("VMRQ_DB") : "")) != CONNECTION_OK)
+        if (PQstatus(c[i] = bench_connect()) != CONNECTION_OK)
             die("idle floor: %s", PQerrorMessage(c[i]));
     sleep_ms(15000);
     pct = pg_cpu_percent(60000);
@@ -1250,7 +1258,7 @@ main(int argc, char **argv)
     if (opt.runs < 1 || opt.runs > 64 || opt.drain < 1 || opt.latency < 1 || opt.rate < 1 || opt.workers < 1 ||
         opt.fleet_requests < 1 || opt.fleet_rate < 1)
         die("--runs from 1 to 64; counts, rate and workers at least 1");
-    db = PQconnectdb(getenv("VMRQ_DB") ? getenv("VMRQ_DB") : "");
+    db = bench_connect();
     if (PQstatus(db) != CONNECTION_OK)
         die("database: %s", PQerrorMessage(db));
     if (vmrq_db_upgrade(db) < 0)
