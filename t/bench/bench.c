@@ -756,9 +756,25 @@ proc_cpu_ns(int pid)
     return ok ? (utime + stime) * (1000000000LL / sysconf(_SC_CLK_TCK)) : -1;
 }
 
+/* The CPU time in ns of the children process `pid` has reaped (/proc/PID/stat: cutime + cstime,
+ * in ticks), or 0 if it is gone. */
+static long long
+proc_reaped_ns(int pid)
+{
+    char buf[1024];
+    const char *p = proc_stat(pid, buf, sizeof(buf));
+    long long cutime, cstime;
+
+    if (!p || sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %lld %lld", &cutime, &cstime) != 2)
+        return 0;
+    return (cutime + cstime) * (1000000000LL / sysconf(_SC_CLK_TCK));
+}
+
 /* The CPU time (ns) of the database's processes: every backend and auxiliary process
- * pg_stat_activity lists, and their parent, the postmaster. Each pid's goes into ns[] beside
- * pids[] (at most 512). Returns how many. */
+ * pg_stat_activity lists, and their parent, the postmaster, with the children it has reaped:
+ * the autovacuum workers, which come and go between two readings (vacuuming the daemons' beats,
+ * or finding nothing to do), and are the database's CPU all the same. Each pid's goes into ns[]
+ * beside pids[] (at most 512). Returns how many. */
 static int
 pg_cpu(int *pids, long long *ns)
 {
@@ -781,6 +797,8 @@ pg_cpu(int *pids, long long *ns)
             pid = ppid;
         }
         if ((v = proc_cpu_ns(pid)) >= 0) { /* else gone meanwhile */
+            if (i == PQntuples(res))
+                v += proc_reaped_ns(pid);
             pids[n] = pid;
             ns[n++] = v;
         }
