@@ -8,8 +8,8 @@
  *              [--bulk N] [--domains N] [--domain-requests N] [--domain-workers W,...] [--rss N]
  *              [--workers W] [--lanes L] [--only NAME,...] [--out FILE]
  *
- * Scenarios (NAME), in the order they run: latency, enqueue, bulk, domains, clones, fleet, drain,
- * history, rss. --fleet-requests N (200) at --fleet-rate R (50/s) size the fleet's, with
+ * Scenarios (NAME), in the order they run: latency, enqueue, bulk, domains, clones, fleet, beat,
+ * drain, history, rss. --fleet-requests N (200) at --fleet-rate R (50/s) size the fleet's, with
  * --fleet-sizes N,... (1,10,50) vmrqd: the pickup's target is relative to the first size's, the
  * idle CPU's (< 1%) holds for 50 or more.
  * Times come from the database's own clock (started_at, finished_at), so the client's
@@ -772,7 +772,7 @@ proc_reaped_ns(int pid)
 
 /* The CPU time (ns) of the database's processes: every backend and auxiliary process
  * pg_stat_activity lists, and their parent, the postmaster, with the children it has reaped:
- * the autovacuum workers, which come and go between two readings (vacuuming the daemons' beats,
+ * the autovacuum workers, which come and go between two readings (analyzing what changed,
  * or finding nothing to do), and are the database's CPU all the same. Each pid's goes into ns[]
  * beside pids[] (at most 512). Returns how many. */
 static int
@@ -1104,6 +1104,104 @@ scenario_fleet(void)
     sql("TRUNCATE requests, domains, domain_events, users, nodes, daemons RESTART IDENTITY CASCADE");
 }
 
+/* ---------------------------------------------------------------- beat */
+
+#define BEAT_SLEEP_MS 20000 /* an idle vmrqd's beat period with the default lease (30 s) */
+#define BEAT_SAMPLES 3      /* asleep and woken, per run */
+#define BEAT_WARM 20        /* back to back, per run */
+
+enum { BEAT_COLD, BEAT_WARM_FIG, BEAT_UPDATE, BEAT_SELECT, BEAT_LAST };
+
+/* One session of the beat scenario: its statement, prepared, and its backend's pid. */
+struct beat_session {
+    PGconn *c;
+    int pid;
+};
+
+static void
+beat_open(struct beat_session *b, const char *stmt)
+{
+    PGresult *res;
+
+    if (PQstatus(b->c = bench_connect()) != CONNECTION_OK)
+        die("beat: %s", PQerrorMessage(b->c));
+    res = PQexec(b->c, "SELECT pg_backend_pid()");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        die("beat: %s", PQerrorMessage(b->c));
+    b->pid = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    res = PQprepare(b->c, "s", stmt, 0, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        die("beat: %s: %s", stmt, PQerrorMessage(b->c));
+    PQclear(res);
+}
+
+/* The CPU (ms) session b's backend spends on one execution of its statement. */
+static double
+beat_once(struct beat_session *b)
+{
+    long long t0 = proc_cpu_ns(b->pid), t1;
+    PGresult *res = PQexecPrepared(b->c, "s", 0, NULL, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+        die("beat: %s", PQerrorMessage(b->c));
+    PQclear(res);
+    if (t0 < 0 || (t1 = proc_cpu_ns(b->pid)) < 0)
+        die("beat: cannot read the CPU time of backend %d", b->pid);
+    return (t1 - t0) / 1e6;
+}
+
+/* What one beat costs its backend, the unit of the fleet's idle CPU (beats a second times
+ * this, beside the floor of its sessions): vmrq_beat() as an idle vmrqd calls it (recovery and
+ * poll due, no pools), woken after BEAT_SLEEP_MS asleep, and called back to back; beside it,
+ * after the same sleep, its heartbeat's UPDATE alone and a SELECT 1 (PostgreSQL's own share of
+ * a wake-up). Each is the backend's own CPU (/proc/PID/schedstat), in a session of its own. */
+static void
+scenario_beat(void)
+{
+    static const char *const stmt[BEAT_LAST] = {
+        "SELECT * FROM vmrq_beat(1, 30000 * interval '1 millisecond', true, true, NULL)",
+        "SELECT * FROM vmrq_beat(2, 30000 * interval '1 millisecond', true, true, NULL)",
+        "UPDATE daemons SET heartbeat_at = now() WHERE id = 3",
+        "SELECT 1",
+    };
+    struct figure *f[BEAT_LAST] = {
+        figure("beat, woken after 20 s asleep", "ms", 0, 0, "(reference)"),
+        figure("  the same beat, back to back", "ms", 0, 0, "(reference)"),
+        figure("  its UPDATE alone, after 20 s", "ms", 0, 0, "(reference: PostgreSQL's)"),
+        figure("  a SELECT 1, after 20 s", "ms", 0, 0, "(reference: PostgreSQL's)"),
+    };
+    struct beat_session b[BEAT_LAST];
+    double v[BEAT_LAST][BEAT_WARM];
+
+    printf("beat: one session's backend CPU per statement, %d woken after %d s asleep and %d back to back\n",
+           BEAT_SAMPLES, BEAT_SLEEP_MS / 1000, BEAT_WARM);
+    sql("TRUNCATE requests, domains, domain_events, users, nodes, daemons RESTART IDENTITY CASCADE");
+    sql("INSERT INTO nodes (name, uri) VALUES ('beat', 'test:///default')");
+    sql("INSERT INTO daemons (node, hostname, pid, version) SELECT 'beat', 'bench', i, 'bench'"
+        " FROM generate_series(1, 3) i");
+    for (int k = 0; k < BEAT_LAST; k++) {
+        beat_open(&b[k], stmt[k]);
+        beat_once(&b[k]); /* the session's first plans are not what a beat costs */
+        beat_once(&b[k]);
+    }
+    for (int r = 0; r < opt.runs; r++) {
+        for (int i = 0; i < BEAT_SAMPLES; i++) {
+            sleep_ms(BEAT_SLEEP_MS);
+            for (int k = 0; k < BEAT_LAST; k++)
+                if (k != BEAT_WARM_FIG)
+                    v[k][i] = beat_once(&b[k]);
+        }
+        for (int i = 0; i < BEAT_WARM; i++)
+            v[BEAT_WARM_FIG][i] = beat_once(&b[BEAT_WARM_FIG]);
+        for (int k = 0; k < BEAT_LAST; k++)
+            add(f[k], median(v[k], k == BEAT_WARM_FIG ? BEAT_WARM : BEAT_SAMPLES));
+    }
+    for (int k = 0; k < BEAT_LAST; k++)
+        PQfinish(b[k].c);
+    sql("TRUNCATE nodes, daemons RESTART IDENTITY CASCADE");
+}
+
 /* What the libraries alone take: $VMRQ_RSS_FLOOR (t/bench/rss_floor.c) opens one libvirt and
  * one libpq connection, as vmrqd does first, and waits. No target: it is the floor under
  * vmrqd's figure. */
@@ -1301,6 +1399,8 @@ main(int argc, char **argv)
         scenario_clones();
     if (wanted("fleet"))
         scenario_fleet();
+    if (wanted("beat"))
+        scenario_beat();
     if (wanted("drain"))
         scenario_drain();
     if (wanted("history"))
