@@ -305,17 +305,17 @@ START_TEST(test_pools)
 END_TEST
 
 /* A vmrqd of node lab with the hypervisor to itself (a copy of the file's), its manage_pools
- * every 200 ms, and base `teacher` prepared through it. */
+ * every `pool_interval`, and base `teacher` prepared through it. */
 static void
-pool_daemon_start(struct t_daemon *d)
+pool_daemon_start(struct t_daemon *d, const char *pool_interval)
 {
     char conf[PATH_MAX + 256];
     struct t_cli r;
 
     driver_close(drv);
     drv = NULL;
-    snprintf(conf, sizeof(conf), "lease = 1s\npoll_interval = 1h\npool_interval = 200ms\nlog_level = info\n"
-                                 "node = lab\nlibvirt_uri = %s\n", uri);
+    snprintf(conf, sizeof(conf), "lease = 1s\npoll_interval = 1h\npool_interval = %s\nlog_level = info\n"
+                                 "node = lab\nlibvirt_uri = %s\n", pool_interval, uri);
     t_daemon_start(d, conf, false);
     r = t_cli_run("request", "prepare_base", "uid=3", "name=teacher", "--wait", NULL);
     ck_assert_msg(r.status == 0, "%s", r.err);
@@ -328,7 +328,7 @@ START_TEST(test_pool_provisions_at_once_through_the_daemon)
 {
     struct t_daemon d = { 0 };
 
-    pool_daemon_start(&d);
+    pool_daemon_start(&d, "200ms");
     PQclear(t_sql(t_db, "INSERT INTO users (name) VALUES ('dan'), ('eve')", 0, NULL));
     PQclear(t_sql(t_db, "UPDATE domains SET is_public = true, pool_clones = 3, pool_start = 1 WHERE name = 'teacher'",
                   0, NULL));
@@ -359,8 +359,12 @@ START_TEST(test_pool_hands_out_a_clone_another_session_holds)
     PGconn *holder = t_connect();
     long long id;
 
-    pool_daemon_start(&d);
+    /* the pool made by one manage_pools, and no other during the hold: one would wait on the
+     * held rows with its completion, and the provision, a request of the same base, behind it */
+    pool_daemon_start(&d, "1h");
     PQclear(t_sql(t_db, "UPDATE domains SET is_public = true, pool_clones = 2 WHERE name = 'teacher'", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('manage_pools', jsonb_build_object('id_base', id)) FROM domains"
+                        " WHERE name = 'teacher'", 0, NULL));
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE is_pool AND id_owner IS NULL", 2, 10000), 2);
     PQclear(t_sql(holder, "BEGIN", 0, NULL));
     ck_assert_int_eq(t_sql_int(holder, "SELECT count(*) FROM (SELECT 1 FROM domains WHERE is_pool AND id_owner IS NULL"
