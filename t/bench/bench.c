@@ -732,15 +732,26 @@ proc_stat(int pid, char *buf, int size)
     return p;
 }
 
+/* The CPU ticks of process `pid` (/proc/PID/stat): t[0], t[1] its own user and system time,
+ * t[2], t[3] those of the children it has reaped. False if it is gone. */
+static bool
+proc_ticks(int pid, long long t[4])
+{
+    char buf[1024];
+    const char *p = proc_stat(pid, buf, sizeof(buf));
+
+    return p && sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld %lld %lld", &t[0], &t[1], &t[2],
+                       &t[3]) == 4;
+}
+
 /* The CPU time of process `pid` in ns, or -1 if it is gone: the scheduler's own count
  * (/proc/PID/schedstat), exact, where the ticks of /proc/PID/stat are sampled at the timer's
  * rate (an idle fleet's backends each run a few ms a minute: about one tick, or none). */
 static long long
 proc_cpu_ns(int pid)
 {
-    char path[64], buf[1024];
-    const char *p;
-    long long ns, utime, stime;
+    char path[64];
+    long long ns, t[4];
     FILE *f;
     int ok;
 
@@ -751,23 +762,16 @@ proc_cpu_ns(int pid)
         return ok ? ns : -1;
     }
     /* a kernel without CONFIG_SCHED_INFO */
-    ok = (p = proc_stat(pid, buf, sizeof(buf))) &&
-         sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &utime, &stime) == 2;
-    return ok ? (utime + stime) * (1000000000LL / sysconf(_SC_CLK_TCK)) : -1;
+    return proc_ticks(pid, t) ? (t[0] + t[1]) * (1000000000LL / sysconf(_SC_CLK_TCK)) : -1;
 }
 
-/* The CPU time in ns of the children process `pid` has reaped (/proc/PID/stat: cutime + cstime,
- * in ticks), or 0 if it is gone. */
+/* The CPU time in ns of the children process `pid` has reaped, or 0 if it is gone. */
 static long long
 proc_reaped_ns(int pid)
 {
-    char buf[1024];
-    const char *p = proc_stat(pid, buf, sizeof(buf));
-    long long cutime, cstime;
+    long long t[4];
 
-    if (!p || sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %lld %lld", &cutime, &cstime) != 2)
-        return 0;
-    return (cutime + cstime) * (1000000000LL / sysconf(_SC_CLK_TCK));
+    return proc_ticks(pid, t) ? (t[2] + t[3]) * (1000000000LL / sysconf(_SC_CLK_TCK)) : 0;
 }
 
 /* The CPU time (ns) of the database's processes: every backend and auxiliary process
