@@ -153,7 +153,7 @@ static const struct stmt complete_done_stmt = {
  * the hypervisor reported it after the operation (domain_sync()), written by the same statement. */
 static const struct stmt complete_stmt = {
     STMT_COMPLETE, "vmrq_complete",
-    "SELECT id, waiting, queued FROM vmrq_complete($2::int, $1::jsonb)", 2,
+    "SELECT id, waiting, queued, deferred FROM vmrq_complete($2::int, $1::jsonb)", 2,
 };
 
 /* A request the hypervisor's absence put back is due again at once, so that it keeps its place
@@ -237,11 +237,29 @@ id_array_close(struct id_array *a)
     return a->text;
 }
 
+/* Marks deferred the job of `list` with id `id` (see vmrq_complete()), logging it the first time. */
+static void
+mark_deferred(struct vmrqd_job *list, long long id)
+{
+    for (struct vmrqd_job *j = list; j; j = j->next) {
+        if (j->id != id)
+            continue;
+        j->deferred = true;
+        if (!j->deferred_told)
+            log_warnx("request %lld (%s): finished, but another session holds the row of domain %d:"
+                      " its outcome is written once the row is free", j->id, j->command, j->sync.id);
+        j->deferred_told = true;
+        return;
+    }
+}
+
 /* Runs a completion statement whose first parameter is `what` (JSON rows, or an id array) for
- * `want` requests; logs those this daemon no longer held; sets the fields of *more the rows
- * call for. -1 on error. */
+ * `want` requests of `list`; marks those it left for later (a fourth column, vmrq_complete());
+ * logs those this daemon no longer held; sets the fields of *more the rows call for. -1 on
+ * error. */
 static int
-write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *what, size_t want, struct claim_more *more)
+write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *what, size_t want, struct vmrqd_job *list,
+                 struct claim_more *more)
 {
     char d[16];
     const char *params[2] = { what, d };
@@ -256,8 +274,12 @@ write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *wh
     }
     if (PQntuples(res) > 0 && PQgetvalue(res, 0, 1)[0] == 't')
         more->waiting = true;
-    for (int i = 0; i < PQntuples(res) && !more->queued; i++)
-        more->queued = PQgetvalue(res, i, 2)[0] == 't';
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (PQnfields(res) > 3 && PQgetvalue(res, i, 3)[0] == 't')
+            mark_deferred(list, strtoll(PQgetvalue(res, i, 0), NULL, 10));
+        else if (PQgetvalue(res, i, 2)[0] == 't')
+            more->queued = true;
+    }
     if ((size_t)PQntuples(res) != want)
         log_warnx("complete: %zu of %zu finished requests were no longer held by this vmrqd"
                   " (taken back by recovery or cancelled by hand); their outcome is dropped",
@@ -266,13 +288,13 @@ write_completion(PGconn *conn, int daemon, const struct stmt *st, const char *wh
     return 0;
 }
 
-/* Writes JSON completion rows (see completion_row()). */
+/* Writes JSON completion rows (see completion_row()) of the jobs of `list`. */
 static int
-write_rows(PGconn *conn, int daemon, struct json_object *rows, struct claim_more *more)
+write_rows(PGconn *conn, int daemon, struct json_object *rows, struct vmrqd_job *list, struct claim_more *more)
 {
     return write_completion(conn, daemon, &complete_stmt,
                             json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN),
-                            json_object_array_length(rows), more);
+                            json_object_array_length(rows), list, more);
 }
 
 static int
@@ -311,18 +333,21 @@ complete_with_followups(PGconn *conn, int daemon, struct vmrqd_job *job, long lo
                 vmrq_request_free(job->followups[k]);
             job->nfollowups = 0;
             json_object_array_add(rows, completion_row(job, backoff_ms));
-            ret = write_rows(conn, daemon, rows, more);
+            ret = write_rows(conn, daemon, rows, job, more);
             goto cleanup;
         }
-        log_info("request %lld (%s) enqueued follow-up %lld (%s)", job->id, job->command,
-                 vmrq_request_id(job->followups[i]), vmrq_request_command(job->followups[i]));
     }
     json_object_array_add(rows, completion_row(job, backoff_ms));
-    if (write_rows(conn, daemon, rows, more) < 0) {
+    if (write_rows(conn, daemon, rows, job, more) < 0) {
         run_simple(conn, "ROLLBACK");
         goto cleanup;
     }
-    ret = run_simple(conn, "COMMIT");
+    /* left for later: its follow-ups are enqueued with it, then (under the same uuids) */
+    if ((ret = run_simple(conn, job->deferred ? "ROLLBACK" : "COMMIT")) < 0 || job->deferred)
+        goto cleanup;
+    for (size_t i = 0; i < job->nfollowups; i++)
+        log_info("request %lld (%s) enqueued follow-up %lld (%s)", job->id, job->command,
+                 vmrq_request_id(job->followups[i]), vmrq_request_command(job->followups[i]));
 
 cleanup:
     json_object_put(rows);
@@ -337,6 +362,8 @@ claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backo
     struct claim_more ignored = { false, false }, *w = more ? more : &ignored;
     int ret = 0;
 
+    for (struct vmrqd_job *j = list; j; j = j->next)
+        j->deferred = false;
     for (struct vmrqd_job *j = list; j && ret == 0; j = j->next) {
         if (j->nfollowups > 0)
             ret = complete_with_followups(conn, daemon, j, backoff_ms, w);
@@ -344,12 +371,31 @@ claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backo
             json_object_array_add(rows, completion_row(j, backoff_ms));
     }
     if (ret == 0 && done.n > 0)
-        ret = write_completion(conn, daemon, &complete_done_stmt, id_array_close(&done), done.n, w);
+        ret = write_completion(conn, daemon, &complete_done_stmt, id_array_close(&done), done.n, list, w);
     if (ret == 0 && json_object_array_length(rows) > 0)
-        ret = write_rows(conn, daemon, rows, w);
+        ret = write_rows(conn, daemon, rows, list, w);
     free(done.text);
     json_object_put(rows);
     return ret;
+}
+
+struct vmrqd_job *
+claim_take_deferred(struct vmrqd_job **list)
+{
+    struct vmrqd_job *taken = NULL, **tail = &taken;
+
+    for (struct vmrqd_job **p = list; *p;) {
+        struct vmrqd_job *j = *p;
+        if (!j->deferred) {
+            p = &j->next;
+            continue;
+        }
+        *p = j->next;
+        j->next = NULL;
+        *tail = j;
+        tail = &j->next;
+    }
+    return taken;
 }
 
 /* The integer of a one-value prepared statement (`if_null` for NULL), or a negative value

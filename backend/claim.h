@@ -49,6 +49,12 @@ struct claim_more {
  * (if not NULL) that the outcomes call for. */
 int claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long backoff_ms, struct claim_more *more);
 
+/* After claim_complete(): a job whose domain row another session held (past a short wait) is
+ * not written, and marked `deferred` (logged once): it is still `working`, and the caller
+ * completes it again later, so that beats and claims go on meanwhile (vmrq_complete()). Unlinks
+ * those from *list and returns them, in order (NULL if none); the list's owner owns both. */
+struct vmrqd_job *claim_take_deferred(struct vmrqd_job **list);
+
 /* Stamps, on worker w's connection, that the handler of `job` (a worker's, not an inline one,
  * which its claim stamps) starts now (SQL vmrq_handler_started()): recovery then knows that
  * its vmrqd died running it, not merely holding it. 0 if the handler may run; -1 if not, the

@@ -56,6 +56,9 @@ struct vmrqd {
     struct vmrqd_job *unwritten; /* finished, outcome not yet in the database */
     long long write_again_ms;    /* a write of them failed on a live connection: not before */
     long long write_backoff_ms;  /* 0 after a success; doubles with each failure */
+    struct vmrqd_job *held;      /* finished, their domain's row held by another session */
+    long long held_again_ms;     /* written again then, with the unwritten ones */
+    long long held_backoff_ms;   /* 100 ms, doubling to 1 s while a row stays held */
     bool want_claim;
     bool claim_full;     /* the last claim pass filled some class (or the inline batch) */
     bool want_resolve;           /* a request finished or arrived: dependencies may be met */
@@ -75,16 +78,6 @@ append_unwritten(struct vmrqd *d, struct vmrqd_job *job)
 {
     job->next = d->unwritten;
     d->unwritten = job;
-}
-
-static void
-free_list(struct vmrqd_job *list)
-{
-    while (list) {
-        struct vmrqd_job *next = list->next;
-        job_free(list);
-        list = next;
-    }
 }
 
 /* A handler's deadline: the long class (whole disks copied) has its own. */
@@ -220,6 +213,7 @@ static void
 write_completions(struct vmrqd *d)
 {
     struct claim_more more = { false, false };
+    struct vmrqd_job *kept;
 
     if (claim_complete(d->ctl.conn, d->ctl.daemon, d->unwritten, d->cfg->retry_backoff_ms, &more) < 0) {
         ctl_check(&d->ctl); /* kept: written again once the database answers */
@@ -229,12 +223,22 @@ write_completions(struct vmrqd *d)
         }
         return;
     }
-    d->write_backoff_ms = 0;
+    kept = claim_take_deferred(&d->unwritten);
     for (struct vmrqd_job *j = d->unwritten; j; j = j->next)
         if ((j->outcome == JOB_RETRY && j->retry > 0) || j->outcome == JOB_UNREACHED)
             d->want_due = true;
-    free_list(d->unwritten);
+    job_free_list(d->unwritten);
     d->unwritten = NULL;
+    d->write_backoff_ms = 0;
+    /* A domain row another session holds: its jobs are tried again on a clock of their own, so
+     * that neither the loop nor the outcomes that finish meanwhile wait for it. */
+    if (kept && !d->held) {
+        d->held_backoff_ms = clock_backoff(d->held_backoff_ms, 100, 1000);
+        d->held_again_ms = now_ms() + d->held_backoff_ms;
+    } else if (!kept && !d->held) {
+        d->held_backoff_ms = 0;
+    }
+    job_list_append(&d->held, kept);
     /* Claim again only if something may have become runnable for us: a class was full at the
      * last claim (a slot is free now), a finished request's domain has another pending, or
      * requests wait on dependencies (the claim pass resolves them). A request that arrived
@@ -284,7 +288,7 @@ give_back_queued(struct vmrqd *d)
             return; /* again once reconnected, unless drain_timeout passes first */
         log_warnx("requests claimed ahead are left for recovery");
     }
-    free_list(d->give_back);
+    job_free_list(d->give_back);
     d->give_back = NULL;
 }
 
@@ -395,7 +399,7 @@ enqueue_periodic(struct vmrqd *d, const char *command)
 static long long
 beat_period_ms(const struct vmrqd *d)
 {
-    bool holds = d->ninflight > 0 || d->unwritten || d->give_back || d->lost_claim || d->want_claim;
+    bool holds = d->ninflight > 0 || d->unwritten || d->held || d->give_back || d->lost_claim || d->want_claim;
 
     return holds ? d->cfg->lease_ms / 3 : d->cfg->lease_ms * 2 / 3;
 }
@@ -533,6 +537,8 @@ poll_timeout(const struct vmrqd *d)
         t = min_positive(t, d->drain_until_ms);
     if (write_wait)
         t = min_positive(t, d->write_again_ms);
+    if (d->held)
+        t = min_positive(t, d->held_again_ms);
     if (t < 0)
         return -1;
     t -= now;
@@ -623,6 +629,10 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
             give_back_lost_claim(&d);
         take_finished(&d);
         check_deadlines(&d);
+        if (d.held && now_ms() >= d.held_again_ms) {
+            job_list_append(&d.unwritten, d.held);
+            d.held = NULL;
+        }
         if (ctl_up(&d.ctl) && d.unwritten && now_ms() >= d.write_again_ms)
             write_completions(&d);
         if (ctl_up(&d.ctl) && d.give_back)
@@ -630,11 +640,12 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
         if (ctl_up(&d.ctl))
             housekeeping(&d); /* while draining, the beat only */
         if (d.draining) {
-            if (d.ninflight == 0 && !d.unwritten && !d.give_back)
+            if (d.ninflight == 0 && !d.unwritten && !d.held && !d.give_back)
                 break;
             if (now_ms() >= d.drain_until_ms) {
-                log_warnx("drain_timeout passed with %d request%s still running; they are left"
-                          " for recovery", d.ninflight, d.ninflight == 1 ? "" : "s");
+                log_warnx("drain_timeout passed with %d request%s still running%s; they are left"
+                          " for recovery", d.ninflight, d.ninflight == 1 ? "" : "s",
+                          d.held ? " and finished ones whose domain row another session holds" : "");
                 status = 0;
                 goto out_abandon;
             }
@@ -664,8 +675,9 @@ vmrqd_run(struct vmrqd_config *cfg, const char *config_path, bool config_must_ex
     driver_close(d.drv);
     events_free(d.events);
     free(d.inflight);
-    free_list(d.unwritten);
-    free_list(d.give_back);
+    job_free_list(d.unwritten);
+    job_free_list(d.held);
+    job_free_list(d.give_back);
     close(d.wake[0]);
     close(d.wake[1]);
     config_free(d.cfg);

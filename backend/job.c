@@ -146,3 +146,21 @@ job_free(struct vmrqd_job *job)
     free(job->chained);
     free(job);
 }
+
+void
+job_free_list(struct vmrqd_job *list)
+{
+    while (list) {
+        struct vmrqd_job *next = list->next;
+        job_free(list);
+        list = next;
+    }
+}
+
+void
+job_list_append(struct vmrqd_job **list, struct vmrqd_job *more)
+{
+    while (*list)
+        list = &(*list)->next;
+    *list = more;
+}

@@ -58,6 +58,9 @@ struct vmrqd_job {
         char uuid[37];
         double seen;               /* when it was read (clock_epoch()): an event received later wins */
     } sync;
+    bool deferred;                 /* its outcome not written: its domain's row held by another
+                                    * session (claim_complete()); written again later */
+    bool deferred_told;            /* and logged once */
     struct vmrqd_job *next;        /* list link (pool queues, completion batches) */
 };
 
@@ -100,5 +103,9 @@ const char *job_describe(const struct vmrqd_job *job, const char *where, char *b
 void job_log_outcome(const struct vmrqd_job *job, const char *where, long long backoff_ms);
 /* Frees a job and what it owns; NULL is fine. */
 void job_free(struct vmrqd_job *job);
+/* Frees every job of a list linked by `next` (job_free()); NULL is fine. */
+void job_free_list(struct vmrqd_job *list);
+/* Links the list `more` (NULL is fine) at the end of *list, which then owns it. */
+void job_list_append(struct vmrqd_job **list, struct vmrqd_job *more);
 
 #endif /* VMRQD_JOB_H */

@@ -116,22 +116,25 @@ drain(struct lane *l, int daemon, int batch, long long backoff_ms)
             j->retention_ms = 0;
             dispatch_inline(j, ls->loop_worker, l->where, backoff_ms);
         }
-        while (list && claim_complete(l->conn, daemon, list, backoff_ms, &more) < 0) {
+        while (list) {
+            struct vmrqd_job *kept;
+            if (claim_complete(l->conn, daemon, list, backoff_ms, &more) == 0) {
+                kept = claim_take_deferred(&list); /* a domain row held by another session */
+                job_free_list(list);
+                if (!(list = kept))
+                    break;
+            }
             if (stopping(ls)) {
-                log_warnx("lane %d: %d outcomes not written; recovery will take them back", l->index, n);
+                log_warnx("lane %d: outcomes not written; recovery will take them back", l->index);
                 break;
             }
-            clock_sleep_ms(500);
+            clock_sleep_ms(list->deferred ? 100 : 500);
             if (PQstatus(l->conn) != CONNECTION_OK)
                 PQreset(l->conn);
         }
         if (more.waiting)
             tell_loop(l);
-        while (list) {
-            struct vmrqd_job *next = list->next;
-            job_free(list);
-            list = next;
-        }
+        job_free_list(list);
     } while (n == batch);
 }
 

@@ -6,7 +6,6 @@
  * affinity and the whole shutdown -> force_shutdown story.
  */
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -484,22 +483,6 @@ START_TEST(test_older_reading_leaves_a_newer_status)
 }
 END_TEST
 
-/* claim_complete() on its own connection, for a test that must block it (a thread's). */
-struct completion {
-    PGconn *conn;
-    struct vmrqd_job *job;
-    int rc;
-};
-
-static void *
-complete_in_thread(void *p)
-{
-    struct completion *c = p;
-
-    c->rc = claim_complete(c->conn, daemon_id, c->job, 1000, NULL);
-    return NULL;
-}
-
 /* Waits until `n` backends wait for a lock. */
 static void
 wait_lock_waiters(int n)
@@ -508,41 +491,99 @@ wait_lock_waiters(int n)
                                   n, 5000), n);
 }
 
-/* The same when the two meet on the domain's row: the event sink's batch holds it, or got it
- * first, while the completion waits; the completion's statement began before the event was
- * committed, and still must not write the older reading over it. (A guest shut down through
- * its agent stayed 'shutting_down': the sink wrote "stopped" while the shutdown's completion
- * waited for the row.) */
-START_TEST(test_event_committed_while_the_completion_waits_wins)
+static long long
+count(const char *sql)
+{
+    return t_sql_int(t_db, sql, 0, NULL);
+}
+
+/* The same when the two meet on the domain's row: another session holds it, and the event
+ * sink's batch waits for it. The completion does not wait behind them (vmrqd's loop would
+ * stop): it leaves the request working, deferred, and writes nothing of it. Once the row is
+ * free, the sink writes its event first, and the completion written again then must not put
+ * the older reading over it. (A guest shut down through its agent stayed 'shutting_down': the
+ * sink wrote "stopped" while the shutdown's completion waited for the row.) */
+START_TEST(test_event_committed_while_the_completion_is_deferred_wins)
 {
     struct events *ev = events_new(getenv("VMRQ_DB"), "demo");
-    PGconn *holder = PQconnectdb(getenv("VMRQ_DB"));
-    struct completion c = { .conn = PQconnectdb(getenv("VMRQ_DB")), .rc = -1 };
-    pthread_t th;
+    PGconn *holder = t_connect();
+    struct vmrqd_job *job;
 
-    ck_assert(PQstatus(holder) == CONNECTION_OK && PQstatus(c.conn) == CONNECTION_OK);
     refresh_and_own();
-    c.job = run_unwritten("pause", "{\"uid\": 1, \"name\": \"desk-alice\"}");
-    ck_assert_str_eq(c.job->sync.status, "paused");
+    job = run_unwritten("pause", "{\"uid\": 1, \"name\": \"desk-alice\"}");
+    ck_assert_str_eq(job->sync.status, "paused");
     /* someone holds the row; desk-alice is resumed behind vmrq's back after the worker's
-     * reading, and the sink's batch queues for the row, then the completion behind it */
+     * reading, and the sink's batch queues for the row */
     PQclear(t_sql(holder, "BEGIN", 0, NULL));
     PQclear(t_sql(holder, "SELECT 1 FROM domains WHERE name = 'desk-alice' FOR UPDATE", 0, NULL));
     events_on_domain(ev, &(struct dom_event){ .name = "desk-alice", .uuid = "", .event = "resumed",
                                               .detail = "unpaused", .status = "running" });
     wait_lock_waiters(1);
-    ck_assert_int_eq(pthread_create(&th, NULL, complete_in_thread, &c), 0);
-    wait_lock_waiters(2);
+    ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
+    ck_assert(job->deferred);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'pause' AND status = 'working'"), 1);
+    /* still held, still deferred; and the sink still waits, nothing stepped in front of it */
+    ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
+    ck_assert(job->deferred);
+    wait_lock_waiters(1);
     PQclear(t_sql(holder, "COMMIT", 0, NULL));
-    ck_assert_int_eq(pthread_join(th, NULL), 0);
-    ck_assert_int_eq(c.rc, 0);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-alice'"
+                                        " AND detail = 'unpaused'", 1, 5000), 1);
+    ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
+    ck_assert(!job->deferred);
     events_free(ev);
-    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE command = 'pause' AND status = 'done'", 0, NULL), 1);
-    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-alice'"
-                                     " AND detail = 'unpaused'", 0, NULL), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'pause' AND status = 'done'"), 1);
     ck_assert_str_eq(db_status("desk-alice"), "running");
-    job_free(c.job);
-    PQfinish(c.conn);
+    job_free(job);
+    PQfinish(holder);
+}
+END_TEST
+
+/* What another session holds of a domain's row, through a real vmrqd: an operator's psql left
+ * in a transaction after SELECT ... FOR UPDATE on desk-bob, while bob's shutdown (whose guest
+ * ignores the power button) runs. The daemon goes on: it beats past two leases (no other
+ * vmrqd's recovery takes its requests), claims and completes the requests that come, and
+ * leaves the shutdown working with no force_shutdown enqueued, the two written together once
+ * the row is free: one follow-up, not one per try. */
+START_TEST(test_held_domain_row_stops_nothing_else)
+{
+    struct t_daemon d;
+    char conf[PATH_MAX + 128], sql[256];
+    PGconn *holder = t_connect();
+
+    memset(&d, 0, sizeof(d));
+    snprintf(conf, sizeof(conf), "lease = 1s\nlibvirt_uri = %s\nnode = demo\n", uri);
+    t_daemon_start(&d, conf, false);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'refresh_vms'"
+                                        " AND status = 'done'", 1, 5000), 1);
+    PQclear(t_sql(t_db, "UPDATE domains SET id_owner = u.id FROM users u WHERE domains.name = 'desk-' || u.name", 0, NULL));
+
+    PQclear(t_sql(holder, "BEGIN", 0, NULL));
+    PQclear(t_sql(holder, "SELECT 1 FROM domains WHERE name = 'desk-bob' FOR UPDATE", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('shutdown', '{\"uid\": 2, \"name\": \"desk-bob\", \"timeout\": 1}')",
+                  0, NULL));
+    ck_assert(t_daemon_wait_logged(&d, "another session holds the row of domain", 5000));
+    PQclear(t_sql(t_db, "CREATE TEMP TABLE held_since AS SELECT now() AS at", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend'), vmrq_request('pause', '{\"uid\": 1, \"name\": \"desk-alice\"}')",
+                  0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command IN ('ping_backend', 'pause')"
+                                        " AND status = 'done'", 2, 5000), 2);
+    ck_assert_str_eq(db_status("desk-alice"), "paused");
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM daemons, held_since"
+                               " WHERE pid = %d AND heartbeat_at > at + interval '2 s'", (int)d.pid);
+    ck_assert_int_eq(t_wait_value(t_db, sql, 1, 10000), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'shutdown' AND status = 'working'"), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'force_shutdown'"), 0);
+
+    PQclear(t_sql(holder, "ROLLBACK", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'force_shutdown'"
+                                        " AND status = 'done'", 1, 10000), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'shutdown' AND status = 'done'"), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'force_shutdown'"), 1);
+    ck_assert_str_eq(db_status("desk-bob"), "shutdown");
+    ck_assert_int_eq(t_daemon_wait(&d, SIGTERM, 5000), 0);
+    t_daemon_cleanup(&d);
     PQfinish(holder);
 }
 END_TEST
@@ -719,7 +760,8 @@ domain_suite(void)
     tcase_add_test(tc, test_events_follow_the_hypervisor);
     tcase_add_test(tc, test_event_bursts_keep_order_and_last_status);
     tcase_add_test(tc, test_newer_event_wins_over_the_completion);
-    tcase_add_test(tc, test_event_committed_while_the_completion_waits_wins);
+    tcase_add_test(tc, test_event_committed_while_the_completion_is_deferred_wins);
+    tcase_add_test(tc, test_held_domain_row_stops_nothing_else);
     tcase_add_test(tc, test_older_reading_leaves_a_newer_status);
     tcase_add_test(tc, test_ping_agent_reports_the_guest_clock);
     tcase_add_test(tc, test_node_affinity);

@@ -209,38 +209,75 @@ END $$;
 REVOKE ALL ON FUNCTION vmrq_complete_done(int, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vmrq_complete_done(int, bigint[]) TO vmrq_daemon;
 
+-- The rest of the domain rows p_ids for vmrqd's completion, which has locked p_locked of them
+-- without waiting (SKIP LOCKED): those another statement holds for a moment (the event sink
+-- writing a status) are waited for, at most lock_timeout; returns those still held, left
+-- unlocked. The completion shares its connection with the beat and the claim: an open
+-- transaction of a portal or an operator that holds a row must not stop a vmrqd's heartbeat.
+-- The wait is in id order like every statement that writes several domains (the event sink,
+-- refresh_vms), and one that could deadlock with such a statement times out first
+-- (lock_timeout is under deadlock_timeout). Called only when a row was skipped: the common
+-- case pays for neither this call nor its subtransaction.
+CREATE OR REPLACE FUNCTION vmrq_lock_held_domains(p_ids int[], p_locked int[]) RETURNS int[]
+LANGUAGE plpgsql SET search_path FROM CURRENT SET jit = off SET lock_timeout = '100ms' AS $$
+DECLARE
+    v_held int[] := ARRAY(SELECT d.id FROM domains d WHERE d.id = ANY (p_ids) AND d.id <> ALL (p_locked)
+                           ORDER BY d.id);
+BEGIN
+    IF cardinality(v_held) = 0 THEN
+        RETURN v_held;
+    END IF;
+    BEGIN
+        PERFORM FROM domains d WHERE d.id = ANY (v_held) ORDER BY d.id FOR NO KEY UPDATE;
+        RETURN '{}';
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN v_held;
+    END;
+END $$;
+REVOKE ALL ON FUNCTION vmrq_lock_held_domains(int[], int[]) FROM PUBLIC;
+
 -- working -> done, failed or (a retry) requested, for the outcomes p_rows of daemon p_daemon:
 -- JSON rows {id, status, error, output, backoff_ms, unreached, dom_id, dom_status, dom_uuid,
 -- dom_seen}
 -- (backend/claim.c). With them, the status of the domains the requests acted on, as the
 -- hypervisor reported it after the operation: written here rather than by the worker, one
 -- statement per batch instead of one per request, unless a newer observation is in the row
--- (domains.sql). The domain rows are locked first, in id order (ORDER BY ... FOR UPDATE locks in
--- the sorted order): every statement that writes several domains does the same (the event
--- sink, refresh_vms), so they cannot deadlock. A retry goes back with its backoff as at_time;
--- one whose twin is pending fails instead. An unreached one (the hypervisor out of reach, nothing
+-- (domains.sql). The domain rows are locked first: the free ones at once (FOR NO KEY UPDATE: a
+-- clone being inserted for its base takes only KEY SHARE), then the others a short while
+-- (vmrq_lock_held_domains()). A request whose domain row another session still holds is not
+-- written: it stays working, returned with deferred true, and vmrqd writes it again later; so
+-- a request is done only with its domain's status written. A retry goes back with its backoff
+-- as at_time; one whose twin is pending fails instead. An unreached one (the hypervisor out of reach, nothing
 -- done) goes back charging neither retry nor attempt, or is cancelled for its pending twin.
--- Returns as vmrq_complete_done().
+-- Returns as vmrq_complete_done(), deferred false, then the deferred ones.
 -- SECURITY DEFINER: likewise (vmrqd has no UPDATE on requests).
 CREATE OR REPLACE FUNCTION vmrq_complete(p_daemon int, p_rows jsonb)
-RETURNS TABLE (id bigint, waiting boolean, queued boolean)
+RETURNS TABLE (id bigint, waiting boolean, queued boolean, deferred boolean)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT SET jit = off AS $$
 #variable_conflict use_column
+DECLARE
+    v_doms int[] := ARRAY(SELECT (r->>'dom_id')::int FROM jsonb_array_elements(p_rows) r WHERE r ? 'dom_id');
+    v_locked int[];
+    v_held int[] := '{}';
 BEGIN
+    IF cardinality(v_doms) > 0 THEN
+        v_locked := ARRAY(SELECT d.id FROM domains d WHERE d.id = ANY (v_doms) FOR NO KEY UPDATE SKIP LOCKED);
+        IF cardinality(v_locked) < cardinality(v_doms) THEN
+            v_held := vmrq_lock_held_domains(v_doms, v_locked);
+        END IF;
+    END IF;
     RETURN QUERY
     WITH x AS (SELECT * FROM jsonb_to_recordset(p_rows)
                    AS x(id bigint, status text, error text, output jsonb, backoff_ms bigint, unreached boolean,
                         dom_id int, dom_status text, dom_uuid uuid, dom_seen float8)),
-         lk AS (SELECT d.id FROM domains d
-                 WHERE d.id = ANY (ARRAY(SELECT dom_id FROM x WHERE dom_id IS NOT NULL))
-                 ORDER BY d.id FOR UPDATE),
          dm AS (UPDATE domains d
                    SET status = x.dom_status, status_seen = to_timestamp(x.dom_seen),
                        uuid = coalesce(d.uuid, x.dom_uuid),
                        date_changed = CASE WHEN d.status IS DISTINCT FROM x.dom_status
                                            THEN now() ELSE d.date_changed END
                   FROM x
-                 WHERE d.id = ANY (ARRAY(SELECT id FROM lk)) AND d.id = x.dom_id
+                 -- = ANY: the batch's rows by their key (a join alone hashed the whole table)
+                 WHERE d.id = ANY (v_doms) AND d.id <> ALL (v_held) AND d.id = x.dom_id
                    AND vmrq_status_not_older(d.status_seen, to_timestamp(x.dom_seen))
                    -- only a domain of this daemon's node (or of none): a domain moved to
                    -- another node meanwhile is that node's to observe
@@ -256,7 +293,8 @@ BEGIN
                       END AS error, x.output, x.backoff_ms, coalesce(x.unreached, false) AS unreached
                  FROM x LEFT JOIN LATERAL (
                       SELECT vmrq_pending_twin(o.dedupe_key, o.id) AS twin FROM requests o
-                       WHERE x.status = 'requested' AND o.id = x.id) t ON true)
+                       WHERE x.status = 'requested' AND o.id = x.id) t ON true
+                WHERE x.dom_id IS NULL OR x.dom_id <> ALL (v_held))
     UPDATE requests r
        SET status = x.status::request_status, date_changed = clock_timestamp(),
            error = x.error, output = x.output,
@@ -274,7 +312,13 @@ BEGIN
     RETURNING r.id, (SELECT EXISTS (SELECT 1 FROM requests w WHERE w.status = 'waiting')),
               r.id_domain IS NOT NULL
               AND EXISTS (SELECT 1 FROM requests o
-                           WHERE o.id_domain = r.id_domain AND o.status = 'requested' AND o.id <> r.id);
+                           WHERE o.id_domain = r.id_domain AND o.status = 'requested' AND o.id <> r.id),
+              false;
+    IF cardinality(v_held) > 0 THEN
+        RETURN QUERY SELECT x.id, false, false, true
+                       FROM jsonb_to_recordset(p_rows) AS x(id bigint, dom_id int)
+                      WHERE x.dom_id = ANY (v_held);
+    END IF;
 END $$;
 REVOKE ALL ON FUNCTION vmrq_complete(int, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vmrq_complete(int, jsonb) TO vmrq_daemon;
