@@ -245,9 +245,15 @@ mark_deferred(struct vmrqd_job *list, long long id)
         if (j->id != id)
             continue;
         j->deferred = true;
-        if (!j->deferred_told)
-            log_warnx("request %lld (%s): finished, but another session holds the row of domain %d:"
-                      " its outcome is written once the row is free", j->id, j->command, j->sync.id);
+        if (!j->deferred_told) {
+            char dom[128];
+            if (j->dom.name && j->sync.id == j->id_domain)
+                snprintf(dom, sizeof(dom), "%s (id %d)", j->dom.name, j->sync.id);
+            else
+                snprintf(dom, sizeof(dom), "id %d", j->sync.id);
+            log_warnx("request %lld (%s): finished, but another session holds the row of domain %s:"
+                      " its outcome is written once the row is free", j->id, j->command, dom);
+        }
         j->deferred_told = true;
         return;
     }

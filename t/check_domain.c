@@ -563,7 +563,7 @@ START_TEST(test_held_domain_row_stops_nothing_else)
     PQclear(t_sql(holder, "SELECT 1 FROM domains WHERE name = 'desk-bob' FOR UPDATE", 0, NULL));
     PQclear(t_sql(t_db, "SELECT vmrq_request('shutdown', '{\"uid\": 2, \"name\": \"desk-bob\", \"timeout\": 1}')",
                   0, NULL));
-    ck_assert(t_daemon_wait_logged(&d, "another session holds the row of domain", 5000));
+    ck_assert(t_daemon_wait_logged(&d, "another session holds the row of domain desk-bob (id ", 5000));
     PQclear(t_sql(t_db, "CREATE TEMP TABLE held_since AS SELECT now() AS at", 0, NULL));
     PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend'), vmrq_request('pause', '{\"uid\": 1, \"name\": \"desk-alice\"}')",
                   0, NULL));
