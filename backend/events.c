@@ -7,7 +7,8 @@
  * one commit instead of 30 is what lets the events keep up with the requests (make bench,
  * domains). When the database cannot be reached the queue keeps at most EVENTS_MAX events;
  * those dropped beyond that, and those of a batch the database refused, are made up for by a
- * refresh_vms of this node, enqueued as soon as the database answers again.
+ * refresh_vms of this node, enqueued as soon as the database answers again. A domain row another
+ * session holds is not waited for: its events wait in the sink, in order, and the others' go on.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -30,12 +31,19 @@
 #define EVENTS_BATCH 1000  /* per statement */
 #define RETRY_MS 1000      /* between attempts while the database is away */
 #define LINGER_MS 5        /* after a batch, time for the next one to gather (bursts only) */
+#define HELD_FIRST_MS 5    /* a held row's events are tried again after this, doubling... */
+#define HELD_MAX_MS 1000   /* ...up to this; */
+#define HELD_TELL_MS 1000  /* logged once they have waited this long (vmrqd's own completions
+                            * hold a row for a millisecond or two: the first try again finds it free) */
 
 struct pending {
     struct pending *next;
     double at;                                  /* when it arrived, epoch seconds */
     char *name, *uuid, *status, *event, *detail; /* into the same allocation; uuid, status may be NULL */
     char *viewer, *address;                      /* likewise; NULL but for graphics events */
+    long long held_ms;                           /* when it first waited for a row another session
+                                                  * holds (now_ms()), 0 if never */
+    bool told;                                   /* that wait has been logged */
 };
 
 struct events {
@@ -46,6 +54,11 @@ struct events {
     size_t dropped;              /* guarded by lock: over EVENTS_MAX, not yet made up for */
     bool refresh;                /* guarded by lock: a refresh_vms is owed */
     bool stopping;               /* guarded by lock */
+    size_t held_n;               /* guarded by lock: how many events the held list has */
+    struct pending *held, *held_tail; /* sink thread only: the events, in order, of domains whose
+                                       * row another session holds, written again later */
+    long long held_again_ms;     /* sink thread only: when */
+    long long held_backoff_ms;   /* sink thread only: HELD_FIRST_MS, doubling to HELD_MAX_MS */
     pthread_t thread;
     PGconn *conn;                /* the sink thread's */
     char *conninfo;
@@ -71,7 +84,7 @@ static const char batch_sql[] =
     "                 AS e(n int, name text, uuid uuid, status text, event text, detail text, at float8,"
     "                      viewer text, address text)"
     "               WHERE vmrq_name_ok(name)),"  /* a name vmrq cannot hold is left out (names.sql) */
-    "     dom AS (SELECT name, (array_agg(uuid ORDER BY n DESC) FILTER (WHERE uuid IS NOT NULL))[1] AS uuid,"
+    "     alld AS (SELECT name, (array_agg(uuid ORDER BY n DESC) FILTER (WHERE uuid IS NOT NULL))[1] AS uuid,"
     "                    (array_agg(status ORDER BY n DESC) FILTER (WHERE status IS NOT NULL))[1] AS status,"
     "                    to_timestamp(max(at) FILTER (WHERE status IS NOT NULL)) AS seen,"
     "                    (array_agg(viewer ORDER BY n DESC) FILTER (WHERE viewer IS NOT NULL))[1] AS viewer,"
@@ -80,8 +93,13 @@ static const char batch_sql[] =
     "                    bool_or(event = 'stopped') AS stopped,"
     "                    (array_agg(event ORDER BY n DESC))[1] IN ('stopped', 'undefined') AS going"
     "               FROM ev GROUP BY name),"
-    "     lk AS (SELECT o.id, o.name FROM domains o WHERE o.name = ANY (ARRAY(SELECT name FROM dom))"
-    "             ORDER BY o.id FOR UPDATE),"
+    "     lk AS (SELECT o.id, o.name FROM domains o WHERE o.name = ANY (ARRAY(SELECT name FROM alld))"
+    "             ORDER BY o.id FOR UPDATE SKIP LOCKED),"
+    /* a row another session holds is not waited for: its domain's events are left out, and
+     * returned, for the sink to write again later (the rows it can take, it takes) */
+    "     held AS (SELECT o.name FROM domains o WHERE o.name = ANY (ARRAY(SELECT name FROM alld))"
+    "                AND o.name NOT IN (SELECT name FROM lk)),"
+    "     dom AS (SELECT * FROM alld WHERE name NOT IN (SELECT name FROM held)),"
     "     d AS (INSERT INTO domains AS x (name, uuid, status, status_seen, id_node, viewer, viewer_since, viewer_address)"
     "           SELECT name, CASE WHEN NOT EXISTS (SELECT 1 FROM domains o WHERE o.uuid = dom.uuid AND o.name <> dom.name)"
     "                             THEN uuid END,"  /* renamed: the old name's row keeps the uuid */
@@ -133,9 +151,10 @@ static const char batch_sql[] =
     "                 AND NOT EXISTS (SELECT 1 FROM requests q WHERE q.id_domain = v.id AND q.command = 'shutdown'"
     "                                    AND q.status IN ('requested', 'waiting') AND q.args->>'policy' = 'unwatched')"
     "              RETURNING id, id_domain)"
-    " SELECT DISTINCT d.name, 'its pending force_shutdown is moot' FROM moot JOIN d ON d.id = moot.id_domain"
-    " UNION ALL SELECT NULL, n || ' unwatched shutdown(s) moot: a viewer is back' FROM back WHERE n > 0"
-    " UNION ALL SELECT d.name, 'no viewer: shutdown ' || away.id || ' enqueued' FROM away JOIN d ON d.id = away.id_domain";
+    " SELECT DISTINCT d.name, 'its pending force_shutdown is moot', false FROM moot JOIN d ON d.id = moot.id_domain"
+    " UNION ALL SELECT NULL, n || ' unwatched shutdown(s) moot: a viewer is back', false FROM back WHERE n > 0"
+    " UNION ALL SELECT d.name, 'no viewer: shutdown ' || away.id || ' enqueued', false FROM away JOIN d ON d.id = away.id_domain"
+    " UNION ALL SELECT name, NULL, true FROM held";
 
 static const struct stmt batch_stmt = { STMT_EVENTS, "vmrq_events", batch_sql, 2 };
 
@@ -201,19 +220,60 @@ batch_json(const struct pending *p)
     return rows;
 }
 
-/* Writes one batch. 0 when written, 1 when the database refused it (logged; a refresh is owed), -1
- * when the database could not be reached (the caller keeps the batch and tries again). */
+/* Whether an event of domain `name` waits in the held list. Sink thread only. */
+static bool
+held_has(const struct events *ev, const char *name)
+{
+    for (const struct pending *p = ev->held; p; p = p->next)
+        if (strcmp(p->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Moves from *list to the held list's tail, order kept, the events of domain `name`, or with
+ * NULL those of every domain the held list has; returns how many. Sink thread only. */
+static size_t
+held_take(struct events *ev, struct pending **list, const char *name)
+{
+    struct pending **pp = list;
+    size_t n = 0;
+
+    while (*pp) {
+        struct pending *p = *pp;
+        if (name ? strcmp(p->name, name) != 0 : !held_has(ev, p->name)) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        p->next = NULL;
+        if (!p->held_ms)
+            p->held_ms = now_ms();
+        if (ev->held_tail)
+            ev->held_tail->next = p;
+        else
+            ev->held = p;
+        ev->held_tail = p;
+        n++;
+    }
+    return n;
+}
+
+/* Writes one batch, *batch. The events of domains whose row another session holds go to the
+ * held list (*held_n: how many); *batch keeps those written, for the caller to free. 0 when
+ * written, 1 when the database refused it (logged; a refresh is owed), -1 when the database
+ * could not be reached (the caller keeps the batch and tries again). */
 static int
-write_batch(struct events *ev, const struct pending *batch, size_t n, bool *warned)
+write_batch(struct events *ev, struct pending **batch, size_t n, size_t *held_n, bool *warned)
 {
     const char *params[2] = { NULL, ev->node };
     PGconn *conn = sink_db(ev, warned);
     struct json_object *rows;
     PGresult *res;
 
+    *held_n = 0;
     if (!conn)
         return -1;
-    if (!(rows = batch_json(batch))) {
+    if (!(rows = batch_json(*batch))) {
         log_warnx("%zu domain events not recorded: out of memory; refresh_vms will make up for them", n);
         return 1;
     }
@@ -229,11 +289,37 @@ write_batch(struct events *ev, const struct pending *batch, size_t n, bool *warn
         PQclear(res);
         return lost ? -1 : 1;
     }
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *name = PQgetvalue(res, i, 0);
+        long long since = 0;
+        bool told = false;
+        size_t k;
+
+        if (strcmp(PQgetvalue(res, i, 2), "t") != 0)
+            continue;
+        for (const struct pending *p = *batch; p; p = p->next)
+            if (strcmp(p->name, name) == 0) {
+                if (p->held_ms && (!since || p->held_ms < since))
+                    since = p->held_ms;
+                told = told || p->told;
+            }
+        k = held_take(ev, batch, name);
+        *held_n += k;
+        log_debug("domain %s: %zu event(s) wait for its row", name, k);
+        if (told || !since || now_ms() - since < HELD_TELL_MS)
+            continue;
+        log_warnx("domain %s: %zu event(s) not recorded for %lld ms: another session holds its row;"
+                  " tried again every %d ms, the other domains' go on", name, k, now_ms() - since, HELD_MAX_MS);
+        for (struct pending *p = ev->held; p; p = p->next)
+            p->told = p->told || strcmp(p->name, name) == 0;
+    }
     if (log_get_level() >= LOG_LEVEL_INFO) {
-        for (const struct pending *p = batch; p; p = p->next)
-            log_info("domain %s: %s/%s", p->name, p->event, p->detail);
+        for (const struct pending *p = *batch; p; p = p->next)
+            log_info("domain %s%s: %s/%s", p->name, p->told ? " (its row free again)" : "", p->event, p->detail);
         for (int i = 0; i < PQntuples(res); i++)
-            log_info("domain %s: %s", PQgetisnull(res, i, 0) ? "events" : PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+            if (strcmp(PQgetvalue(res, i, 2), "t") != 0)
+                log_info("domain %s: %s", PQgetisnull(res, i, 0) ? "events" : PQgetvalue(res, i, 0),
+                         PQgetvalue(res, i, 1));
     }
     PQclear(res);
     return 0;
@@ -275,9 +361,42 @@ wait_ms(struct events *ev, long ms, bool for_events)
         ;
 }
 
+/* Whether the held list is to be tried again now (when stopping, once more). With ev->lock held. */
+static bool
+held_due(const struct events *ev)
+{
+    return ev->held && (ev->stopping || now_ms() >= ev->held_again_ms);
+}
+
+/* Sleeps until something is to be written, or until stopped; with ev->lock held. */
+static void
+wait_work(struct events *ev)
+{
+    while (!ev->head && !ev->refresh && !ev->stopping && !held_due(ev)) {
+        struct timespec until;
+
+        if (!ev->held) {
+            pthread_cond_wait(&ev->wake, &ev->lock);
+            continue;
+        }
+        clock_deadline(&until, (long)(ev->held_again_ms - now_ms()) + 1);
+        pthread_cond_timedwait(&ev->wake, &ev->lock, &until);
+    }
+}
+
+static struct pending *
+list_last(struct pending *p)
+{
+    while (p && p->next)
+        p = p->next;
+    return p;
+}
+
 /* The sink thread: takes at most EVENTS_BATCH events at a time, writes them, and owes a
- * refresh for what could not be written. When stopping, it writes what is queued (one attempt
- * if the database is away) and returns. */
+ * refresh for what could not be written. The events of a domain whose row another session
+ * holds wait in the held list, with those of that domain that come after them (order kept),
+ * and are tried again on a clock of their own, while the others' go on. When stopping, it
+ * writes what is queued (one attempt if the database is away or a row still held) and returns. */
 static void *
 sink_loop(void *opaque)
 {
@@ -286,14 +405,13 @@ sink_loop(void *opaque)
 
     pthread_mutex_lock(&ev->lock);
     for (;;) {
-        struct pending *batch, *last = NULL;
-        size_t n = 1;
-        bool refresh;
+        struct pending *batch, *last;
+        size_t n = 1, held_n = 0;
+        bool refresh, had_held = ev->held != NULL;
         int rc;
 
-        while (!ev->head && !ev->refresh && !ev->stopping)
-            pthread_cond_wait(&ev->wake, &ev->lock);
-        if (!ev->head && !ev->refresh)
+        wait_work(ev);
+        if (!ev->head && !ev->refresh && !ev->held)
             break; /* stopping, nothing left */
         batch = ev->head;
         if (batch) {
@@ -304,6 +422,19 @@ sink_loop(void *opaque)
                 ev->tail = NULL;
             last->next = NULL;
             ev->queued -= n;
+        } else {
+            n = 0;
+        }
+        if (held_due(ev)) { /* in front: they came first */
+            ev->held_tail->next = batch;
+            batch = ev->held;
+            n += ev->held_n;
+            ev->held = ev->held_tail = NULL;
+            ev->held_n = 0;
+        } else {
+            size_t k = held_take(ev, &batch, NULL); /* behind those of their domain held */
+            n -= k;
+            ev->held_n += k;
         }
         refresh = (ev->refresh || ev->dropped > 0) && !ev->stopping; /* a start refreshes anyway */
         if (ev->dropped > 0)
@@ -313,7 +444,7 @@ sink_loop(void *opaque)
         ev->refresh = false;
         pthread_mutex_unlock(&ev->lock);
 
-        rc = batch ? write_batch(ev, batch, n, &warned) : 0;
+        rc = batch ? write_batch(ev, &batch, n, &held_n, &warned) : 0;
         if (rc > 0)
             refresh = true;
         if (rc >= 0 && refresh && write_refresh(ev, &warned) == 0)
@@ -321,18 +452,35 @@ sink_loop(void *opaque)
 
         pthread_mutex_lock(&ev->lock);
         ev->refresh = ev->refresh || refresh;
+        ev->held_n += held_n;
+        if (held_n > 0) {
+            ev->held_backoff_ms = clock_backoff(had_held ? ev->held_backoff_ms : 0, HELD_FIRST_MS, HELD_MAX_MS);
+            ev->held_again_ms = now_ms() + ev->held_backoff_ms;
+        } else if (had_held && !ev->held) {
+            ev->held_backoff_ms = 0;
+        }
+        if (ev->stopping && ev->held && rc >= 0) {
+            log_warnx("stopping with %zu domain events not recorded (another session holds their"
+                      " rows); the next start's refresh makes up for them", ev->held_n);
+            pending_free_list(ev->held);
+            ev->held = ev->held_tail = NULL;
+            ev->held_n = 0;
+        }
         if (rc < 0) {
             if (ev->stopping) {
                 log_warnx("stopping with %zu domain events not recorded (no database); the next"
-                          " start's refresh makes up for them", n + ev->queued);
+                          " start's refresh makes up for them", n + ev->queued + ev->held_n);
                 pending_free_list(batch);
                 break;
             }
-            last->next = ev->head; /* back to the front, order kept */
-            ev->head = batch;
-            if (!ev->tail)
-                ev->tail = last;
-            ev->queued += n;
+            if (batch) { /* back to the front, order kept */
+                last = list_last(batch);
+                last->next = ev->head;
+                ev->head = batch;
+                if (!ev->tail)
+                    ev->tail = last;
+                ev->queued += n;
+            }
             wait_ms(ev, RETRY_MS, false);
         } else {
             pending_free_list(batch);
@@ -347,8 +495,9 @@ sink_loop(void *opaque)
         }
     }
     pending_free_list(ev->head);
-    ev->head = ev->tail = NULL;
-    ev->queued = 0;
+    pending_free_list(ev->held);
+    ev->head = ev->tail = ev->held = ev->held_tail = NULL;
+    ev->queued = ev->held_n = 0;
     pthread_mutex_unlock(&ev->lock);
     return NULL;
 }
@@ -414,7 +563,7 @@ events_on_domain(void *opaque, const struct dom_event *e)
     char *at;
 
     pthread_mutex_lock(&ev->lock);
-    if (!p || ev->queued >= EVENTS_MAX) {
+    if (!p || ev->queued + ev->held_n >= EVENTS_MAX) {
         ev->dropped++;
         pthread_mutex_unlock(&ev->lock);
         free(p);
@@ -422,6 +571,8 @@ events_on_domain(void *opaque, const struct dom_event *e)
     }
     at = (char *)(p + 1);
     p->next = NULL;
+    p->held_ms = 0;
+    p->told = false;
     p->at = clock_epoch();
     p->name = put(&at, e->name);
     p->uuid = put(&at, uuid);

@@ -2,7 +2,9 @@
  * events.h - what vmrqd does with the hypervisor's events: domains.status follows at once, each
  * event is kept in domain_events, a domain vmrq did not know is added, and a stopped domain's
  * pending force_shutdown requests are moot: done, "domain already down". When the hypervisor
- * connection comes back after a loss, a refresh_vms makes up for the events missed.
+ * connection comes back after a loss, a refresh_vms makes up for the events missed. The events
+ * of a domain whose row another session holds wait, in order, and are written once it is free;
+ * the others' do not wait for them.
  */
 #ifndef VMRQD_EVENTS_H
 #define VMRQD_EVENTS_H

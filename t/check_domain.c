@@ -108,6 +108,14 @@ refresh_and_own(void)
                   0, NULL));
 }
 
+/* A lifecycle event of `name`, as the driver's event thread hands it to the sink. */
+static void
+event(struct events *ev, const char *name, const char *event, const char *detail, const char *status)
+{
+    events_on_domain(ev, &(struct dom_event){ .name = name, .uuid = "", .event = event, .detail = detail,
+                                              .status = status });
+}
+
 /* Each command on a domain in each state: running (desk-alice), paused (desk-carol), shut off
  * (class-01), hibernated (class-02). "=STATE" means done, leaving that state; anything else is
  * the start of the refusal. */
@@ -444,8 +452,7 @@ START_TEST(test_newer_event_wins_over_the_completion)
     ck_assert_str_eq(job->sync.status, "paused");
     /* before the outcome is written, desk-alice is resumed behind vmrq's back, and the sink
      * records it */
-    events_on_domain(ev, &(struct dom_event){ .name = "desk-alice", .uuid = "", .event = "resumed",
-                                              .detail = "unpaused", .status = "running" });
+    event(ev, "desk-alice", "resumed", "unpaused", "running");
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-alice'", 1, 5000), 1);
     ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
     ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE command = 'pause' AND status = 'done'", 0, NULL), 1);
@@ -453,8 +460,7 @@ START_TEST(test_newer_event_wins_over_the_completion)
     job_free(job);
 
     /* an event from before the reading does not stop it */
-    events_on_domain(ev, &(struct dom_event){ .name = "desk-bob", .uuid = "", .event = "resumed",
-                                              .detail = "unpaused", .status = "running" });
+    event(ev, "desk-bob", "resumed", "unpaused", "running");
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-bob'", 1, 5000), 1);
     job = run_unwritten("pause", "{\"uid\": 2, \"name\": \"desk-bob\"}");
     ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
@@ -497,12 +503,20 @@ count(const char *sql)
     return t_sql_int(t_db, sql, 0, NULL);
 }
 
-/* The same when the two meet on the domain's row: another session holds it, and the event
- * sink's batch waits for it. The completion does not wait behind them (vmrqd's loop would
- * stop): it leaves the request working, deferred, and writes nothing of it. Once the row is
- * free, the sink writes its event first, and the completion written again then must not put
- * the older reading over it. (A guest shut down through its agent stayed 'shutting_down': the
- * sink wrote "stopped" while the shutdown's completion waited for the row.) */
+/* Waits until the event sink has written a batch and is idle: not waiting for a row. */
+static void
+wait_sink_idle(void)
+{
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vmrqd events'"
+                                        " AND state = 'idle' AND query LIKE 'WITH ev AS%'", 1, 5000), 1);
+}
+
+/* The same when the two meet on the domain's row: another session holds it. Neither the sink
+ * nor the completion waits behind it (vmrqd's loop would stop): the sink keeps its event, the
+ * completion leaves the request working, deferred, and writes nothing of it. Once the row is
+ * free, whichever is written first, the completion's older reading must not go over the event.
+ * (A guest shut down through its agent stayed 'shutting_down': the sink wrote "stopped" while
+ * the shutdown's completion waited for the row.) */
 START_TEST(test_event_committed_while_the_completion_is_deferred_wins)
 {
     struct events *ev = events_new(getenv("VMRQ_DB"), "demo");
@@ -513,28 +527,82 @@ START_TEST(test_event_committed_while_the_completion_is_deferred_wins)
     job = run_unwritten("pause", "{\"uid\": 1, \"name\": \"desk-alice\"}");
     ck_assert_str_eq(job->sync.status, "paused");
     /* someone holds the row; desk-alice is resumed behind vmrq's back after the worker's
-     * reading, and the sink's batch queues for the row */
+     * reading, and the sink keeps the event for later */
     PQclear(t_sql(holder, "BEGIN", 0, NULL));
     PQclear(t_sql(holder, "SELECT 1 FROM domains WHERE name = 'desk-alice' FOR UPDATE", 0, NULL));
-    events_on_domain(ev, &(struct dom_event){ .name = "desk-alice", .uuid = "", .event = "resumed",
-                                              .detail = "unpaused", .status = "running" });
-    wait_lock_waiters(1);
+    event(ev, "desk-alice", "resumed", "unpaused", "running");
+    wait_sink_idle();
     ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
     ck_assert(job->deferred);
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'pause' AND status = 'working'"), 1);
-    /* still held, still deferred; and the sink still waits, nothing stepped in front of it */
+    /* still held, still deferred; and nothing of either is written */
     ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
     ck_assert(job->deferred);
-    wait_lock_waiters(1);
+    ck_assert_int_eq(count("SELECT count(*) FROM domain_events WHERE domain = 'desk-alice'"), 0);
+    wait_lock_waiters(0);
     PQclear(t_sql(holder, "COMMIT", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-alice'"
-                                        " AND detail = 'unpaused'", 1, 5000), 1);
     ck_assert_int_eq(claim_complete(t_db, daemon_id, job, 1000, NULL), 0);
     ck_assert(!job->deferred);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-alice'"
+                                        " AND detail = 'unpaused'", 1, 5000), 1);
     events_free(ev);
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'pause' AND status = 'done'"), 1);
     ck_assert_str_eq(db_status("desk-alice"), "running");
     job_free(job);
+    PQfinish(holder);
+}
+END_TEST
+
+/* An operator's psql holds desk-bob's row (SELECT ... FOR UPDATE, left in a transaction). The
+ * event sink does not queue behind it: the other domains' events are written as they come;
+ * desk-bob's wait, with those of desk-bob that come after them, and are written in the order
+ * they came once the row is free. A sink stopping while a row is held does not hang on it. */
+START_TEST(test_held_domain_row_holds_up_only_its_events)
+{
+    struct events *ev = events_new(getenv("VMRQ_DB"), "demo");
+    PGconn *holder = t_connect();
+    PGresult *res;
+    char *log;
+
+    refresh_and_own();
+    PQclear(t_sql(holder, "BEGIN", 0, NULL));
+    PQclear(t_sql(holder, "SELECT 1 FROM domains WHERE name = 'desk-bob' FOR UPDATE", 0, NULL));
+    event(ev, "desk-bob", "suspended", "paused", "paused");
+    event(ev, "desk-alice", "suspended", "paused", "paused");
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-alice'", 1, 5000), 1);
+    event(ev, "desk-bob", "resumed", "unpaused", "running");
+    event(ev, "desk-carol", "resumed", "unpaused", "running");
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-carol'", 1, 5000), 1);
+    ck_assert_str_eq(db_status("desk-alice"), "paused");
+    ck_assert_str_eq(db_status("desk-carol"), "running");
+    ck_assert_int_eq(count("SELECT count(*) FROM domain_events WHERE domain = 'desk-bob'"), 0);
+    wait_lock_waiters(0);
+
+    PQclear(t_sql(holder, "COMMIT", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-bob'", 2, 5000), 2);
+    res = t_sql(t_db, "SELECT string_agg(detail, ',' ORDER BY id) FROM domain_events WHERE domain = 'desk-bob'", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "paused,unpaused");
+    PQclear(res);
+    ck_assert_str_eq(db_status("desk-bob"), "running");
+
+    /* held again, for longer than vmrqd's own completions hold a row: said once, whatever the
+     * tries; and the sink stops: it returns, its event not written (the next start's refresh
+     * makes up for it) */
+    t_log_capture_start();
+    PQclear(t_sql(holder, "BEGIN", 0, NULL));
+    PQclear(t_sql(holder, "SELECT 1 FROM domains WHERE name = 'desk-bob' FOR UPDATE", 0, NULL));
+    event(ev, "desk-bob", "suspended", "paused", "paused");
+    ck_assert(t_log_wait_captured("domain desk-bob: 1 event(s) not recorded for ", 10000));
+    events_free(ev);
+    log = t_log_captured();
+    t_log_capture_stop();
+    ck_assert_msg(t_count_of(log, "not recorded for ") == 1, "%s", log);
+    ck_assert_msg(strstr(log, "another session holds its row; tried again every 1000 ms, the other domains' go on\n"),
+                  "%s", log);
+    ck_assert_msg(strstr(log, "stopping with 1 domain events not recorded (another session holds their rows)"), "%s", log);
+    free(log);
+    ck_assert_int_eq(count("SELECT count(*) FROM domain_events WHERE domain = 'desk-bob'"), 2);
+    PQclear(t_sql(holder, "ROLLBACK", 0, NULL));
     PQfinish(holder);
 }
 END_TEST
@@ -762,6 +830,7 @@ domain_suite(void)
     tcase_add_test(tc, test_newer_event_wins_over_the_completion);
     tcase_add_test(tc, test_event_committed_while_the_completion_is_deferred_wins);
     tcase_add_test(tc, test_held_domain_row_stops_nothing_else);
+    tcase_add_test(tc, test_held_domain_row_holds_up_only_its_events);
     tcase_add_test(tc, test_older_reading_leaves_a_newer_status);
     tcase_add_test(tc, test_ping_agent_reports_the_guest_clock);
     tcase_add_test(tc, test_node_affinity);

@@ -3,7 +3,6 @@
  * characters never reach the log raw, libpq's notices come with time and level, and a database
  * restart leaves no line of the daemon's log without them.
  */
-#include <fcntl.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,76 +14,17 @@
 #include "log.h"
 #include "tutil.h"
 
-/* stderr goes to a temporary file while a test logs; `captured()` returns what it got. */
-static char capture[64];
-static int saved_stderr = -1;
-
-static void
-capture_start(void)
-{
-    int fd;
-
-    snprintf(capture, sizeof(capture), "/tmp/vmrq-log.XXXXXX");
-    ck_assert((fd = mkstemp(capture)) >= 0);
-    fflush(stderr);
-    saved_stderr = dup(2);
-    dup2(fd, 2);
-    close(fd);
-    log_init(true, "vmrqd");
-    log_set_level(LOG_LEVEL_INFO);
-}
-
-/* What stderr got since capture_start() (the caller frees it); counts still pending are said. */
-static char *
-captured(void)
-{
-    char *all = malloc(1 << 20);
-    size_t n = 0;
-    ssize_t r;
-    int fd;
-
-    log_flush();
-    fflush(stderr);
-    ck_assert((fd = open(capture, O_RDONLY)) >= 0);
-    while ((r = read(fd, all + n, (1 << 20) - 1 - n)) > 0)
-        n += (size_t)r;
-    all[n] = '\0';
-    close(fd);
-    return all;
-}
-
-static void
-capture_stop(void)
-{
-    if (saved_stderr >= 0) {
-        dup2(saved_stderr, 2);
-        close(saved_stderr);
-        saved_stderr = -1;
-    }
-    unlink(capture);
-}
-
-static int
-count_of(const char *all, const char *text)
-{
-    int n = 0;
-
-    for (const char *p = all; (p = strstr(p, text)); p += strlen(text))
-        n++;
-    return n;
-}
-
 START_TEST(test_repeats_said_once_then_counted)
 {
     char *all;
 
-    capture_start();
+    t_log_capture_start();
     log_set_repeat_window(3600 * 1000);
     for (int i = 0; i < 250; i++)
         log_warnx("database: could not connect to server");
-    all = captured();
+    all = t_log_captured();
     ck_assert_msg(t_lines(all) == 2, "got: %s", all);
-    ck_assert_int_eq(count_of(all, "vmrqd warning: database: could not connect to server\n"), 1);
+    ck_assert_int_eq(t_count_of(all, "vmrqd warning: database: could not connect to server\n"), 1);
     ck_assert_msg(strstr(all, "vmrqd warning: database: could not connect to server (repeated 249 times in 0 s)\n"),
                   "got: %s", all);
     free(all);
@@ -92,11 +32,11 @@ START_TEST(test_repeats_said_once_then_counted)
     log_info("first");
     log_info("first");
     log_info("second");
-    all = captured();
+    all = t_log_captured();
     ck_assert_msg(strstr(all, "first\n") && strstr(all, "first (repeated 1 time in 0 s)\n") &&
                   strstr(all, "(repeated 1 time in 0 s)\n") < strstr(all, "second\n"), "got: %s", all);
     free(all);
-    capture_stop();
+    t_log_capture_stop();
 }
 END_TEST
 
@@ -106,7 +46,7 @@ START_TEST(test_repeats_told_every_window)
     char *all = NULL;
     bool told = false;
 
-    capture_start();
+    t_log_capture_start();
     log_set_repeat_window(20);
     log_warnx("lane 0: claim failed");
     for (int i = 0; i < 200000 && !told; i++) {
@@ -114,13 +54,13 @@ START_TEST(test_repeats_told_every_window)
         if (i % 1000 == 0) {
             free(all);
             fflush(stderr);
-            all = captured(); /* captured() flushes: look before it does */
-            told = count_of(all, "(repeated") > 0;
+            all = t_log_captured(); /* t_log_captured() flushes: look before it does */
+            told = t_count_of(all, "(repeated") > 0;
         }
     }
     ck_assert_msg(told, "never counted");
     free(all);
-    capture_stop();
+    t_log_capture_stop();
 }
 END_TEST
 
@@ -128,14 +68,14 @@ START_TEST(test_control_characters_escaped)
 {
     char *all;
 
-    capture_start();
+    t_log_capture_start();
     log_warnx("user '%s' refused", "eve\n2026-01-01 00:00:00.000 vmrqd info: forged\t\x1b[31m\x7f");
-    all = captured();
+    all = t_log_captured();
     ck_assert_msg(t_lines(all) == 1, "got: %s", all);
     ck_assert_msg(strstr(all, "user 'eve\\n2026-01-01 00:00:00.000 vmrqd info: forged\\t\\x1b[31m\\x7f' refused\n"),
                   "got: %s", all);
     free(all);
-    capture_stop();
+    t_log_capture_stop();
 }
 END_TEST
 
@@ -143,16 +83,16 @@ START_TEST(test_libpq_notices_logged)
 {
     char *all;
 
-    capture_start();
+    t_log_capture_start();
     log_libpq_notice(NULL, "FATAL:  terminating connection due to administrator command\n");
     log_libpq_notice(NULL, "NOTICE:  relation \"x\" already exists, skipping\n");
-    all = captured();
+    all = t_log_captured();
     ck_assert_msg(t_lines(all) == 2, "got: %s", all);
     ck_assert_msg(strstr(all, " vmrqd warning: database: FATAL:  terminating connection due to administrator command\n"),
                   "got: %s", all);
     ck_assert_msg(strstr(all, " vmrqd info: database: NOTICE:  relation \"x\" already exists, skipping\n"), "got: %s", all);
     free(all);
-    capture_stop();
+    t_log_capture_stop();
 }
 END_TEST
 

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "tutil.h"
 
 static void
@@ -174,6 +175,79 @@ t_lines(const char *s)
         if (*p == '\n')
             n++;
     return n + (*s && s[strlen(s) - 1] != '\n');
+}
+
+/* stderr goes to this temporary file between t_log_capture_start() and t_log_capture_stop(). */
+static char capture[64];
+static int saved_stderr = -1;
+
+void
+t_log_capture_start(void)
+{
+    int fd;
+
+    snprintf(capture, sizeof(capture), "/tmp/vmrq-log.XXXXXX");
+    ck_assert((fd = mkstemp(capture)) >= 0);
+    fflush(stderr);
+    saved_stderr = dup(2);
+    dup2(fd, 2);
+    close(fd);
+    log_init(true, "vmrqd");
+    log_set_level(LOG_LEVEL_INFO);
+}
+
+char *
+t_log_captured(void)
+{
+    char *all = malloc(1 << 20);
+    size_t n = 0;
+    ssize_t r;
+    int fd;
+
+    ck_assert(all != NULL);
+    log_flush();
+    fflush(stderr);
+    ck_assert((fd = open(capture, O_RDONLY)) >= 0);
+    while ((r = read(fd, all + n, (1 << 20) - 1 - n)) > 0)
+        n += (size_t)r;
+    all[n] = '\0';
+    close(fd);
+    return all;
+}
+
+bool
+t_log_wait_captured(const char *text, int timeout_ms)
+{
+    for (int waited = 0;; waited += 20) {
+        char *all = t_log_captured();
+        bool found = strstr(all, text) != NULL;
+
+        free(all);
+        if (found || waited >= timeout_ms)
+            return found;
+        usleep(20 * 1000);
+    }
+}
+
+void
+t_log_capture_stop(void)
+{
+    if (saved_stderr >= 0) {
+        dup2(saved_stderr, 2);
+        close(saved_stderr);
+        saved_stderr = -1;
+    }
+    unlink(capture);
+}
+
+int
+t_count_of(const char *all, const char *text)
+{
+    int n = 0;
+
+    for (const char *p = all; (p = strstr(p, text)); p += strlen(text))
+        n++;
+    return n;
 }
 
 void

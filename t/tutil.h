@@ -61,6 +61,17 @@ struct t_cli t_cli_run(const char *arg, ...) __attribute__((sentinel));
 void t_cli_free(struct t_cli *r);
 /* Number of lines in s (a final line without newline counts). */
 int t_lines(const char *s);
+/* How many times `text` occurs in `all`. */
+int t_count_of(const char *all, const char *text);
+
+/* vmrqd's log of this test process (log.h), at level info: to a temporary file from
+ * t_log_capture_start() until t_log_capture_stop(); t_log_captured() returns what it got so
+ * far, counts of repeated messages said (the caller frees it); t_log_wait_captured() waits
+ * until it has `text`, false if it has not after timeout_ms. */
+void t_log_capture_start(void);
+char *t_log_captured(void);
+bool t_log_wait_captured(const char *text, int timeout_ms);
+void t_log_capture_stop(void);
 
 /* A vmrqd started by a test ($VMRQD -d -f CONF), killed if the test process dies. */
 struct t_daemon {
