@@ -209,7 +209,8 @@ add_display(struct vmrqd_worker *w, const struct dom_info *info, struct json_obj
  * hypervisor no longer has are marked missing; a status observed after the listing (an event)
  * is left as it is. Only rows of this node are written (and rows of no node its hypervisor has,
  * which become its own): a domain whose name another node's row holds is not adopted but kept
- * in domain_conflicts, logged the first time it is seen. */
+ * in domain_conflicts, logged the first time it is seen. A row another session holds is left
+ * as it is (output "held"; logged). */
 void
 handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
 {
@@ -263,10 +264,17 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "     h AS (SELECT * FROM hv WHERE vmrq_name_ok(name)),"
         "     bad AS (SELECT name, uuid FROM hv WHERE NOT vmrq_name_ok(name)),"
         "     node AS (SELECT id FROM nodes WHERE name = $2),"  /* none: nothing below is written */
-        /* locked first, in id order, as every writer of several domains does (claim.c) */
+        /* locked first, in id order, as every writer of several domains does (claim.c); a row
+         * another session holds is not waited for (an operator's psql left in a transaction
+         * would keep this worker, and every later refresh of the node): it is left as it is,
+         * counted, and the next refresh takes it */
         "     lk AS (SELECT o.id FROM domains o"
         "             WHERE o.name IN (SELECT name FROM h) OR o.id_node = (SELECT id FROM node)"
-        "             ORDER BY o.id FOR UPDATE),"
+        "             ORDER BY o.id FOR UPDATE SKIP LOCKED),"
+        "     held AS (SELECT o.id, o.name FROM domains o"
+        "               WHERE (o.name IN (SELECT name FROM h) OR o.id_node = (SELECT id FROM node))"
+        "                 AND (o.id_node IS NULL OR o.id_node = (SELECT id FROM node))"  /* ours to write */
+        "                 AND o.id NOT IN (SELECT id FROM lk)),"
         /* a name another node's row holds is that node's: not adopted, recorded */
         "     other AS (SELECT h.name, h.uuid FROM h JOIN domains o ON o.name = h.name"
         "                WHERE (SELECT count(*) FROM lk) >= 0 AND o.id_node <> (SELECT id FROM node)),"
@@ -279,6 +287,7 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "                   h.status, to_timestamp($3::float8), node.id, h.dtype, h.dhost, h.dport, h.dtls, h.dpass"
         "              FROM h, node"
         "             WHERE (SELECT count(*) FROM lk) >= 0 AND h.name NOT IN (SELECT name FROM other)"
+        "               AND h.name NOT IN (SELECT name FROM held)"
         "            ON CONFLICT (name) DO UPDATE"
         "               SET status = CASE WHEN " REFRESH_NEWER " THEN EXCLUDED.status ELSE d.status END,"
         "                   status_seen = greatest(d.status_seen, EXCLUDED.status_seen),"
@@ -302,6 +311,7 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "                                   date_changed = now()"
         "               WHERE (SELECT count(*) FROM lk) >= 0"
         "                 AND d.status <> 'missing' AND d.name NOT IN (SELECT name FROM h)"
+        "                 AND d.id NOT IN (SELECT id FROM held)"
         "                 AND d.id_node = (SELECT id FROM node)"
         "                 AND " DOMAIN_STATUS_NOT_OLDER("d", "to_timestamp($3::float8)")
         "              RETURNING 1),"
@@ -319,7 +329,8 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "           FROM seen s JOIN domains o ON o.name = s.name JOIN nodes n ON n.id = o.id_node WHERE s.first),"
         "        (SELECT count(*) FROM over), (SELECT count(*) FROM node),"
         "        (SELECT string_agg(format('%L', s.name), ', ' ORDER BY s.name) FROM seen s"
-        "          WHERE s.first AND NOT vmrq_name_ok(s.name))",
+        "          WHERE s.first AND NOT vmrq_name_ok(s.name)),"
+        "        (SELECT count(*) FROM held), (SELECT string_agg(format('%L', name), ', ' ORDER BY name) FROM held)",
         3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         job_fail_pg(job, conn, res, "refresh_vms");
@@ -337,11 +348,15 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
     if (!PQgetisnull(res, 0, 7))
         log_warnx("refresh_vms: not adopted, a name vmrq cannot hold (1 to 100 characters, no control"
                   " character, no space at either end): %s", PQgetvalue(res, 0, 7));
+    if (!PQgetisnull(res, 0, 9))
+        log_warnx("refresh_vms: left as they are, another session holds their rows: %s; the next"
+                  " refresh takes them", PQgetvalue(res, 0, 9));
     out = json_object_new_object();
     json_object_object_add(out, "added", json_object_new_int(atoi(PQgetvalue(res, 0, 0))));
     json_object_object_add(out, "refreshed", json_object_new_int(atoi(PQgetvalue(res, 0, 1))));
     json_object_object_add(out, "missing", json_object_new_int(atoi(PQgetvalue(res, 0, 2))));
     json_object_object_add(out, "conflicts", json_object_new_int(atoi(PQgetvalue(res, 0, 3))));
+    json_object_object_add(out, "held", json_object_new_int(atoi(PQgetvalue(res, 0, 8))));
     PQclear(res);
     res = PQexecParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {

@@ -392,10 +392,45 @@ START_TEST(test_refresh_vms_after_changes_behind_our_back)
     ck_assert_str_eq(db_status("lab-server"), "running");
     ck_assert_str_eq(db_status("ghost"), "missing");
     res = t_sql(t_db, "SELECT output::text FROM requests WHERE command = 'refresh_vms' ORDER BY id DESC LIMIT 1", 0, NULL);
-    ck_assert_str_eq(PQgetvalue(res, 0, 0), "{\"added\": 0, \"missing\": 1, \"conflicts\": 0, \"refreshed\": 6}");
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "{\"held\": 0, \"added\": 0, \"missing\": 1, \"conflicts\": 0,"
+                                             " \"refreshed\": 6}");
     PQclear(res);
     /* owners survive a refresh */
     ck_assert_int_eq(t_sql_int(t_db, "SELECT id_owner FROM domains WHERE name = 'desk-alice'", 0, NULL), ALICE);
+}
+END_TEST
+
+/* A row another session holds (an operator's psql left in a transaction) does not keep
+ * refresh_vms waiting: the rows it can take are brought in line, that one is left as it is and
+ * counted, and the next refresh, once it is free, takes it. */
+START_TEST(test_refresh_vms_leaves_a_held_row_to_the_next)
+{
+    PGconn *holder = t_connect();
+    struct driver_dom *dom;
+    PGresult *res;
+
+    refresh_and_own();
+    for (int i = 0; i < 2; i++) { /* virsh destroy, as it were */
+        dom = driver_lookup(drv, i ? "desk-bob" : "desk-alice", NULL);
+        ck_assert_int_eq(driver_destroy(drv, dom), 0);
+        driver_dom_free(drv, dom);
+    }
+    PQclear(t_sql(holder, "BEGIN", 0, NULL));
+    PQclear(t_sql(holder, "SELECT 1 FROM domains WHERE name = 'desk-bob' FOR UPDATE", 0, NULL));
+    ck_assert_str_eq(outcome(run("refresh_vms", "{}")), "done");
+    ck_assert_str_eq(db_status("desk-alice"), "shutdown");
+    ck_assert_str_eq(db_status("desk-bob"), "running");
+    res = t_sql(t_db, "SELECT output->>'held', output->>'refreshed' FROM requests WHERE command = 'refresh_vms'"
+                      " ORDER BY id DESC LIMIT 1", 0, NULL);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "1");
+    ck_assert_str_eq(PQgetvalue(res, 0, 1), "5");
+    PQclear(res);
+    PQclear(t_sql(holder, "COMMIT", 0, NULL));
+    ck_assert_str_eq(outcome(run("refresh_vms", "{}")), "done");
+    ck_assert_str_eq(db_status("desk-bob"), "shutdown");
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT (output->>'held')::int FROM requests WHERE command = 'refresh_vms'"
+                                     " ORDER BY id DESC LIMIT 1", 0, NULL), 0);
+    PQfinish(holder);
 }
 END_TEST
 
@@ -825,6 +860,7 @@ domain_suite(void)
     tcase_add_test(tc, test_shutdown_start);
     tcase_add_test(tc, test_refresh_vms_after_changes_behind_our_back);
     tcase_add_test(tc, test_refresh_vms_leaves_out_a_name_it_cannot_hold);
+    tcase_add_test(tc, test_refresh_vms_leaves_a_held_row_to_the_next);
     tcase_add_test(tc, test_events_follow_the_hypervisor);
     tcase_add_test(tc, test_event_bursts_keep_order_and_last_status);
     tcase_add_test(tc, test_newer_event_wins_over_the_completion);
