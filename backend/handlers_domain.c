@@ -204,6 +204,57 @@ add_display(struct vmrqd_worker *w, const struct dom_info *info, struct json_obj
     driver_dom_free(w->drv, dom);
 }
 
+/* Runs a statement of refresh_lock() that returns no rows; 0, or -1 with the job failed. */
+static int
+refresh_exec(struct vmrqd_job *job, PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+    int ret = 0;
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        job_fail_pg(job, conn, res, "refresh_vms");
+        ret = -1;
+    }
+    PQclear(res);
+    return ret;
+}
+
+/* Locks, in id order, the rows refresh_vms may write ($1 the hypervisor's domains as JSON rows,
+ * $2 the node), waiting at most 100 ms for each: vmrqd's own event sink and completions hold one
+ * for a millisecond or two. If one stays held longer (another session's open transaction), none
+ * is kept, and the statement that follows skips those it cannot take. 0, or -1 with the job
+ * failed (the database). */
+static int
+refresh_lock(struct vmrqd_job *job, PGconn *conn, const char *const *params)
+{
+    PGresult *res;
+    const char *state;
+    bool held;
+
+    if (refresh_exec(job, conn, "SAVEPOINT refresh_lock") < 0 ||
+        refresh_exec(job, conn, "SET LOCAL lock_timeout = '100ms'") < 0)
+        return -1;
+    res = PQexecParams(conn,
+        "SELECT 1 FROM domains o"
+        " WHERE o.name IN (SELECT x.name FROM jsonb_to_recordset($1::jsonb) AS x(name text))"
+        "    OR o.id_node = (SELECT id FROM nodes WHERE name = $2)"
+        " ORDER BY o.id FOR UPDATE",
+        2, NULL, params, NULL, NULL, 0);
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    held = state && strcmp(state, "55P03") == 0; /* lock_not_available */
+    if (PQresultStatus(res) != PGRES_TUPLES_OK && !held) {
+        job_fail_pg(job, conn, res, "refresh_vms");
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    if (held) /* the rows it took go with the savepoint, and so does the timeout */
+        return refresh_exec(job, conn, "ROLLBACK TO SAVEPOINT refresh_lock");
+    if (refresh_exec(job, conn, "RELEASE SAVEPOINT refresh_lock") < 0)
+        return -1;
+    return refresh_exec(job, conn, "SET LOCAL lock_timeout TO DEFAULT");
+}
+
 /* Brings the domains of this node in line with the hypervisor in one statement: new ones appear
  * (without owner: operators and admins may act on them), known ones get their state, those the
  * hypervisor no longer has are marked missing; a status observed after the listing (an event)
@@ -257,6 +308,8 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
     params[0] = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN);
     params[1] = w->node;
     params[2] = seen;
+    if (refresh_lock(job, conn, params) < 0)
+        goto rollback;
     res = PQexecParams(conn,
         "WITH hv AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(name text, uuid uuid, status text,"
         "                       dtype text, dhost text, dport int, dtls int, dpass text)),"
@@ -265,9 +318,9 @@ handle_refresh_vms(struct vmrqd_job *job, struct vmrqd_worker *w)
         "     bad AS (SELECT name, uuid FROM hv WHERE NOT vmrq_name_ok(name)),"
         "     node AS (SELECT id FROM nodes WHERE name = $2),"  /* none: nothing below is written */
         /* locked first, in id order, as every writer of several domains does (claim.c); a row
-         * another session holds is not waited for (an operator's psql left in a transaction
-         * would keep this worker, and every later refresh of the node): it is left as it is,
-         * counted, and the next refresh takes it */
+         * another session holds past refresh_lock()'s wait is not waited for (an operator's psql
+         * left in a transaction would keep this worker, and every later refresh of the node): it
+         * is left as it is, counted, and the next refresh takes it */
         "     lk AS (SELECT o.id FROM domains o"
         "             WHERE o.name IN (SELECT name FROM h) OR o.id_node = (SELECT id FROM node)"
         "             ORDER BY o.id FOR UPDATE SKIP LOCKED),"
