@@ -315,8 +315,28 @@ run_simple(PGconn *conn, const char *sql)
     return ok ? 0 : -1;
 }
 
+int
+claim_enqueue_nowait(PGconn *conn, vmrq_request *req)
+{
+    bool own = PQtransactionStatus(conn) == PQTRANS_IDLE;
+
+    if (own && run_simple(conn, "BEGIN") < 0)
+        return -1;
+    if (run_simple(conn, "SET LOCAL lock_timeout = '100ms'") < 0 || vmrq_request_enqueue(conn, req) < 0) {
+        if (own && PQstatus(conn) == CONNECTION_OK)
+            run_simple(conn, "ROLLBACK");
+        return -1;
+    }
+    /* not for the COMMIT: it waits for the notification queue's lock, another committer's */
+    if (run_simple(conn, "SET LOCAL lock_timeout TO DEFAULT") < 0 || (own && run_simple(conn, "COMMIT") < 0))
+        return -1;
+    return 0;
+}
+
 /* One job with follow-ups: enqueue them and complete it in one transaction. A follow-up the
- * catalog refuses is a handler bug: the job fails naming it, and nothing is enqueued. */
+ * catalog refuses is a handler bug: the job fails naming it, and nothing is enqueued. One whose
+ * twin another session has enqueued and not committed is left for later, as a held domain row
+ * is (deferred): neither waits for that session. */
 static int
 complete_with_followups(PGconn *conn, int daemon, struct vmrqd_job *job, long long backoff_ms, struct claim_more *more)
 {
@@ -329,11 +349,20 @@ complete_with_followups(PGconn *conn, int daemon, struct vmrqd_job *job, long lo
         if (job->chained[i] &&
             vmrq_request_set_int(job->followups[i], "after_request", vmrq_request_id(job->followups[i - 1])) < 0)
             goto cleanup;
-        if (vmrq_request_enqueue(conn, job->followups[i]) < 0) {
+        if (claim_enqueue_nowait(conn, job->followups[i]) < 0) {
             char why[1024];
             snprintf(why, sizeof(why), "%s", vmrq_error_message());
             if (PQstatus(conn) != CONNECTION_OK || run_simple(conn, "ROLLBACK") < 0)
                 goto cleanup;
+            if (vmrq_error_code() == VMRQ_ERR_TIMEOUT) {
+                if (!job->deferred_told)
+                    log_warnx("request %lld (%s): finished, but another session has enqueued the same %s"
+                              " and not committed yet: its outcome is written once it has", job->id,
+                              job->command, vmrq_request_command(job->followups[i]));
+                job->deferred = job->deferred_told = true;
+                ret = 0;
+                goto cleanup;
+            }
             job_fail(job, false, "follow-up %s refused: %s", vmrq_request_command(job->followups[i]), why);
             for (size_t k = 0; k < job->nfollowups; k++)
                 vmrq_request_free(job->followups[k]);

@@ -55,6 +55,14 @@ int claim_complete(PGconn *conn, int daemon, struct vmrqd_job *list, long long b
  * those from *list and returns them, in order (NULL if none); the list's owner owns both. */
 struct vmrqd_job *claim_take_deferred(struct vmrqd_job **list);
 
+/* Enqueues `req` (the caller's) as vmrqd enqueues its own requests: in the caller's open
+ * transaction on `conn`, or in one of its own if none is open, waiting at most 100 ms for a
+ * lock. A no-duplicate twin another session has inserted and not committed would otherwise
+ * hold vmrqd until that session ends (the insert must learn whether it commits): -1 then with
+ * VMRQ_ERR_TIMEOUT, for the caller to try again later (the caller's transaction aborted, its
+ * own rolled back). 0, or -1 as vmrq_request_enqueue(). */
+int claim_enqueue_nowait(PGconn *conn, vmrq_request *req);
+
 /* Stamps, on worker w's connection, that the handler of `job` (a worker's, not an inline one,
  * which its claim stamps) starts now (SQL vmrq_handler_started()): recovery then knows that
  * its vmrqd died running it, not merely holding it. 0 if the handler may run; -1 if not, the

@@ -28,6 +28,8 @@
 #include "notify.h"
 #include "pool.h"
 
+#define PERIODIC_AGAIN_MS 5000LL /* a periodic request that could not be enqueued: tried again this soon */
+
 volatile sig_atomic_t vmrqd_sig_term;
 volatile sig_atomic_t vmrqd_sig_hup;
 
@@ -367,9 +369,11 @@ claim_pass(struct vmrqd *d)
 }
 
 /* The daemon's own periodic requests: cleanup (with the configured retention) and refresh_vms
- * of this node. A pending identical one is reused (both are NODUP). */
-static void
-enqueue_periodic(struct vmrqd *d, const char *command)
+ * of this node. A pending identical one is reused (both are NODUP); one another session has
+ * enqueued and not committed is not waited for (claim_enqueue_nowait()). Returns when the next
+ * is due: `interval_ms` from now, or at most PERIODIC_AGAIN_MS if this one could not be enqueued. */
+static long long
+enqueue_periodic(struct vmrqd *d, const char *command, long long interval_ms)
 {
     vmrq_request *req = vmrq_request_new(command);
     int rc = req ? 0 : -1;
@@ -378,13 +382,20 @@ enqueue_periodic(struct vmrqd *d, const char *command)
         rc = vmrq_request_set_int(req, "older_than", d->cfg->retention_ms / 1000);
     else if (rc == 0)
         rc = vmrq_request_set_string(req, "node", d->cfg->node);
-    if (rc < 0 || vmrq_request_enqueue(d->ctl.conn, req) < 0) {
-        log_warnx("cannot enqueue %s: %s", command, vmrq_error_message());
-        ctl_check(&d->ctl);
-    } else {
+    if (rc == 0 && claim_enqueue_nowait(d->ctl.conn, req) == 0) {
         log_debug("enqueued %s as request %lld", command, vmrq_request_id(req));
+    } else {
+        if (rc == 0 && vmrq_error_code() == VMRQ_ERR_TIMEOUT)
+            log_warnx("cannot enqueue %s: another session has enqueued the same request and not"
+                      " committed yet; tried again in %lld s", command, PERIODIC_AGAIN_MS / 1000);
+        else
+            log_warnx("cannot enqueue %s: %s", command, vmrq_error_message());
+        ctl_check(&d->ctl);
+        if (interval_ms > PERIODIC_AGAIN_MS)
+            interval_ms = PERIODIC_AGAIN_MS;
     }
     vmrq_request_free(req);
+    return now_ms() + interval_ms;
 }
 
 /* The time from one beat to the next. A daemon that holds requests (claimed, running, or their
@@ -447,12 +458,10 @@ housekeeping(struct vmrqd *d)
     if (!live)
         return;
     if (d->cfg->cleanup_interval_ms > 0 && now >= d->next_cleanup_ms) {
-        enqueue_periodic(d, "cleanup");
-        d->next_cleanup_ms = now + d->cfg->cleanup_interval_ms;
+        d->next_cleanup_ms = enqueue_periodic(d, "cleanup", d->cfg->cleanup_interval_ms);
     }
     if (d->cfg->refresh_interval_ms > 0 && now >= d->next_refresh_ms) {
-        enqueue_periodic(d, "refresh_vms");
-        d->next_refresh_ms = now + d->cfg->refresh_interval_ms;
+        d->next_refresh_ms = enqueue_periodic(d, "refresh_vms", d->cfg->refresh_interval_ms);
     }
 }
 

@@ -83,8 +83,10 @@ vmrq_error_from_pg(PGconn *conn, const PGresult *res, const char *what)
         code = VMRQ_ERR_NOT_FOUND;
     else if (state && strcmp(state, "55000") == 0)
         code = VMRQ_ERR_STATE;
+    else if (state && strcmp(state, "55P03") == 0)
+        code = VMRQ_ERR_TIMEOUT; /* the session's lock_timeout: what it waited for, another holds */
 
-    if (code != VMRQ_ERR_DB && primary)
+    if (code != VMRQ_ERR_DB && code != VMRQ_ERR_TIMEOUT && primary)
         vmrq_error_set(code, "%s", primary); /* vmrq's own message, as the catalog words it */
     else if (primary)
         vmrq_error_set(code, "%s: %s", what, primary);

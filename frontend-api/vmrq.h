@@ -44,7 +44,7 @@ typedef enum {
     VMRQ_ERR_INVALID,   /* bad input: unknown command, bad argument, bad option (exit 2) */
     VMRQ_ERR_NOT_FOUND, /* no such request, user, domain or node */
     VMRQ_ERR_STATE,     /* the object is in a state that forbids the operation */
-    VMRQ_ERR_TIMEOUT,   /* a wait ran out of time */
+    VMRQ_ERR_TIMEOUT,   /* a wait ran out of time (the session's lock_timeout too: SQLSTATE 55P03) */
     VMRQ_ERR_DB,        /* the database failed or could not be reached */
     VMRQ_ERR_SYSTEM,    /* out of memory, poll() failure and such */
     VMRQ_ERR_LAST

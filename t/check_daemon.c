@@ -782,6 +782,37 @@ START_TEST(test_drain_keeps_beating)
 }
 END_TEST
 
+/* An operator's psql left in a transaction after enqueueing what vmrqd enqueues itself: a
+ * refresh_vms of its node, no-duplicate, so vmrqd's own insert would wait to learn whether that
+ * one commits. vmrqd does not wait behind it: it says so and tries again later, beats past two
+ * leases (no other vmrqd's recovery takes its requests), and runs the requests that come; once
+ * the other commits, that refresh runs like any other. */
+START_TEST(test_uncommitted_twin_stops_nothing)
+{
+    PGconn *holder = t_connect();
+    char sql[256];
+
+    t_daemon_start(&da, FAST "node = twin\nrefresh_interval = 1s\n", false);
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'refresh_vms'"
+                                        " AND status = 'done'", 1, 5000), 1);
+    PQclear(t_sql(holder, "BEGIN", 0, NULL));
+    PQclear(t_sql(holder, "SELECT vmrq_request('refresh_vms', '{\"node\": \"twin\"}')", 0, NULL));
+    PQclear(t_sql(t_db, "CREATE TEMP TABLE held_since AS SELECT now() AS at", 0, NULL));
+    ck_assert(t_daemon_wait_logged(&da, "cannot enqueue refresh_vms: another session has enqueued the same"
+                                        " request and not committed yet; tried again in ", 5000));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'ping_backend'"
+                                        " AND status = 'done'", 1, 5000), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM daemons, held_since"
+                               " WHERE pid = %d AND heartbeat_at > at + interval '2 s'", (int)da.pid);
+    ck_assert_int_eq(t_wait_value(t_db, sql, 1, 10000), 1);
+    PQclear(t_sql(holder, "COMMIT", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'refresh_vms'"
+                                        " AND status = 'done'", 2, 10000), 2);
+    PQfinish(holder);
+}
+END_TEST
+
 /* An idle vmrqd beats every two thirds of its lease: fewer round trips than every half lease
  * (make bench, fleet: idle database CPU), yet a third of the lease left before its row looks
  * dead. Four heartbeats on the database's clock; none early (each timer counts from the last
@@ -987,6 +1018,7 @@ daemon_suite(void)
     tcase_add_test(tc, test_drain_waits_without_spinning);
     tcase_add_test(tc, test_drain_keeps_beating);
     tcase_add_test(tc, test_idle_beats_every_two_thirds_of_the_lease);
+    tcase_add_test(tc, test_uncommitted_twin_stops_nothing);
     tcase_add_test(tc, test_sighup_keeps_running_on_a_broken_file);
     tcase_add_test(tc, test_valgrind_clean);
     tcase_add_test(tc, test_cleanup_in_batches);

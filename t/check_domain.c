@@ -691,6 +691,54 @@ START_TEST(test_held_domain_row_stops_nothing_else)
 }
 END_TEST
 
+/* The same with a follow-up: an operator's psql left in a transaction after enqueueing
+ * force_shutdown for desk-bob (no-duplicate: the follow-up of bob's shutdown is its twin, and
+ * its insert would wait to learn whether that one commits). The daemon goes on as above, the
+ * shutdown left working; once the other commits, the shutdown is done and its follow-up is that
+ * force_shutdown, not a second one. */
+START_TEST(test_uncommitted_follow_up_twin_stops_nothing_else)
+{
+    struct t_daemon d;
+    char conf[PATH_MAX + 128], sql[256];
+    PGconn *holder = t_connect();
+
+    memset(&d, 0, sizeof(d));
+    snprintf(conf, sizeof(conf), "lease = 1s\nlibvirt_uri = %s\nnode = demo\n", uri);
+    t_daemon_start(&d, conf, false);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'refresh_vms'"
+                                        " AND status = 'done'", 1, 5000), 1);
+    PQclear(t_sql(t_db, "UPDATE domains SET id_owner = u.id FROM users u WHERE domains.name = 'desk-' || u.name", 0, NULL));
+
+    PQclear(t_sql(holder, "BEGIN", 0, NULL));
+    PQclear(t_sql(holder, "SELECT vmrq_request('force_shutdown', jsonb_build_object('uid', 2, 'id_domain', id,"
+                          " 'at', (now() + interval '1 hour')::text)) FROM domains WHERE name = 'desk-bob'", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('shutdown', '{\"uid\": 2, \"name\": \"desk-bob\", \"timeout\": 1}')",
+                  0, NULL));
+    ck_assert(t_daemon_wait_logged(&d, "(shutdown): finished, but another session has enqueued the same force_shutdown"
+                                       " and not committed yet", 5000));
+    PQclear(t_sql(t_db, "CREATE TEMP TABLE held_since AS SELECT now() AS at", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend'), vmrq_request('pause', '{\"uid\": 1, \"name\": \"desk-alice\"}')",
+                  0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command IN ('ping_backend', 'pause')"
+                                        " AND status = 'done'", 2, 5000), 2);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM daemons, held_since"
+                               " WHERE pid = %d AND heartbeat_at > at + interval '2 s'", (int)d.pid);
+    ck_assert_int_eq(t_wait_value(t_db, sql, 1, 10000), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'shutdown' AND status = 'working'"), 1);
+
+    PQclear(t_sql(holder, "COMMIT", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'shutdown' AND status = 'done'",
+                                  1, 10000), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'force_shutdown' AND status = 'requested'"
+                           " AND at_time > now() + interval '50 minutes'"), 1);
+    ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'force_shutdown'"), 1);
+    ck_assert_int_eq(t_daemon_wait(&d, SIGTERM, 5000), 0);
+    t_daemon_cleanup(&d);
+    PQfinish(holder);
+}
+END_TEST
+
 /* A burst of events (a classroom's desktops changing at once) is written in batches: every
  * event kept, in the order it came, each domain ending with the status of its last lifecycle
  * event (a reboot leaves it alone), and what is queued when the sink stops is written, not lost. */
@@ -867,6 +915,7 @@ domain_suite(void)
     tcase_add_test(tc, test_event_committed_while_the_completion_is_deferred_wins);
     tcase_add_test(tc, test_held_domain_row_stops_nothing_else);
     tcase_add_test(tc, test_held_domain_row_holds_up_only_its_events);
+    tcase_add_test(tc, test_uncommitted_follow_up_twin_stops_nothing_else);
     tcase_add_test(tc, test_older_reading_leaves_a_newer_status);
     tcase_add_test(tc, test_ping_agent_reports_the_guest_clock);
     tcase_add_test(tc, test_node_affinity);

@@ -292,6 +292,28 @@ START_TEST(test_wait_wakes_on_completion)
 }
 END_TEST
 
+/* A no-duplicate request whose twin another session has inserted and not committed waits to
+ * learn whether that one commits; with a lock_timeout, the wait that runs out is
+ * VMRQ_ERR_TIMEOUT (vmrqd's own enqueues rely on it), and nothing is enqueued. */
+START_TEST(test_lock_timeout_is_a_timeout)
+{
+    PGconn *holder = t_connect();
+    vmrq_request *req = vmrq_request_new("cleanup");
+
+    PQclear(t_sql(holder, "BEGIN", 0, NULL));
+    PQclear(t_sql(holder, "SELECT vmrq_request('cleanup')", 0, NULL));
+    PQclear(t_sql(t_db, "SET lock_timeout = '50ms'", 0, NULL));
+    ck_assert_int_eq(vmrq_request_enqueue(t_db, req), -1);
+    ck_assert_int_eq(vmrq_error_code(), VMRQ_ERR_TIMEOUT);
+    ck_assert_str_eq(vmrq_error_message(), "cleanup: canceling statement due to lock timeout");
+    PQclear(t_sql(t_db, "RESET lock_timeout", 0, NULL));
+    PQclear(t_sql(holder, "ROLLBACK", 0, NULL));
+    ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests", 0, NULL), 0);
+    vmrq_request_free(req);
+    PQfinish(holder);
+}
+END_TEST
+
 START_TEST(test_wait_times_out)
 {
     vmrq_request *req = enqueue("ping_backend", "{}");
@@ -434,6 +456,7 @@ queue_suite(void)
     tcase_add_test(tc, test_every_path_gives_uuid_v7);
     tcase_add_test(tc, test_status_enum_matches_sql);
     tcase_add_test(tc, test_database_gone);
+    tcase_add_test(tc, test_lock_timeout_is_a_timeout);
     suite_add_tcase(s, tc);
     return s;
 }
