@@ -81,6 +81,17 @@ outcome(long long id)
     return t_outcome(t_db, id);
 }
 
+/* Powers `name` off on the hypervisor behind vmrq's back, as virsh destroy would. */
+static void
+virsh_destroy(const char *name)
+{
+    struct driver_dom *dom = driver_lookup(drv, name, NULL);
+
+    ck_assert_ptr_nonnull(dom);
+    ck_assert_int_eq(driver_destroy(drv, dom), 0);
+    driver_dom_free(drv, dom);
+}
+
 /* domains.status of `name`, and what the hypervisor says of it (static buffers). */
 static const char *
 db_status(const char *name)
@@ -375,15 +386,12 @@ END_TEST
 /* refresh_vms brings the table in line after changes behind vmrq's back. */
 START_TEST(test_refresh_vms_after_changes_behind_our_back)
 {
-    struct driver_dom *dom;
     PGresult *res;
 
     refresh_and_own();
     ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domains", 0, NULL), 6);
     ck_assert_str_eq(db_status("class-02"), "hibernated");
-    dom = driver_lookup(drv, "desk-alice", NULL);
-    ck_assert_int_eq(driver_destroy(drv, dom), 0); /* virsh destroy, as it were */
-    driver_dom_free(drv, dom);
+    virsh_destroy("desk-alice");
     PQclear(t_sql(t_db, "INSERT INTO domains (name, id_node, status) VALUES ('ghost', 1, 'running')", 0, NULL));
     PQclear(t_sql(t_db, "UPDATE domains SET status = 'paused' WHERE name = 'lab-server'", 0, NULL));
 
@@ -406,15 +414,11 @@ END_TEST
 START_TEST(test_refresh_vms_leaves_a_held_row_to_the_next)
 {
     PGconn *holder = t_connect();
-    struct driver_dom *dom;
     PGresult *res;
 
     refresh_and_own();
-    for (int i = 0; i < 2; i++) { /* virsh destroy, as it were */
-        dom = driver_lookup(drv, i ? "desk-bob" : "desk-alice", NULL);
-        ck_assert_int_eq(driver_destroy(drv, dom), 0);
-        driver_dom_free(drv, dom);
-    }
+    virsh_destroy("desk-alice");
+    virsh_destroy("desk-bob");
     PQclear(t_sql(holder, "BEGIN", 0, NULL));
     PQclear(t_sql(holder, "SELECT 1 FROM domains WHERE name = 'desk-bob' FOR UPDATE", 0, NULL));
     ck_assert_str_eq(outcome(run("refresh_vms", "{}")), "done");
@@ -453,10 +457,7 @@ START_TEST(test_events_follow_the_hypervisor)
     ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM requests WHERE command = 'force_shutdown'"
                                      " AND output->>'note' = 'domain already down' AND started_at IS NULL", 0, NULL), 1);
 
-    /* behind vmrq's back, as virsh destroy would */
-    dom = driver_lookup(drv, "desk-bob", NULL);
-    ck_assert_int_eq(driver_destroy(drv, dom), 0);
-    driver_dom_free(drv, dom);
+    virsh_destroy("desk-bob");
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domains WHERE name = 'desk-bob' AND status = 'shutdown'",
                                   1, 1000), 1);
     ck_assert_int_eq(t_sql_int(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-bob'"
@@ -642,6 +643,41 @@ START_TEST(test_held_domain_row_holds_up_only_its_events)
 }
 END_TEST
 
+/* For the two tests below: a vmrqd of node demo with a 1 s lease, its desktops refreshed and
+ * owned by their users (desk-bob by bob). */
+static void
+held_start(struct t_daemon *d)
+{
+    char conf[PATH_MAX + 128];
+
+    memset(d, 0, sizeof(*d));
+    snprintf(conf, sizeof(conf), "lease = 1s\nlibvirt_uri = %s\nnode = demo\n", uri);
+    t_daemon_start(d, conf, false);
+    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms')", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'refresh_vms'"
+                                        " AND status = 'done'", 1, 5000), 1);
+    PQclear(t_sql(t_db, "UPDATE domains SET id_owner = u.id FROM users u WHERE domains.name = 'desk-' || u.name", 0, NULL));
+}
+
+/* While another session holds what one request needs, the daemon goes on: it claims and
+ * completes the requests that come (a ping, alice's pause), and beats past two leases from
+ * now, so no other vmrqd's recovery would take its requests. */
+static void
+held_others_go_on(struct t_daemon *d)
+{
+    char sql[256];
+
+    PQclear(t_sql(t_db, "CREATE TEMP TABLE held_since AS SELECT now() AS at", 0, NULL));
+    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend'), vmrq_request('pause', '{\"uid\": 1, \"name\": \"desk-alice\"}')",
+                  0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command IN ('ping_backend', 'pause')"
+                                        " AND status = 'done'", 2, 5000), 2);
+    ck_assert_str_eq(db_status("desk-alice"), "paused");
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM daemons, held_since"
+                               " WHERE pid = %d AND heartbeat_at > at + interval '2 s'", (int)d->pid);
+    ck_assert_int_eq(t_wait_value(t_db, sql, 1, 10000), 1);
+}
+
 /* What another session holds of a domain's row, through a real vmrqd: an operator's psql left
  * in a transaction after SELECT ... FOR UPDATE on desk-bob, while bob's shutdown (whose guest
  * ignores the power button) runs. The daemon goes on: it beats past two leases (no other
@@ -651,31 +687,16 @@ END_TEST
 START_TEST(test_held_domain_row_stops_nothing_else)
 {
     struct t_daemon d;
-    char conf[PATH_MAX + 128], sql[256];
     PGconn *holder = t_connect();
 
-    memset(&d, 0, sizeof(d));
-    snprintf(conf, sizeof(conf), "lease = 1s\nlibvirt_uri = %s\nnode = demo\n", uri);
-    t_daemon_start(&d, conf, false);
-    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms')", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'refresh_vms'"
-                                        " AND status = 'done'", 1, 5000), 1);
-    PQclear(t_sql(t_db, "UPDATE domains SET id_owner = u.id FROM users u WHERE domains.name = 'desk-' || u.name", 0, NULL));
+    held_start(&d);
 
     PQclear(t_sql(holder, "BEGIN", 0, NULL));
     PQclear(t_sql(holder, "SELECT 1 FROM domains WHERE name = 'desk-bob' FOR UPDATE", 0, NULL));
     PQclear(t_sql(t_db, "SELECT vmrq_request('shutdown', '{\"uid\": 2, \"name\": \"desk-bob\", \"timeout\": 1}')",
                   0, NULL));
     ck_assert(t_daemon_wait_logged(&d, "another session holds the row of domain desk-bob (id ", 5000));
-    PQclear(t_sql(t_db, "CREATE TEMP TABLE held_since AS SELECT now() AS at", 0, NULL));
-    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend'), vmrq_request('pause', '{\"uid\": 1, \"name\": \"desk-alice\"}')",
-                  0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command IN ('ping_backend', 'pause')"
-                                        " AND status = 'done'", 2, 5000), 2);
-    ck_assert_str_eq(db_status("desk-alice"), "paused");
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM daemons, held_since"
-                               " WHERE pid = %d AND heartbeat_at > at + interval '2 s'", (int)d.pid);
-    ck_assert_int_eq(t_wait_value(t_db, sql, 1, 10000), 1);
+    held_others_go_on(&d);
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'shutdown' AND status = 'working'"), 1);
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'force_shutdown'"), 0);
 
@@ -699,16 +720,9 @@ END_TEST
 START_TEST(test_uncommitted_follow_up_twin_stops_nothing_else)
 {
     struct t_daemon d;
-    char conf[PATH_MAX + 128], sql[256];
     PGconn *holder = t_connect();
 
-    memset(&d, 0, sizeof(d));
-    snprintf(conf, sizeof(conf), "lease = 1s\nlibvirt_uri = %s\nnode = demo\n", uri);
-    t_daemon_start(&d, conf, false);
-    PQclear(t_sql(t_db, "SELECT vmrq_request('refresh_vms')", 0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command = 'refresh_vms'"
-                                        " AND status = 'done'", 1, 5000), 1);
-    PQclear(t_sql(t_db, "UPDATE domains SET id_owner = u.id FROM users u WHERE domains.name = 'desk-' || u.name", 0, NULL));
+    held_start(&d);
 
     PQclear(t_sql(holder, "BEGIN", 0, NULL));
     PQclear(t_sql(holder, "SELECT vmrq_request('force_shutdown', jsonb_build_object('uid', 2, 'id_domain', id,"
@@ -717,14 +731,7 @@ START_TEST(test_uncommitted_follow_up_twin_stops_nothing_else)
                   0, NULL));
     ck_assert(t_daemon_wait_logged(&d, "(shutdown): finished, but another session has enqueued the same force_shutdown"
                                        " and not committed yet", 5000));
-    PQclear(t_sql(t_db, "CREATE TEMP TABLE held_since AS SELECT now() AS at", 0, NULL));
-    PQclear(t_sql(t_db, "SELECT vmrq_request('ping_backend'), vmrq_request('pause', '{\"uid\": 1, \"name\": \"desk-alice\"}')",
-                  0, NULL));
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM requests WHERE command IN ('ping_backend', 'pause')"
-                                        " AND status = 'done'", 2, 5000), 2);
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM daemons, held_since"
-                               " WHERE pid = %d AND heartbeat_at > at + interval '2 s'", (int)d.pid);
-    ck_assert_int_eq(t_wait_value(t_db, sql, 1, 10000), 1);
+    held_others_go_on(&d);
     ck_assert_int_eq(count("SELECT count(*) FROM requests WHERE command = 'shutdown' AND status = 'working'"), 1);
 
     PQclear(t_sql(holder, "COMMIT", 0, NULL));
