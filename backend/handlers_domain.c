@@ -204,55 +204,27 @@ add_display(struct vmrqd_worker *w, const struct dom_info *info, struct json_obj
     driver_dom_free(w->drv, dom);
 }
 
-/* Runs a statement of refresh_lock() that returns no rows; 0, or -1 with the job failed. */
+/* Locks, in id order, the rows refresh_vms may write ($1 the hypervisor's domains as JSON rows,
+ * $2 the node), waiting at most 100 ms as a completion does (SQL vmrq_lock_held_domains()):
+ * vmrqd's own event sink and completions hold one for a millisecond or two. If one stays held
+ * longer (another session's open transaction), none is kept, and the statement that follows
+ * skips those it cannot take. 0, or -1 with the job failed (the database). */
 static int
-refresh_exec(struct vmrqd_job *job, PGconn *conn, const char *sql)
+refresh_lock(struct vmrqd_job *job, PGconn *conn, const char *const *params)
 {
-    PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+    PGresult *res = PQexecParams(conn,
+        "SELECT vmrq_lock_held_domains(ARRAY(SELECT o.id FROM domains o"
+        " WHERE o.name IN (SELECT x.name FROM jsonb_to_recordset($1::jsonb) AS x(name text))"
+        "    OR o.id_node = (SELECT id FROM nodes WHERE name = $2)), '{}')",
+        2, NULL, params, NULL, NULL, 0);
     int ret = 0;
 
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         job_fail_pg(job, conn, res, "refresh_vms");
         ret = -1;
     }
     PQclear(res);
     return ret;
-}
-
-/* Locks, in id order, the rows refresh_vms may write ($1 the hypervisor's domains as JSON rows,
- * $2 the node), waiting at most 100 ms for each: vmrqd's own event sink and completions hold one
- * for a millisecond or two. If one stays held longer (another session's open transaction), none
- * is kept, and the statement that follows skips those it cannot take. 0, or -1 with the job
- * failed (the database). */
-static int
-refresh_lock(struct vmrqd_job *job, PGconn *conn, const char *const *params)
-{
-    PGresult *res;
-    const char *state;
-    bool held;
-
-    if (refresh_exec(job, conn, "SAVEPOINT refresh_lock") < 0 ||
-        refresh_exec(job, conn, "SET LOCAL lock_timeout = '100ms'") < 0)
-        return -1;
-    res = PQexecParams(conn,
-        "SELECT 1 FROM domains o"
-        " WHERE o.name IN (SELECT x.name FROM jsonb_to_recordset($1::jsonb) AS x(name text))"
-        "    OR o.id_node = (SELECT id FROM nodes WHERE name = $2)"
-        " ORDER BY o.id FOR UPDATE",
-        2, NULL, params, NULL, NULL, 0);
-    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    held = state && strcmp(state, "55P03") == 0; /* lock_not_available */
-    if (PQresultStatus(res) != PGRES_TUPLES_OK && !held) {
-        job_fail_pg(job, conn, res, "refresh_vms");
-        PQclear(res);
-        return -1;
-    }
-    PQclear(res);
-    if (held) /* the rows it took go with the savepoint, and so does the timeout */
-        return refresh_exec(job, conn, "ROLLBACK TO SAVEPOINT refresh_lock");
-    if (refresh_exec(job, conn, "RELEASE SAVEPOINT refresh_lock") < 0)
-        return -1;
-    return refresh_exec(job, conn, "SET LOCAL lock_timeout TO DEFAULT");
 }
 
 /* Brings the domains of this node in line with the hypervisor in one statement: new ones appear

@@ -209,10 +209,10 @@ END $$;
 REVOKE ALL ON FUNCTION vmrq_complete_done(int, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vmrq_complete_done(int, bigint[]) TO vmrq_daemon;
 
--- The rest of the domain rows p_ids for vmrqd's completion, which has locked p_locked of them
--- without waiting (SKIP LOCKED): those another statement holds for a moment (the event sink
--- writing a status) are waited for, at most lock_timeout; returns those still held, left
--- unlocked. The completion shares its connection with the beat and the claim: an open
+-- The rest of the domain rows p_ids for vmrqd's completion (or refresh_vms), which has locked
+-- p_locked of them without waiting (SKIP LOCKED): those another statement holds for a moment
+-- (the event sink writing a status) are waited for, at most lock_timeout; returns those still
+-- held, left unlocked. The completion shares its connection with the beat and the claim: an open
 -- transaction of a portal or an operator that holds a row must not stop a vmrqd's heartbeat.
 -- The wait is in id order like every statement that writes several domains (the event sink,
 -- refresh_vms), and one that could deadlock with such a statement times out first
@@ -235,6 +235,7 @@ BEGIN
     END;
 END $$;
 REVOKE ALL ON FUNCTION vmrq_lock_held_domains(int[], int[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vmrq_lock_held_domains(int[], int[]) TO vmrq_daemon;
 
 -- working -> done, failed or (a retry) requested, for the outcomes p_rows of daemon p_daemon:
 -- JSON rows {id, status, error, output, backoff_ms, unreached, dom_id, dom_status, dom_uuid,
