@@ -8,8 +8,8 @@
  *              [--bulk N] [--domains N] [--domain-requests N] [--domain-workers W,...] [--rss N]
  *              [--workers W] [--lanes L] [--only NAME,...] [--out FILE]
  *
- * Scenarios (NAME), in the order they run: latency, enqueue, bulk, domains, clones, fleet, beat,
- * drain, history, rss. --fleet-requests N (200) at --fleet-rate R (50/s) size the fleet's, with
+ * Scenarios (NAME), in the order they run: latency, enqueue, bulk, domains, refresh, clones, fleet,
+ * beat, drain, history, rss. --fleet-requests N (200) at --fleet-rate R (50/s) size the fleet's, with
  * --fleet-sizes N,... (1,10,50) vmrqd: the pickup's target is relative to the first size's, the
  * idle CPU's (< 1%) holds for 50 or more.
  * Times come from the database's own clock (started_at, finished_at), so the client's
@@ -574,25 +574,35 @@ domains_once(const char *conf, int workers)
  * turn on each, so every request really changes its domain. Once per worker count of
  * --domain-workers: a domain command's cost is mostly the claim and the completion of its
  * batch, and the batch is as large as the workers free to take it. */
+/* A test-driver hypervisor of `n` running domains, bench-0000 ..., written to the file that
+ * mkstemp() makes of `xml` (the caller unlinks it); its vmrqd configuration (node `bench`) goes
+ * to conf[size]. */
+static void
+bench_hypervisor(char *xml, int n, char *conf, size_t size)
+{
+    FILE *x;
+    int fd;
+
+    if ((fd = mkstemp(xml)) < 0 || !(x = fdopen(fd, "w")))
+        die("%s: %s", xml, strerror(errno));
+    fprintf(x, "<node>\n");
+    for (int i = 0; i < n; i++)
+        fprintf(x, "<domain type='test'><name>bench-%04d</name><memory>65536</memory><vcpu>1</vcpu>"
+                   "<os><type>hvm</type></os></domain>\n", i);
+    fprintf(x, "</node>\n");
+    fclose(x);
+    snprintf(conf, size, "libvirt_uri = test://%s\nnode = bench\n", xml);
+}
+
 static void
 scenario_domains(void)
 {
     char xml[] = "/tmp/vmrq-bench-xml.XXXXXX", conf[PATH_MAX + 128];
     int workers[16], nw = parse_counts("--domain-workers", opt.domain_workers, 1024, workers, 16);
-    FILE *x;
-    int fd;
 
     printf("domains: %d pause/resume over %d domains of libvirt's test driver, with %s workers\n",
            opt.domain_requests, opt.domains, opt.domain_workers);
-    if ((fd = mkstemp(xml)) < 0 || !(x = fdopen(fd, "w")))
-        die("%s: %s", xml, strerror(errno));
-    fprintf(x, "<node>\n");
-    for (int i = 0; i < opt.domains; i++)
-        fprintf(x, "<domain type='test'><name>bench-%04d</name><memory>65536</memory><vcpu>1</vcpu>"
-                   "<os><type>hvm</type></os></domain>\n", i);
-    fprintf(x, "</node>\n");
-    fclose(x);
-    snprintf(conf, sizeof(conf), "libvirt_uri = test://%s\nnode = bench\n", xml);
+    bench_hypervisor(xml, opt.domains, conf, sizeof(conf));
     for (int w = 0; w < nw; w++) {
         char *name = malloc(64); /* lives as long as the figure table */
         struct figure *f;
@@ -604,6 +614,41 @@ scenario_domains(void)
         for (int r = 0; r < opt.runs; r++)
             add(f, domains_once(conf, workers[w]));
     }
+    unlink(xml);
+}
+
+/* refresh_vms on a node of --domains domains of libvirt's test driver, all known already (the
+ * periodic refresh, and every start but the first): the time of one, started -> finished on the
+ * database's clock, the listing and the display of each domain included. Dies unless each ends
+ * done with the node's rows all there. */
+static void
+scenario_refresh(void)
+{
+    char xml[] = "/tmp/vmrq-bench-refresh.XXXXXX", conf[PATH_MAX + 128];
+    static char name[64]; /* lives as long as the figure table */
+    struct figure *f;
+    struct daemon d;
+
+    printf("refresh: refresh_vms of a node with %d domains of libvirt's test driver\n", opt.domains);
+    bench_hypervisor(xml, opt.domains, conf, sizeof(conf));
+    snprintf(name, sizeof(name), "refresh_vms, %d domains", opt.domains);
+    f = figure(name, "ms", 0, 0, "(reference)");
+    sql("TRUNCATE requests, domains, domain_conflicts, domain_events, users, nodes RESTART IDENTITY CASCADE");
+    sql("INSERT INTO nodes (name, uri) VALUES ('bench', 'test:///bench')");
+    daemon_start(&d, conf, 1);
+    for (int r = -1; r < opt.runs; r++) { /* the first adopts the domains: not measured */
+        double id = sql("SELECT vmrq_request('refresh_vms')"), ms;
+        char q[256];
+
+        wait_idle();
+        snprintf(q, sizeof(q), "SELECT CASE WHEN status = 'done' THEN extract(epoch FROM finished_at - started_at)"
+                               " * 1000 ELSE -1 END FROM requests WHERE id = %.0f", id);
+        if ((ms = sql(q)) < 0 || sql("SELECT count(*) FROM domains WHERE id_node IS NOT NULL") != opt.domains)
+            die("refresh: refresh_vms %.0f did not end done with %d domains", id, opt.domains);
+        if (r >= 0)
+            add(f, ms);
+    }
+    daemon_stop(&d);
     unlink(xml);
 }
 
@@ -1399,6 +1444,8 @@ main(int argc, char **argv)
         scenario_bulk();
     if (wanted("domains"))
         scenario_domains();
+    if (wanted("refresh"))
+        scenario_refresh();
     if (wanted("clones"))
         scenario_clones();
     if (wanted("fleet"))
