@@ -205,17 +205,22 @@ add_display(struct vmrqd_worker *w, const struct dom_info *info, struct json_obj
 }
 
 /* Locks, in id order, the rows refresh_vms may write ($1 the hypervisor's domains as JSON rows,
- * $2 the node), waiting at most 100 ms as a completion does (SQL vmrq_lock_held_domains()):
- * vmrqd's own event sink and completions hold one for a millisecond or two. If one stays held
- * longer (another session's open transaction), none is kept, and the statement that follows
- * skips those it cannot take. 0, or -1 with the job failed (the database). */
+ * $2 the node): those free at once, without waiting; only if one is held, the rest waiting at
+ * most 100 ms as a completion does (SQL vmrq_lock_held_domains()): vmrqd's own event sink and
+ * completions hold one for a millisecond or two. If one stays held longer (another session's
+ * open transaction), the statement that follows skips it. 0, or -1 with the job failed (the
+ * database). */
 static int
 refresh_lock(struct vmrqd_job *job, PGconn *conn, const char *const *params)
 {
     PGresult *res = PQexecParams(conn,
-        "SELECT vmrq_lock_held_domains(ARRAY(SELECT o.id FROM domains o"
-        " WHERE o.name IN (SELECT x.name FROM jsonb_to_recordset($1::jsonb) AS x(name text))"
-        "    OR o.id_node = (SELECT id FROM nodes WHERE name = $2)), '{}')",
+        "WITH ids AS (SELECT ARRAY(SELECT o.id FROM domains o"
+        "              WHERE o.name IN (SELECT x.name FROM jsonb_to_recordset($1::jsonb) AS x(name text))"
+        "                 OR o.id_node = (SELECT id FROM nodes WHERE name = $2)) AS a),"
+        "     lk AS (SELECT o.id FROM domains o WHERE o.id = ANY ((SELECT a FROM ids)::int[]) ORDER BY o.id"
+        "             FOR UPDATE SKIP LOCKED)"
+        " SELECT CASE WHEN (SELECT count(*) FROM lk) < cardinality(a)"
+        "             THEN vmrq_lock_held_domains(a, ARRAY(SELECT id FROM lk)) END FROM ids",
         2, NULL, params, NULL, NULL, 0);
     int ret = 0;
 
