@@ -9,6 +9,8 @@
  * those dropped beyond that, and those of a batch the database refused, are made up for by a
  * refresh_vms of this node, enqueued as soon as the database answers again. A domain row another
  * session holds is not waited for: its events wait in the sink, in order, and the others' go on.
+ * Nor is, past LOCK_WAIT, any other lock a batch meets (another session's uncommitted insert of
+ * the same domain or request): that batch waits in the sink likewise.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -35,6 +37,7 @@
 #define HELD_MAX_MS 1000   /* ...up to this; */
 #define HELD_TELL_MS 1000  /* logged once they have waited this long (vmrqd's own completions
                             * hold a row for a millisecond or two: the first try again finds it free) */
+#define LOCK_WAIT "100ms"  /* the sink's lock_timeout: then its batch waits in the held list */
 
 struct pending {
     struct pending *next;
@@ -163,19 +166,29 @@ static const struct stmt batch_stmt = { STMT_EVENTS, "vmrq_events", batch_sql, 2
 static PGconn *
 sink_db(struct events *ev, bool *warned)
 {
+    PGresult *res = NULL;
+
     if (ev->conn && PQstatus(ev->conn) == CONNECTION_OK)
         return ev->conn;
     PQfinish(ev->conn);
     ev->conn = ctl_open(ev->conninfo, "vmrqd events");
-    if (PQstatus(ev->conn) != CONNECTION_OK) {
+    /* Not waited for past LOCK_WAIT: a domain, or a request the batch would enqueue, that
+     * another session has inserted and not committed (a unique index's twin), a request row it
+     * holds, or the notification queue's lock at the commit: each would keep the sink, and
+     * vmrqd's stop, until that session ends. */
+    if (PQstatus(ev->conn) == CONNECTION_OK)
+        res = PQexec(ev->conn, "SET lock_timeout = '" LOCK_WAIT "'");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         const char *m = PQerrorMessage(ev->conn);
         if (!*warned)
             log_warnx("domain events wait for the database: %.*s", (int)strcspn(m, "\n"), m);
         *warned = true;
+        PQclear(res);
         PQfinish(ev->conn);
         ev->conn = NULL;
         return NULL;
     }
+    PQclear(res);
     if (*warned)
         log_info("domain events: database reachable again");
     *warned = false;
@@ -258,6 +271,32 @@ held_take(struct events *ev, struct pending **list, const char *name)
     return n;
 }
 
+/* Moves the whole of *list to the held list: its statement waited LOCK_WAIT for a lock another
+ * session holds, and cannot tell for which domain. Logged once they have waited HELD_TELL_MS.
+ * Returns how many. Sink thread only. */
+static size_t
+held_all(struct events *ev, struct pending **list)
+{
+    long long since = now_ms();
+    size_t n = 0;
+    bool told = true;
+
+    for (const struct pending *p = *list; p; p = p->next) {
+        if (p->held_ms && p->held_ms < since)
+            since = p->held_ms;
+        told = told && p->told;
+    }
+    if (!told && now_ms() - since >= HELD_TELL_MS)
+        log_warnx("domain events not recorded for %lld ms: they wait for a lock another session holds"
+                  " (a domain or a request it has inserted and not committed, or a request row); tried"
+                  " again every %d ms, later events of other domains go on", now_ms() - since, HELD_MAX_MS);
+    for (struct pending *p = *list; p; p = p->next)
+        p->told = p->told || now_ms() - since >= HELD_TELL_MS;
+    while (*list)
+        n += held_take(ev, list, (*list)->name);
+    return n;
+}
+
 /* Writes one batch, *batch. The events of domains whose row another session holds go to the
  * held list (*held_n: how many); *batch keeps those written, for the caller to free. 0 when
  * written, 1 when the database refused it (logged; a refresh is owed), -1 when the database
@@ -282,7 +321,13 @@ write_batch(struct events *ev, struct pending **batch, size_t n, size_t *held_n,
     json_object_put(rows);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         bool lost = PQstatus(conn) != CONNECTION_OK;
+        if (!lost && state && strcmp(state, "55P03") == 0) { /* lock_timeout: nothing written */
+            PQclear(res);
+            *held_n = held_all(ev, batch);
+            return 0;
+        }
         if (!lost)
             log_warnx("%zu domain events not recorded: %s; refresh_vms will make up for them", n,
                       m ? m : PQerrorMessage(conn));
@@ -327,7 +372,8 @@ write_batch(struct events *ev, struct pending **batch, size_t n, size_t *held_n,
 
 /* Enqueues refresh_vms for this node through libvmrq, as the daemon's periodic one is: events
  * were missed (hypervisor reconnection, events dropped or refused). 0, or -1 if the database
- * could not be reached. */
+ * could not be reached or another session has enqueued the same and not committed (still owed:
+ * its transaction may roll back). */
 static int
 write_refresh(struct events *ev, bool *warned)
 {
@@ -339,8 +385,14 @@ write_refresh(struct events *ev, bool *warned)
         return -1;
     if (!(req = vmrq_request_new("refresh_vms")) || vmrq_request_set_string(req, "node", ev->node) < 0 ||
         vmrq_request_enqueue(conn, req) < 0) {
-        log_warnx("no refresh_vms enqueued for the missed events: %s", vmrq_error_message());
-        ret = PQstatus(conn) != CONNECTION_OK ? -1 : 0;
+        if (vmrq_error_code() == VMRQ_ERR_TIMEOUT) { /* its twin, not committed: owed still */
+            log_info("refresh_vms for the missed events waits: another session has enqueued the same"
+                     " and not committed yet");
+            ret = -1;
+        } else {
+            log_warnx("no refresh_vms enqueued for the missed events: %s", vmrq_error_message());
+            ret = PQstatus(conn) != CONNECTION_OK ? -1 : 0;
+        }
     } else {
         log_info("events were missed: refresh_vms is request %lld", vmrq_request_id(req));
     }
@@ -395,7 +447,8 @@ list_last(struct pending *p)
 /* The sink thread: takes at most EVENTS_BATCH events at a time, writes them, and owes a
  * refresh for what could not be written. The events of a domain whose row another session
  * holds wait in the held list, with those of that domain that come after them (order kept),
- * and are tried again on a clock of their own, while the others' go on. When stopping, it
+ * and are tried again on a clock of their own, in a statement of their own, while the others'
+ * go on; so do those of a batch that timed out on another lock. When stopping, it
  * writes what is queued (one attempt if the database is away or a row still held) and returns. */
 static void *
 sink_loop(void *opaque)
@@ -413,8 +466,16 @@ sink_loop(void *opaque)
         wait_work(ev);
         if (!ev->head && !ev->refresh && !ev->held)
             break; /* stopping, nothing left */
-        batch = ev->head;
-        if (batch) {
+        if (held_due(ev)) {
+            /* alone: their statement may wait again for another session's lock, and time out
+             * (write_batch()); the events queued meanwhile go in the next */
+            batch = ev->held;
+            n = ev->held_n;
+            ev->held = ev->held_tail = NULL;
+            ev->held_n = 0;
+        } else if ((batch = ev->head)) {
+            size_t k;
+
             for (last = batch; last->next && n < EVENTS_BATCH; last = last->next)
                 n++;
             ev->head = last->next;
@@ -422,19 +483,11 @@ sink_loop(void *opaque)
                 ev->tail = NULL;
             last->next = NULL;
             ev->queued -= n;
-        } else {
-            n = 0;
-        }
-        if (held_due(ev)) { /* in front: they came first */
-            ev->held_tail->next = batch;
-            batch = ev->held;
-            n += ev->held_n;
-            ev->held = ev->held_tail = NULL;
-            ev->held_n = 0;
-        } else {
-            size_t k = held_take(ev, &batch, NULL); /* behind those of their domain held */
+            k = held_take(ev, &batch, NULL); /* behind those of their domain held */
             n -= k;
             ev->held_n += k;
+        } else {
+            n = 0;
         }
         refresh = (ev->refresh || ev->dropped > 0) && !ev->stopping; /* a start refreshes anyway */
         if (ev->dropped > 0)

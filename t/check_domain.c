@@ -643,6 +643,59 @@ START_TEST(test_held_domain_row_holds_up_only_its_events)
 }
 END_TEST
 
+/* An operator's psql has inserted desk-new's row and not committed (a unique index's twin: the
+ * sink's insert of that name would wait to learn whether it commits). The sink does not wait
+ * past its lock_timeout: desk-new's event waits in the sink, the other domains' are written as
+ * they come; once the other session rolls back, desk-new's row is the sink's, with its status.
+ * Held so again, the sink stops without waiting for that session. */
+START_TEST(test_uncommitted_domain_twin_holds_up_only_its_events)
+{
+    struct events *ev = events_new(getenv("VMRQ_DB"), "demo");
+    PGconn *holder = t_connect();
+    char *log;
+
+    refresh_and_own();
+    PQclear(t_sql(holder, "BEGIN", 0, NULL));
+    PQclear(t_sql(holder, "INSERT INTO domains (name) VALUES ('desk-new')", 0, NULL));
+    t_log_capture_start();
+    event(ev, "desk-new", "defined", "added", "shutdown");
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                        " AND application_name = 'vmrqd events'", 1, 5000), 1);
+    event(ev, "desk-alice", "suspended", "paused", "paused");
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-alice'", 1, 5000), 1);
+    ck_assert_str_eq(db_status("desk-alice"), "paused");
+    ck_assert_int_eq(count("SELECT count(*) FROM domain_events WHERE domain = 'desk-new'"), 0);
+    ck_assert(t_log_wait_captured("domain events not recorded for ", 10000));
+    log = t_log_captured();
+    t_log_capture_stop();
+    ck_assert_msg(strstr(log, "they wait for a lock another session holds (a domain or a request it has inserted and"
+                              " not committed, or a request row)"), "%s", log);
+    free(log);
+
+    PQclear(t_sql(holder, "ROLLBACK", 0, NULL));
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-new'", 1, 5000), 1);
+    ck_assert_str_eq(db_status("desk-new"), "shutdown");
+    ck_assert_int_eq(count("SELECT count(*) FROM domains d JOIN nodes n ON n.id = d.id_node"
+                           " WHERE d.name = 'desk-new' AND n.name = 'demo'"), 1);
+
+    /* held so again: the sink stops at once, its event not written */
+    PQclear(t_sql(holder, "BEGIN", 0, NULL));
+    PQclear(t_sql(holder, "INSERT INTO domains (name) VALUES ('desk-newer')", 0, NULL));
+    t_log_capture_start();
+    event(ev, "desk-newer", "defined", "added", "shutdown");
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                        " AND application_name = 'vmrqd events'", 1, 5000), 1);
+    events_free(ev);
+    log = t_log_captured();
+    t_log_capture_stop();
+    ck_assert_msg(strstr(log, "stopping with 1 domain events not recorded"), "%s", log);
+    free(log);
+    PQclear(t_sql(holder, "ROLLBACK", 0, NULL));
+    ck_assert_int_eq(count("SELECT count(*) FROM domains WHERE name = 'desk-newer'"), 0);
+    PQfinish(holder);
+}
+END_TEST
+
 /* For the two tests below: a vmrqd of node demo with a 1 s lease, its desktops refreshed and
  * owned by their users (desk-bob by bob). */
 static void
@@ -922,6 +975,7 @@ domain_suite(void)
     tcase_add_test(tc, test_event_committed_while_the_completion_is_deferred_wins);
     tcase_add_test(tc, test_held_domain_row_stops_nothing_else);
     tcase_add_test(tc, test_held_domain_row_holds_up_only_its_events);
+    tcase_add_test(tc, test_uncommitted_domain_twin_holds_up_only_its_events);
     tcase_add_test(tc, test_uncommitted_follow_up_twin_stops_nothing_else);
     tcase_add_test(tc, test_older_reading_leaves_a_newer_status);
     tcase_add_test(tc, test_ping_agent_reports_the_guest_clock);
