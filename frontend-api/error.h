@@ -14,7 +14,8 @@ void vmrq_error_set(vmrq_errcode code, const char *fmt, ...) __attribute__((form
 
 /* Records the error of a failed libpq result (or of `conn` when res is NULL): the message the
  * server raised, mapped to a code by SQLSTATE (22023 invalid, P0002 not found, 55000 state,
- * 55P03 timeout, anything else database). `what` prefixes messages that are not vmrq's own, e.g. "enqueue". */
+ * 55P03 timeout, anything else database). `what` prefixes messages that are not vmrq's own,
+ * e.g. "enqueue". */
 void vmrq_error_from_pg(PGconn *conn, const PGresult *res, const char *what);
 
 /* Runs one parameterized statement; unless its status is `expect`, records the error (as
