@@ -976,7 +976,7 @@ notify_floor_ms(int n, double *cpu_ms)
 #define FLEET_DOMAINS 50 /* node fleet1's, taken in turn: no request waits behind its domain's last */
 
 /* The figures of one fleet size, in the order they print. */
-enum { FLEET_CLAIMS, FLEET_P50, FLEET_P99, FLEET_IDLE_CPU, FLEET_IDLE_FLOOR, FLEET_IDLE_CLAIMS, FLEET_NOTIFY,
+enum { FLEET_CLAIMS, FLEET_P50, FLEET_HERD, FLEET_P99, FLEET_IDLE_CPU, FLEET_IDLE_FLOOR, FLEET_IDLE_CLAIMS, FLEET_NOTIFY,
        FLEET_NOTIFY_CPU, FLEET_LAST };
 
 /* The i-th request: pause, then on the next round resume, domain fleet-(i % FLEET_DOMAINS + 1). */
@@ -994,6 +994,32 @@ fleet_request(int i, long long *id, double *acked)
     *acked = now_s();
     *id = vmrq_request_id(req);
     vmrq_request_free(req);
+}
+
+/* opt.fleet_requests requests for node fleet1 at opt.fleet_rate a second, the `pass`-th time
+ * (1 or more: all of node fleet1's so far must have run on it); their pickups, insert -> claim
+ * on the database's clock, sorted into lat[]. On the client's clock its own answer comes late
+ * with many listeners (its commit signals each of them), and would flatter the figure. */
+static void
+fleet_pickups(double *lat, long long *ids, double *acked, int pass)
+{
+    char q[256];
+
+    for (int i = 0; i < opt.fleet_requests; i++) {
+        double due = now_s() + 1.0 / opt.fleet_rate;
+        fleet_request(i, &ids[i], &acked[i]);
+        sleep_until(due);
+    }
+    wait_idle();
+    if (sql("SELECT count(*) FROM requests r JOIN daemons m ON m.id = r.id_daemon"
+            " WHERE r.command IN ('pause', 'resume') AND r.status = 'done' AND m.node = 'fleet1'")
+        != pass * opt.fleet_requests + 2)
+        die("fleet: not every request ran, and ran on node fleet1");
+    for (int i = 0; i < opt.fleet_requests; i++) {
+        snprintf(q, sizeof(q), "SELECT extract(epoch FROM started_at - date_req) FROM requests WHERE id = %lld", ids[i]);
+        lat[i] = sql(q) * 1000;
+    }
+    qsort(lat, (size_t)opt.fleet_requests, sizeof(*lat), cmp_double);
 }
 
 /* PostgreSQL's own share of the idle figure: `n` sessions that only sit connected (as many as
@@ -1026,7 +1052,7 @@ fleet_once(int n, struct figure *const f[FLEET_LAST])
     double *lat = calloc((size_t)opt.fleet_requests, sizeof(*lat));
     double *acked = calloc((size_t)opt.fleet_requests, sizeof(*acked));
     long long *ids = calloc((size_t)opt.fleet_requests, sizeof(*ids));
-    double idle0, before, after, t_idle0, t_before, rate, t_registered, notify_cpu, sessions;
+    double idle0, before, after, t_idle0, t_before, t_after, rate, t_registered, notify_cpu, sessions;
     char q[256], xml[] = "/tmp/vmrq-bench-fleet.XXXXXX";
     FILE *x;
     int fd;
@@ -1085,28 +1111,38 @@ fleet_once(int n, struct figure *const f[FLEET_LAST])
     add(f[FLEET_NOTIFY_CPU], notify_cpu);
     before = settled_claims(); /* the floor's notifications woke no daemon; still, count from here */
     t_before = now_s();
-    for (int i = 0; i < opt.fleet_requests; i++) {
-        double due = now_s() + 1.0 / opt.fleet_rate;
-        fleet_request(i, &ids[i], &acked[i]);
-        sleep_until(due);
-    }
-    wait_idle();
-    if (sql("SELECT count(*) FROM requests r JOIN daemons m ON m.id = r.id_daemon"
-            " WHERE r.command IN ('pause', 'resume') AND r.status = 'done' AND m.node = 'fleet1'") != opt.fleet_requests + 2)
-        die("fleet: not every request ran, and ran on node fleet1");
-    /* on the database's clock, insert -> claim: the client's own answer comes late with many
-     * listeners (its commit signals each of them), so its clock would flatter the figure */
-    for (int i = 0; i < opt.fleet_requests; i++) {
-        snprintf(q, sizeof(q), "SELECT extract(epoch FROM started_at - date_req) FROM requests WHERE id = %lld", ids[i]);
-        lat[i] = sql(q) * 1000;
-    }
+    fleet_pickups(lat, ids, acked, 1);
     after = settled_claims();
-    for (int i = 0; i < n; i++)
+    t_after = now_s();
+    for (int i = 1; i < n; i++)
         daemon_stop(&d[i]);
+    if (n > 1) { /* PostgreSQL's share: node fleet1's vmrqd, the others' listening sessions bare */
+        PGconn **l = calloc((size_t)n - 1, sizeof(*l));
+        double *herd = calloc((size_t)opt.fleet_requests, sizeof(*herd));
+
+        if (!l || !herd)
+            die("fleet: out of memory");
+        for (int i = 0; i < n - 1; i++) {
+            PGresult *res;
+
+            if (PQstatus(l[i] = bench_connect()) != CONNECTION_OK)
+                die("fleet: %s", PQerrorMessage(l[i]));
+            snprintf(q, sizeof(q), "LISTEN vmrq_bench_herd_%d", i);
+            if (PQresultStatus(res = PQexec(l[i], q)) != PGRES_COMMAND_OK)
+                die("fleet: LISTEN: %s", PQerrorMessage(l[i]));
+            PQclear(res);
+        }
+        fleet_pickups(herd, ids, acked, 2);
+        for (int i = 0; i < n - 1; i++)
+            PQfinish(l[i]);
+        add(f[FLEET_HERD], herd[opt.fleet_requests / 2]);
+        free(l);
+        free(herd);
+    }
+    daemon_stop(&d[0]);
     unlink(xml);
     add(f[FLEET_IDLE_FLOOR], idle_sessions_floor((int)sessions));
-    qsort(lat, (size_t)opt.fleet_requests, sizeof(*lat), cmp_double);
-    add(f[FLEET_CLAIMS], (after - before - rate * (now_s() - t_before)) / opt.fleet_requests);
+    add(f[FLEET_CLAIMS], (after - before - rate * (t_after - t_before)) / opt.fleet_requests);
     add(f[FLEET_P50], lat[opt.fleet_requests / 2]);
     add(f[FLEET_P99], lat[(int)(opt.fleet_requests * 0.99)]);
     free(d);
@@ -1118,7 +1154,8 @@ fleet_once(int n, struct figure *const f[FLEET_LAST])
 static void
 scenario_fleet(void)
 {
-    static const char *const what[FLEET_LAST] = { "claims per request", "pickup p50", "pickup p99", "idle database CPU",
+    static const char *const what[FLEET_LAST] = { "claims per request", "pickup p50",
+                                                  "p50, 1 vmrqd + bare listeners", "pickup p99", "idle database CPU",
                                                   "idle DB CPU, bare sessions", "idle claims (polls)", "NOTIFY alone, p50",
                                                   "NOTIFY alone, database CPU" };
     static char names[8][FLEET_LAST][48]; /* live as long as the figure table */
@@ -1134,6 +1171,8 @@ scenario_fleet(void)
             snprintf(names[s][k], sizeof(names[s][k]), k ? "  %d: %s" : "fleet %d: %s", sizes[s], what[k]);
         f[s][FLEET_CLAIMS] = figure(names[s][FLEET_CLAIMS], "claims", 1.5, 0, "< 1.5");
         f[s][FLEET_P50] = figure(names[s][FLEET_P50], "ms", 0, 0, s ? "within 20% of the 1st" : "(reference)");
+        /* the others' listening sessions bare: what PostgreSQL's signals cost node fleet1's pickup */
+        f[s][FLEET_HERD] = sizes[s] > 1 ? figure(names[s][FLEET_HERD], "ms", 0, 0, "(reference: PostgreSQL's)") : NULL;
         f[s][FLEET_P99] = figure(names[s][FLEET_P99], "ms", 0, 0, "(reference)");
         f[s][FLEET_IDLE_CPU] = figure(names[s][FLEET_IDLE_CPU], "% core", big ? 1.0 : 0, 0, big ? "< 1" : "(reference)");
         f[s][FLEET_IDLE_FLOOR] = figure(names[s][FLEET_IDLE_FLOOR], "% core", 0, 0, "(reference: PostgreSQL's)");
