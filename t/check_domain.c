@@ -643,6 +643,21 @@ START_TEST(test_held_domain_row_holds_up_only_its_events)
 }
 END_TEST
 
+/* Session `holder` inserts domain `name` and leaves it uncommitted; then the sink gets an event
+ * of that name, and waits in its insert for the holder's to commit. The log's capture starts. */
+static void
+twin_uncommitted_event(struct events *ev, PGconn *holder, const char *name)
+{
+    const char *params[1] = { name };
+
+    PQclear(t_sql(holder, "BEGIN", 0, NULL));
+    PQclear(t_sql(holder, "INSERT INTO domains (name) VALUES ($1)", 1, params));
+    t_log_capture_start();
+    event(ev, name, "defined", "added", "shutdown");
+    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                        " AND application_name = 'vmrqd events'", 1, 5000), 1);
+}
+
 /* An operator's psql has inserted desk-new's row and not committed (a unique index's twin: the
  * sink's insert of that name would wait to learn whether it commits). The sink does not wait
  * past its lock_timeout: desk-new's event waits in the sink, the other domains' are written as
@@ -655,12 +670,7 @@ START_TEST(test_uncommitted_domain_twin_holds_up_only_its_events)
     char *log;
 
     refresh_and_own();
-    PQclear(t_sql(holder, "BEGIN", 0, NULL));
-    PQclear(t_sql(holder, "INSERT INTO domains (name) VALUES ('desk-new')", 0, NULL));
-    t_log_capture_start();
-    event(ev, "desk-new", "defined", "added", "shutdown");
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                                        " AND application_name = 'vmrqd events'", 1, 5000), 1);
+    twin_uncommitted_event(ev, holder, "desk-new");
     event(ev, "desk-alice", "suspended", "paused", "paused");
     ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM domain_events WHERE domain = 'desk-alice'", 1, 5000), 1);
     ck_assert_str_eq(db_status("desk-alice"), "paused");
@@ -679,12 +689,7 @@ START_TEST(test_uncommitted_domain_twin_holds_up_only_its_events)
                            " WHERE d.name = 'desk-new' AND n.name = 'demo'"), 1);
 
     /* held so again: the sink stops at once, its event not written */
-    PQclear(t_sql(holder, "BEGIN", 0, NULL));
-    PQclear(t_sql(holder, "INSERT INTO domains (name) VALUES ('desk-newer')", 0, NULL));
-    t_log_capture_start();
-    event(ev, "desk-newer", "defined", "added", "shutdown");
-    ck_assert_int_eq(t_wait_value(t_db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                                        " AND application_name = 'vmrqd events'", 1, 5000), 1);
+    twin_uncommitted_event(ev, holder, "desk-newer");
     events_free(ev);
     log = t_log_captured();
     t_log_capture_stop();
