@@ -277,7 +277,7 @@ held_take(struct events *ev, struct pending **list, const char *name)
 static size_t
 held_all(struct events *ev, struct pending **list)
 {
-    long long since = now_ms();
+    long long now = now_ms(), since = now;
     size_t n = 0;
     bool told = true;
 
@@ -286,12 +286,13 @@ held_all(struct events *ev, struct pending **list)
             since = p->held_ms;
         told = told && p->told;
     }
-    if (!told && now_ms() - since >= HELD_TELL_MS)
+    if (!told && now - since >= HELD_TELL_MS) {
         log_warnx("domain events not recorded for %lld ms: they wait for a lock another session holds"
                   " (a domain or a request it has inserted and not committed, or a request row); tried"
-                  " again every %d ms, later events of other domains go on", now_ms() - since, HELD_MAX_MS);
-    for (struct pending *p = *list; p; p = p->next)
-        p->told = p->told || now_ms() - since >= HELD_TELL_MS;
+                  " again every %d ms, later events of other domains go on", now - since, HELD_MAX_MS);
+        for (struct pending *p = *list; p; p = p->next)
+            p->told = true;
+    }
     while (*list)
         n += held_take(ev, list, (*list)->name);
     return n;

@@ -981,7 +981,7 @@ enum { FLEET_CLAIMS, FLEET_P50, FLEET_HERD, FLEET_P99, FLEET_IDLE_CPU, FLEET_IDL
 
 /* The i-th request: pause, then on the next round resume, domain fleet-(i % FLEET_DOMAINS + 1). */
 static void
-fleet_request(int i, long long *id, double *acked)
+fleet_request(int i, long long *id)
 {
     vmrq_request *req = vmrq_request_new((i / FLEET_DOMAINS) % 2 ? "resume" : "pause");
     char name[32];
@@ -991,7 +991,6 @@ fleet_request(int i, long long *id, double *acked)
     vmrq_request_set_string(req, "name", name);
     if (vmrq_request_enqueue(db, req) < 0)
         die("fleet: enqueue: %s", vmrq_error_message());
-    *acked = now_s();
     *id = vmrq_request_id(req);
     vmrq_request_free(req);
 }
@@ -1001,13 +1000,13 @@ fleet_request(int i, long long *id, double *acked)
  * on the database's clock, sorted into lat[]. On the client's clock its own answer comes late
  * with many listeners (its commit signals each of them), and would flatter the figure. */
 static void
-fleet_pickups(double *lat, long long *ids, double *acked, int pass)
+fleet_pickups(double *lat, long long *ids, int pass)
 {
     char q[256];
 
     for (int i = 0; i < opt.fleet_requests; i++) {
         double due = now_s() + 1.0 / opt.fleet_rate;
-        fleet_request(i, &ids[i], &acked[i]);
+        fleet_request(i, &ids[i]);
         sleep_until(due);
     }
     wait_idle();
@@ -1050,14 +1049,13 @@ fleet_once(int n, struct figure *const f[FLEET_LAST])
 {
     struct daemon *d = calloc((size_t)n, sizeof(*d));
     double *lat = calloc((size_t)opt.fleet_requests, sizeof(*lat));
-    double *acked = calloc((size_t)opt.fleet_requests, sizeof(*acked));
     long long *ids = calloc((size_t)opt.fleet_requests, sizeof(*ids));
     double idle0, before, after, t_idle0, t_before, t_after, rate, t_registered, notify_cpu, sessions;
     char q[256], xml[] = "/tmp/vmrq-bench-fleet.XXXXXX";
     FILE *x;
     int fd;
 
-    if (!d || !lat || !acked || !ids)
+    if (!d || !lat || !ids)
         die("fleet: out of memory");
     sql("TRUNCATE requests, domains, domain_events, users, nodes, daemons RESTART IDENTITY CASCADE");
     sql("INSERT INTO users (name, is_operator) VALUES ('bench', true)");
@@ -1090,7 +1088,7 @@ fleet_once(int n, struct figure *const f[FLEET_LAST])
     /* warm-up: the workers' and the event sink's connections open at their first use (the
      * pause and resume of one domain) */
     for (int i = 0; i < 2; i++) {
-        fleet_request(i * FLEET_DOMAINS, &ids[0], &acked[0]);
+        fleet_request(i * FLEET_DOMAINS, &ids[0]);
         wait_idle();
     }
     /* idle: the database's CPU over 60 s (two poll_intervals: three beats of each daemon, every
@@ -1111,7 +1109,7 @@ fleet_once(int n, struct figure *const f[FLEET_LAST])
     add(f[FLEET_NOTIFY_CPU], notify_cpu);
     before = settled_claims(); /* the floor's notifications woke no daemon; still, count from here */
     t_before = now_s();
-    fleet_pickups(lat, ids, acked, 1);
+    fleet_pickups(lat, ids, 1);
     after = settled_claims();
     t_after = now_s();
     for (int i = 1; i < n; i++)
@@ -1132,7 +1130,7 @@ fleet_once(int n, struct figure *const f[FLEET_LAST])
                 die("fleet: LISTEN: %s", PQerrorMessage(l[i]));
             PQclear(res);
         }
-        fleet_pickups(herd, ids, acked, 2);
+        fleet_pickups(herd, ids, 2);
         for (int i = 0; i < n - 1; i++)
             PQfinish(l[i]);
         add(f[FLEET_HERD], herd[opt.fleet_requests / 2]);
@@ -1147,7 +1145,6 @@ fleet_once(int n, struct figure *const f[FLEET_LAST])
     add(f[FLEET_P99], lat[(int)(opt.fleet_requests * 0.99)]);
     free(d);
     free(lat);
-    free(acked);
     free(ids);
 }
 
